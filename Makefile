@@ -1,0 +1,54 @@
+# Two commands on a fresh machine:
+#   make demo   set everything up, then run the demo on the embedded local model
+#   make test   set everything up, then run lint, types, unit and integration tests
+.PHONY: help demo test setup lint format type unit integration clean
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+# llama.cpp compiles from source on a new machine: use both cores.
+export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
+# Keep onnxruntime and Hugging Face libraries off the network.
+export ORT_DISABLE_TELEMETRY = 1
+export HF_HUB_OFFLINE = 1
+
+UNIT_FLAGS := -p no:cacheprovider --disable-socket --allow-unix-socket --allow-hosts=127.0.0.1
+
+help:  ## show the targets
+	@grep -E '^[a-z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
+	$(BIN)/python -m pip install --quiet -e ".[local]" --group dev
+	touch $(STAMP)
+
+setup: $(STAMP)  ## create .venv with the package, the local stack and dev tools
+
+demo: $(STAMP)  ## run the demo (static vs adaptive Best-of-N vs speedup router)
+	$(BIN)/langchain-speedup demo --json speedup-demo.json --plot speedup-demo.png
+
+test: $(STAMP)  ## lint, type-check, then unit and integration tests
+	$(MAKE) lint type unit integration
+
+lint: $(STAMP)  ## ruff check and format check
+	$(BIN)/ruff check langchain_speedup tests integration_tests examples
+	$(BIN)/ruff format --check langchain_speedup tests integration_tests examples
+
+format: $(STAMP)  ## apply ruff fixes and formatting
+	$(BIN)/ruff check --fix langchain_speedup tests integration_tests examples
+	$(BIN)/ruff format langchain_speedup tests integration_tests examples
+
+type: $(STAMP)  ## mypy --strict on the package
+	$(BIN)/mypy
+
+unit: $(STAMP)  ## offline unit tests (fake models, in-memory Qdrant)
+	$(BIN)/pytest tests $(UNIT_FLAGS)
+
+integration: $(STAMP)  ## real local model server and real Qdrant client modes
+	$(BIN)/pytest integration_tests -p no:cacheprovider
+
+clean:  ## remove the virtualenv and outputs
+	rm -rf $(VENV) speedup-demo.json speedup-demo.png .mypy_cache .ruff_cache

@@ -1,0 +1,119 @@
+r"""Final answers and question identity, shared by scorers, router and reports.
+
+`extract_answer` pulls the final answer out of a solution (the last
+`\\boxed{...}`, else a "final answer is ..." phrase, else the last number) and
+normalises it so that `"$1,200.00"` and `"1200"` compare equal.
+`question_key` identifies a question up to case, spacing and punctuation:
+it is what the router requires before it reuses an answer. `same_problem` is
+the looser test for a rewording that keeps every number and name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import Counter
+
+__all__ = [
+    "extract_answer",
+    "normalize_answer",
+    "numbers_in",
+    "question_key",
+    "same_problem",
+]
+
+_BOXED = re.compile(r"\\boxed\s*\{")
+_FINAL = re.compile(
+    r"(?:final answer|answer)\s*(?:is|:|=)\s*\$?\s*(-?[\d,]*\.?\d+)", re.IGNORECASE
+)
+_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
+_WORD = re.compile(r"[a-z0-9]+")
+_NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+")
+
+
+def _boxed_contents(text: str) -> list[str]:
+    found = []
+    for match in _BOXED.finditer(text):
+        depth, start = 1, match.end()
+        for i in range(start, len(text)):
+            if text[i] == "{":
+                depth += 1
+            elif text[i] == "}":
+                depth -= 1
+                if depth == 0:
+                    found.append(text[start:i])
+                    break
+    return found
+
+
+def normalize_answer(raw: str) -> str | None:
+    """Canonical form of an answer: a plain number when it holds one.
+
+    Returns:
+        `"42"` for `"$42.00"`, `"3.5"` for `"3.50"`, the lower-cased words of a
+        non-numeric answer, or `None` when nothing is left.
+    """
+    text = raw.replace("\\$", "").replace("$", "").replace("\\%", "").strip()
+    text = re.sub(r"\\text\{([^}]*)\}", r"\1", text)
+    numbers = _NUMBER.findall(text)
+    if len(numbers) == 1:
+        value = float(numbers[0].replace(",", ""))
+        return str(int(value)) if value.is_integer() else f"{value:.6g}"
+    words = " ".join(_WORD.findall(text.lower()))
+    return words or None
+
+
+def extract_answer(solution: str) -> str | None:
+    r"""The normalised final answer of a solution, or `None` if it has none.
+
+    Example:
+        ```python
+        assert extract_answer(r"... so she has \\boxed{1,200} dollars.") == "1200"
+        assert extract_answer("The final answer is 7.") == "7"
+        ```
+    """
+    boxed = _boxed_contents(solution)
+    if boxed:
+        return normalize_answer(boxed[-1])
+    final = _FINAL.findall(solution)
+    if final:
+        return normalize_answer(final[-1])
+    numbers = _NUMBER.findall(solution)
+    return normalize_answer(numbers[-1]) if numbers else None
+
+
+def _normalize_question(question: str) -> str:
+    return " ".join(_WORD.findall(question.lower()))
+
+
+def question_key(question: str) -> str:
+    """A stable id of a question's text, blind to case, spacing and punctuation."""
+    return hashlib.sha256(_normalize_question(question).encode()).hexdigest()[:32]
+
+
+def numbers_in(text: str) -> Counter[str]:
+    """The multiset of numbers in a text, normalised (`"1,200"` -> `"1200"`)."""
+    found = Counter[str]()
+    for raw in _NUMBER.findall(text):
+        value = normalize_answer(raw)
+        if value is not None:
+            found[value] += 1
+    return found
+
+
+def _names(text: str) -> set[str]:
+    # Capitalised words inside a sentence are names; sentence-initial words are
+    # left out because a rewording moves them.
+    return {m.group(0).lower() for m in _NAME.finditer(text)}
+
+
+def same_problem(a: str, b: str) -> bool:
+    """Whether two questions state the same problem: same numbers, same names.
+
+    A rewording passes; a variant with any number or name changed does not.
+    This is a necessary condition only: callers also require high similarity.
+    """
+    if numbers_in(a) != numbers_in(b):
+        return False
+    words_a, words_b = set(_WORD.findall(a.lower())), set(_WORD.findall(b.lower()))
+    return _names(a) <= words_b and _names(b) <= words_a

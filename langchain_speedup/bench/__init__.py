@@ -1,0 +1,1 @@
+"""Experiment harness: question streams, the demo and its report."""

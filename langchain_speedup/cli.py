@@ -1,0 +1,130 @@
+"""The `langchain-speedup` command.
+
+`langchain-speedup demo` runs a stream of GSM-style questions three ways on
+the embedded local model (or the server at `OPENAI_BASE_URL`) and prints what
+each cost: static Best-of-N, adaptive Best-of-N, and the memory-aware router.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from langchain_speedup.errors import SpeedupError
+
+__all__ = ["main"]
+
+logger = logging.getLogger("langchain_speedup")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="langchain-speedup",
+        description="Test-time scaling that gets cheaper with experience.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    demo = commands.add_parser(
+        "demo",
+        help="run the demo stream: static vs adaptive Best-of-N vs the speedup router",
+        description=(
+            "Run a stream of GSM-style questions (repeats, paraphrases, new numbers, "
+            "new problems) through static Best-of-N, adaptive Best-of-N and the "
+            "memory-aware router, on the embedded local model unless OPENAI_BASE_URL "
+            "is set, and compare their compute."
+        ),
+    )
+    demo.add_argument(
+        "--json", type=Path, metavar="PATH", help="write the summary as JSON"
+    )
+    demo.add_argument(
+        "--memory",
+        type=Path,
+        metavar="PATH",
+        help="keep the episodic store at PATH across runs (default: empty, in memory)",
+    )
+    demo.add_argument(
+        "--plot",
+        type=Path,
+        metavar="PATH",
+        default=Path("speedup-demo.png"),
+        help="where to save the plot of compute per question (default: %(default)s)",
+    )
+    demo.add_argument("--n", type=int, default=8, help="Best-of-N budget (default: 8)")
+    demo.add_argument(
+        "--quorum",
+        type=int,
+        default=3,
+        help="agreeing answers that verify one (default: 3)",
+    )
+    demo.add_argument(
+        "--max-tokens",
+        type=int,
+        default=256,
+        help="cap on each generation (default: 256)",
+    )
+    demo.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def _positive(parser: argparse.ArgumentParser, name: str, value: int) -> None:
+    if value < 1:
+        parser.error(f"--{name} must be >= 1, got {value}")
+
+
+def _demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    _positive(parser, "n", args.n)
+    _positive(parser, "quorum", args.quorum)
+    _positive(parser, "max-tokens", args.max_tokens)
+    from langchain_speedup.bench.demo import (
+        format_report,
+        plot_report,
+        run_demo,
+        write_json,
+    )
+    from langchain_speedup.local import MiniLMEmbeddings, open_chat_model
+
+    started = time.perf_counter()
+    embeddings = MiniLMEmbeddings()
+    sys.stderr.write("starting the model server...\n")
+    with open_chat_model(temperature=0.7, max_tokens=args.max_tokens) as model:
+        report = run_demo(
+            model,
+            embeddings=embeddings,
+            memory_path=args.memory,
+            n=args.n,
+            quorum=args.quorum,
+            model_name=str(model.model_name),
+            progress=not args.quiet,
+        )
+    sys.stdout.write(format_report(report) + "\n")
+    plot = plot_report(report, args.plot)
+    sys.stdout.write(f"plot: {plot}\n")
+    if args.json:
+        sys.stdout.write(f"json: {write_json(report, args.json)}\n")
+    sys.stdout.write(f"total time: {time.perf_counter() - started:.0f} s\n")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return _demo(args, parser)
+    except SpeedupError as e:
+        sys.stderr.write(f"error: {e}\n")
+        return 1
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

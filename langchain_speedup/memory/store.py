@@ -1,0 +1,327 @@
+"""The episodic store: episodes on Qdrant, confined to namespaces.
+
+`EpisodicStore` is the small interface the router needs, so other backends can
+follow. `QdrantEpisodicStore` implements it with qdrant-client: embedded local
+mode on disk (`path=`) or in memory by default, a Qdrant server or cluster by
+`url=` (or `QDRANT_URL` / `QDRANT_API_KEY` through `from_env`). Every read and
+write filters on the namespace, and episodes are upserted by their id, so a
+retried write never duplicates one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol, Self, runtime_checkable
+
+from qdrant_client import QdrantClient, models
+
+from langchain_speedup.errors import InvalidInputError, MemoryStoreError
+from langchain_speedup.memory.episodes import Episode, EpisodeMatch
+
+__all__ = ["DEFAULT_COLLECTION", "EpisodicStore", "QdrantEpisodicStore"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_COLLECTION = "speedup_episodes"
+
+
+@runtime_checkable
+class EpisodicStore(Protocol):
+    """Where episodes live. Every call is confined to one namespace."""
+
+    def put(self, episode: Episode, vector: Sequence[float]) -> None:
+        """Store (or overwrite, by id) one episode with its question's embedding."""
+        ...
+
+    def find(self, namespace: str, question_key: str) -> Episode | None:
+        """The newest verified episode of exactly this question, if any."""
+        ...
+
+    def search(
+        self, namespace: str, vector: Sequence[float], *, limit: int = 3
+    ) -> list[EpisodeMatch]:
+        """The verified episodes most similar to `vector`, most similar first."""
+        ...
+
+    def count(self, namespace: str) -> int:
+        """How many episodes (verified or not) the namespace holds."""
+        ...
+
+    async def aput(self, episode: Episode, vector: Sequence[float]) -> None:
+        """Async form of `put`."""
+        ...
+
+    async def afind(self, namespace: str, question_key: str) -> Episode | None:
+        """Async form of `find`."""
+        ...
+
+    async def asearch(
+        self, namespace: str, vector: Sequence[float], *, limit: int = 3
+    ) -> list[EpisodeMatch]:
+        """Async form of `search`."""
+        ...
+
+
+def _check_namespace(namespace: object) -> str:
+    if not isinstance(namespace, str) or not namespace.strip():
+        msg = f"the namespace must be a non-empty string, got {namespace!r}"
+        raise InvalidInputError(msg)
+    return namespace
+
+
+def _match(key: str, value: str | bool) -> models.FieldCondition:
+    return models.FieldCondition(key=key, match=models.MatchValue(value=value))
+
+
+class QdrantEpisodicStore:
+    """Episodes in a Qdrant collection, one point per episode.
+
+    Setup:
+        Embedded (default): nothing to run; `path=` keeps episodes on disk
+        across runs (one process per path). Server or cluster: pass `url=` and
+        `api_key=`, or set `QDRANT_URL` / `QDRANT_API_KEY` and use `from_env`.
+
+    Instantiate:
+        ```python
+        store = QdrantEpisodicStore(path="./speedup-memory")
+        store = QdrantEpisodicStore.from_env(path="./speedup-memory")  # URL wins
+        ```
+
+    Args:
+        path: Directory for embedded on-disk mode.
+        url: A Qdrant server or cluster URL.
+        api_key: The server's API key.
+        client: An existing `QdrantClient`; the store does not close it.
+        collection: The collection name.
+
+    Raises:
+        MemoryStoreError: The store cannot be opened (for example a `path`
+            that is a file, or is locked by another process).
+    """
+
+    def __init__(
+        self,
+        *,
+        path: str | os.PathLike[str] | None = None,
+        url: str | None = None,
+        api_key: str | None = None,
+        client: QdrantClient | None = None,
+        collection: str = DEFAULT_COLLECTION,
+    ) -> None:
+        if sum(x is not None for x in (path, url, client)) > 1:
+            msg = "give at most one of `path`, `url` and `client`"
+            raise MemoryStoreError(msg)
+        if not collection or not isinstance(collection, str):
+            msg = f"`collection` must be a non-empty string, got {collection!r}"
+            raise MemoryStoreError(msg)
+        self.collection = collection
+        self.location = str(path or url or ("client" if client else ":memory:"))
+        self._owns_client = client is None
+        self._remote = url is not None
+        self._lock = threading.RLock()
+        try:
+            if client is not None:
+                self._client = client
+            elif url is not None:
+                self._client = QdrantClient(url=url, api_key=api_key)
+            elif path is not None:
+                target = Path(path)
+                if target.exists() and not target.is_dir():
+                    msg = (
+                        f"the memory path {str(target)!r} exists and is not a directory"
+                    )
+                    raise MemoryStoreError(msg)
+                target.mkdir(parents=True, exist_ok=True)
+                self._client = QdrantClient(path=str(target))
+            else:
+                self._client = QdrantClient(":memory:")
+            self._ready = self._client.collection_exists(collection)
+        except MemoryStoreError:
+            raise
+        except Exception as e:
+            msg = f"cannot open the episodic store at {self.location!r}: {e}"
+            raise MemoryStoreError(msg) from e
+
+    @classmethod
+    def from_env(
+        cls,
+        *,
+        path: str | os.PathLike[str] | None = None,
+        collection: str = DEFAULT_COLLECTION,
+    ) -> Self:
+        """A store on `QDRANT_URL` when set, else embedded (on `path` if given)."""
+        url = os.environ.get("QDRANT_URL")
+        if url:
+            return cls(
+                url=url, api_key=os.environ.get("QDRANT_API_KEY"), collection=collection
+            )
+        return cls(path=path, collection=collection)
+
+    def _ensure_collection(self, size: int) -> None:
+        if self._ready:
+            return
+        self._client.create_collection(
+            self.collection,
+            vectors_config=models.VectorParams(
+                size=size, distance=models.Distance.COSINE
+            ),
+        )
+        if self._remote:
+            for field in ("namespace", "question_key"):
+                self._client.create_payload_index(
+                    self.collection, field, models.PayloadSchemaType.KEYWORD
+                )
+            self._client.create_payload_index(
+                self.collection, "verified", models.PayloadSchemaType.BOOL
+            )
+        self._ready = True
+
+    def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            with self._lock:
+                return fn(*args, **kwargs)
+        except (MemoryStoreError, InvalidInputError):
+            raise
+        except Exception as e:
+            msg = f"episodic store {what} failed at {self.location!r}: {e}"
+            raise MemoryStoreError(msg) from e
+
+    def put(self, episode: Episode, vector: Sequence[float]) -> None:
+        """Store one episode; an existing episode with the same id is replaced."""
+        _check_namespace(episode.get("namespace"))
+        try:
+            point_id = str(uuid.UUID(episode["id"]))
+        except (KeyError, ValueError, TypeError) as e:
+            msg = f"episode ids must be UUID strings, got {episode.get('id')!r}"
+            raise InvalidInputError(msg) from e
+        if not vector:
+            msg = "cannot store an episode without a vector"
+            raise InvalidInputError(msg)
+
+        def write() -> None:
+            self._ensure_collection(len(vector))
+            self._client.upsert(
+                self.collection,
+                points=[
+                    models.PointStruct(
+                        id=point_id, vector=list(vector), payload=dict(episode)
+                    )
+                ],
+                wait=True,
+            )
+
+        self._call("write", write)
+
+    def find(self, namespace: str, question_key: str) -> Episode | None:
+        """The newest verified episode of exactly this question, if any."""
+        _check_namespace(namespace)
+        if not self._ready:
+            return None
+        flt = models.Filter(
+            must=[
+                _match("namespace", namespace),
+                _match("question_key", question_key),
+                _match("verified", True),
+            ]
+        )
+        points, _ = self._call(
+            "read",
+            self._client.scroll,
+            self.collection,
+            scroll_filter=flt,
+            limit=64,
+            with_payload=True,
+            with_vectors=False,
+        )
+        episodes: list[Episode] = [p.payload for p in points if p.payload]
+        return max(episodes, key=lambda e: e["created_at"], default=None)
+
+    def search(
+        self, namespace: str, vector: Sequence[float], *, limit: int = 3
+    ) -> list[EpisodeMatch]:
+        """The verified episodes most similar to `vector`, most similar first."""
+        _check_namespace(namespace)
+        if not self._ready:
+            return []
+        flt = models.Filter(
+            must=[_match("namespace", namespace), _match("verified", True)]
+        )
+        response = self._call(
+            "search",
+            self._client.query_points,
+            self.collection,
+            query=list(vector),
+            query_filter=flt,
+            limit=limit,
+            with_payload=True,
+        )
+        return [
+            EpisodeMatch(episode=p.payload, similarity=float(p.score))
+            for p in response.points
+            if p.payload
+        ]
+
+    def count(self, namespace: str) -> int:
+        """How many episodes the namespace holds."""
+        _check_namespace(namespace)
+        if not self._ready:
+            return 0
+        flt = models.Filter(must=[_match("namespace", namespace)])
+        result = self._call(
+            "count", self._client.count, self.collection, count_filter=flt
+        )
+        return int(result.count)
+
+    def episodes(self, namespace: str) -> list[Episode]:
+        """Every episode of a namespace, oldest first."""
+        _check_namespace(namespace)
+        if not self._ready:
+            return []
+        flt = models.Filter(must=[_match("namespace", namespace)])
+        found: list[Episode] = []
+        offset: Any = None
+        while True:
+            points, offset = self._call(
+                "read",
+                self._client.scroll,
+                self.collection,
+                scroll_filter=flt,
+                limit=256,
+                offset=offset,
+                with_payload=True,
+            )
+            found += [p.payload for p in points if p.payload]
+            if offset is None:
+                return sorted(found, key=lambda e: e["created_at"])
+
+    async def aput(self, episode: Episode, vector: Sequence[float]) -> None:
+        """Async form of `put` (runs in a worker thread)."""
+        await asyncio.to_thread(self.put, episode, vector)
+
+    async def afind(self, namespace: str, question_key: str) -> Episode | None:
+        """Async form of `find` (runs in a worker thread)."""
+        return await asyncio.to_thread(self.find, namespace, question_key)
+
+    async def asearch(
+        self, namespace: str, vector: Sequence[float], *, limit: int = 3
+    ) -> list[EpisodeMatch]:
+        """Async form of `search` (runs in a worker thread)."""
+        return await asyncio.to_thread(self.search, namespace, vector, limit=limit)
+
+    def close(self) -> None:
+        """Release the client (and the on-disk lock) if this store opened it."""
+        if self._owns_client:
+            with self._lock:
+                self._client.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,510 @@
+"""The memory-aware budget router and the speedup graph.
+
+For each question the router embeds it, looks in the episodic store, and takes
+one of three decisions, recording why:
+
+- `reuse`: a verified episode holds *exactly this question* (same text up to
+  case, spacing and punctuation). Its answer is returned with no generation.
+  Similarity alone never triggers reuse: a variant with new numbers embeds
+  almost exactly like the original, and reusing its answer would be wrong.
+- `exemplars`: verified episodes are similar enough (cosine >= the gate) to
+  help. They go into the prompt of the first few samples, after which sampling
+  falls back to the plain prompt, since memory makes wrong answers agree too.
+  Verified answers of the *same problem* (a rewording with every number and
+  name kept) count as consensus votes.
+- `scratch`: nothing similar enough is stored; the question gets the full
+  budget and no memory, which would only mislead it.
+
+After a solved question the episode is written once, under an id fixed before
+solving, so a retried write overwrites rather than duplicates. Only episodes
+whose score passed the threshold are verified and ever reused or shown.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Annotated, Any, Literal, NotRequired
+
+from langchain_core.embeddings import Embeddings
+from langchain_core.messages import AIMessage, AnyMessage, BaseMessage
+from langchain_core.runnables import RunnableConfig, RunnableLambda
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.message import add_messages
+from langgraph.graph.state import CompiledStateGraph
+from typing_extensions import TypedDict
+
+from langchain_speedup.answers import question_key, same_problem
+from langchain_speedup.budget import Usage, empty_usage
+from langchain_speedup.errors import ConfigurationError, MemoryStoreError, SpeedupError
+from langchain_speedup.memory.episodes import Episode, EpisodeMatch, episode_from_result
+from langchain_speedup.memory.store import EpisodicStore, QdrantEpisodicStore
+from langchain_speedup.scaling.base import (
+    DEFAULT_SYSTEM_PROMPT,
+    Exemplar,
+    MemoryContext,
+    Mode,
+    ScalingResult,
+    question_of,
+)
+from langchain_speedup.scaling.best_of_n import BestOfN, ChatRunnable
+from langchain_speedup.scoring import Scorer
+
+__all__ = [
+    "BudgetRouter",
+    "Decision",
+    "Route",
+    "SpeedupInput",
+    "SpeedupOutput",
+    "SpeedupResult",
+    "SpeedupState",
+    "create_speedup_graph",
+]
+
+logger = logging.getLogger(__name__)
+
+Decision = Literal["reuse", "exemplars", "scratch"]
+
+
+class Route(TypedDict):
+    """The router's decision for one question, and why."""
+
+    decision: Decision
+    reason: str
+    similarity: float | None
+    """Similarity of the closest verified episode, if any."""
+    exemplar_ids: list[str]
+    precedents: list[str]
+    budget: int
+    """The most generations the question may spend."""
+    memory_samples: int
+    """Generations that see the exemplars before falling back."""
+
+
+class SpeedupResult(TypedDict):
+    """Everything about one answered question."""
+
+    question: str
+    answer: str
+    final_answer: str | None
+    score: float | None
+    """The answer's score; for reuse, the stored episode's."""
+    route: Route
+    result: ScalingResult | None
+    """The scaling method's result; `None` when the answer was reused."""
+    usage: Usage
+    episode_id: str | None
+    """The id of the episode written, if one was."""
+    memory_error: NotRequired[str]
+    """Why the episode could not be written, if it could not."""
+
+
+def _validate_positive(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        msg = f"`{name}` must be an integer >= 1, got {value!r}"
+        raise ConfigurationError(msg)
+    return value
+
+
+class BudgetRouter:
+    """Routes questions between reuse, exemplars and scratch; remembers answers.
+
+    Example:
+        ```python
+        router = BudgetRouter(model, store=QdrantEpisodicStore(), embeddings=emb)
+        first = router.solve("Maya buys 3 pens at $4 each ...")
+        again = router.solve("Maya buys 3 pens at $4 each ...")
+        assert again["route"]["decision"] == "reuse"
+        ```
+
+    Args:
+        model: The solver; any chat model.
+        store: The episodic store.
+        embeddings: Embeds questions for retrieval.
+        namespace: The tenant whose episodes are read and written.
+        n: The full budget, in generations.
+        mode: Best-of-N mode for solved questions.
+        scorer: Rates candidates; `ConsensusScorer()` when `None`.
+        threshold: Stop score; the scorer's upper bound when `None`.
+        similarity_gate: Lowest cosine similarity at which a stored episode may
+            enter the prompt.
+        max_exemplars: Most exemplars per question.
+        memory_samples: Generations that see exemplars before sampling falls
+            back to the plain prompt.
+        enable_reuse: Whether exact repeats of verified questions are answered
+            from memory.
+        system_prompt: Instructions for the solver.
+
+    Raises:
+        ConfigurationError: An option is out of range.
+    """
+
+    def __init__(
+        self,
+        model: ChatRunnable,
+        /,
+        *,
+        store: EpisodicStore,
+        embeddings: Embeddings,
+        namespace: str = "default",
+        n: int = 8,
+        mode: Mode = "adaptive",
+        scorer: Scorer | None = None,
+        threshold: float | None = None,
+        similarity_gate: float = 0.8,
+        max_exemplars: int = 2,
+        memory_samples: int = 2,
+        enable_reuse: bool = True,
+        system_prompt: str = DEFAULT_SYSTEM_PROMPT,
+    ) -> None:
+        if not isinstance(store, EpisodicStore):
+            msg = f"`store` must implement EpisodicStore, got {type(store).__name__}"
+            raise ConfigurationError(msg)
+        if not isinstance(embeddings, Embeddings):
+            msg = f"`embeddings` must be a LangChain Embeddings, got {type(embeddings).__name__}"
+            raise ConfigurationError(msg)
+        if not isinstance(namespace, str) or not namespace.strip():
+            msg = f"`namespace` must be a non-empty string, got {namespace!r}"
+            raise ConfigurationError(msg)
+        if (
+            isinstance(similarity_gate, bool)
+            or not isinstance(similarity_gate, int | float)
+            or not -1.0 <= similarity_gate <= 1.0
+        ):
+            msg = f"`similarity_gate` must be a cosine similarity in [-1, 1], got {similarity_gate!r}"
+            raise ConfigurationError(msg)
+        self.engine = BestOfN(
+            model,
+            n=n,
+            mode=mode,
+            scorer=scorer,
+            threshold=threshold,
+            system_prompt=system_prompt,
+        )
+        self.store = store
+        self.embeddings = embeddings
+        self.namespace = namespace
+        self.similarity_gate = float(similarity_gate)
+        self.max_exemplars = _validate_positive("max_exemplars", max_exemplars)
+        self.memory_samples = _validate_positive("memory_samples", memory_samples)
+        self.enable_reuse = bool(enable_reuse)
+
+    # -- deciding ------------------------------------------------------------------
+
+    def _decide(
+        self, question: str, exact: Episode | None, matches: Sequence[EpisodeMatch]
+    ) -> tuple[Route, MemoryContext | None, Episode | None]:
+        best = max((m["similarity"] for m in matches), default=None)
+        n = self.engine.n
+        if exact is not None and self.enable_reuse:
+            route = Route(
+                decision="reuse",
+                reason="a verified episode holds this exact question",
+                similarity=best,
+                exemplar_ids=[exact["id"]],
+                precedents=[],
+                budget=0,
+                memory_samples=0,
+            )
+            return route, None, exact
+        close = [m for m in matches if m["similarity"] >= self.similarity_gate]
+        close = sorted(close, key=lambda m: m["similarity"])[-self.max_exemplars :]
+        if not close:
+            shown = "none stored" if best is None else f"best {best:.3f}"
+            route = Route(
+                decision="scratch",
+                reason=f"no verified episode reaches similarity {self.similarity_gate} ({shown})",
+                similarity=best,
+                exemplar_ids=[],
+                precedents=[],
+                budget=n,
+                memory_samples=0,
+            )
+            return route, None, None
+        precedents = sorted(
+            {
+                m["episode"]["final_answer"]
+                for m in close
+                if m["episode"]["final_answer"] is not None
+                and same_problem(question, m["episode"]["question"])
+            }
+        )
+        memory = MemoryContext(
+            exemplars=[
+                Exemplar(
+                    question=m["episode"]["question"], solution=m["episode"]["answer"]
+                )
+                for m in close
+            ],
+            precedents=precedents,
+            samples=min(self.memory_samples, n),
+        )
+        kind = "the same problem reworded" if precedents else "similar problems"
+        route = Route(
+            decision="exemplars",
+            reason=f"{len(close)} verified episode(s) of {kind} at similarity >= {self.similarity_gate}",
+            similarity=best,
+            exemplar_ids=[m["episode"]["id"] for m in close],
+            precedents=precedents,
+            budget=n,
+            memory_samples=memory["samples"],
+        )
+        return route, memory, None
+
+    def route(
+        self, question: str
+    ) -> tuple[Route, MemoryContext | None, Episode | None, list[float]]:
+        """Decide how to answer `question`.
+
+        Returns:
+            The decision, the memory to solve with, the episode to reuse (for
+            `reuse`), and the question's embedding.
+        """
+        vector = self.embeddings.embed_query(question)
+        exact = (
+            self.store.find(self.namespace, question_key(question))
+            if self.enable_reuse
+            else None
+        )
+        matches = (
+            []
+            if exact
+            else self.store.search(self.namespace, vector, limit=self.max_exemplars + 2)
+        )
+        return (*self._decide(question, exact, matches), vector)
+
+    async def aroute(
+        self, question: str
+    ) -> tuple[Route, MemoryContext | None, Episode | None, list[float]]:
+        """Async form of `route`."""
+        vector = await self.embeddings.aembed_query(question)
+        exact = (
+            await self.store.afind(self.namespace, question_key(question))
+            if self.enable_reuse
+            else None
+        )
+        matches = (
+            []
+            if exact
+            else await self.store.asearch(
+                self.namespace, vector, limit=self.max_exemplars + 2
+            )
+        )
+        return (*self._decide(question, exact, matches), vector)
+
+    # -- answering and remembering -------------------------------------------------------
+
+    def _reused(
+        self, question: str, route: Route, episode: Episode, started: float
+    ) -> SpeedupResult:
+        usage = empty_usage()
+        usage["seconds"] = round(time.perf_counter() - started, 3)
+        return SpeedupResult(
+            question=question,
+            answer=episode["answer"],
+            final_answer=episode["final_answer"],
+            score=episode["score"],
+            route=route,
+            result=None,
+            usage=usage,
+            episode_id=None,
+        )
+
+    def _solved(
+        self,
+        question: str,
+        route: Route,
+        result: ScalingResult,
+        episode_id: str,
+        started: float,
+    ) -> tuple[SpeedupResult, Episode]:
+        usage = Usage(**result["usage"])
+        usage["seconds"] = round(time.perf_counter() - started, 3)
+        episode = episode_from_result(
+            id=episode_id,
+            namespace=self.namespace,
+            question=question,
+            result=result,
+            decision=route["decision"],
+        )
+        answer = SpeedupResult(
+            question=question,
+            answer=result["answer"],
+            final_answer=result["final_answer"],
+            score=result["score"],
+            route=route,
+            result=result,
+            usage=usage,
+            episode_id=episode_id,
+        )
+        return answer, episode
+
+    def _write_failed(
+        self, answer: SpeedupResult, error: SpeedupError
+    ) -> SpeedupResult:
+        logger.warning("episode %s not stored: %s", answer["episode_id"], error)
+        return {**answer, "episode_id": None, "memory_error": str(error)}
+
+    def solve(
+        self,
+        question: str | Sequence[BaseMessage],
+        *,
+        episode_id: str | None = None,
+        config: RunnableConfig | None = None,
+    ) -> SpeedupResult:
+        """Route, answer and remember one question.
+
+        Args:
+            question: The question, or a conversation ending in it.
+            episode_id: The id to store the episode under (a UUID); a new one
+                when `None`. Reusing an id overwrites that episode.
+            config: Passed to every model call.
+
+        Raises:
+            InvalidInputError: The question is empty or not text.
+            ModelError: A model call failed; nothing is written to memory.
+            MemoryStoreError: The store could not be read.
+        """
+        started = time.perf_counter()
+        text, conversation = question_of(question)
+        route, memory, reuse, vector = self.route(text)
+        if reuse is not None:
+            return self._reused(text, route, reuse, started)
+        result = self.engine.run(conversation, memory=memory, config=config)
+        answer, episode = self._solved(
+            text, route, result, episode_id or str(uuid.uuid4()), started
+        )
+        try:
+            self.store.put(episode, vector)
+        except MemoryStoreError as e:
+            return self._write_failed(answer, e)
+        return answer
+
+    async def asolve(
+        self,
+        question: str | Sequence[BaseMessage],
+        *,
+        episode_id: str | None = None,
+        config: RunnableConfig | None = None,
+    ) -> SpeedupResult:
+        """Async form of `solve`."""
+        started = time.perf_counter()
+        text, conversation = question_of(question)
+        route, memory, reuse, vector = await self.aroute(text)
+        if reuse is not None:
+            return self._reused(text, route, reuse, started)
+        result = await self.engine.arun(conversation, memory=memory, config=config)
+        answer, episode = self._solved(
+            text, route, result, episode_id or str(uuid.uuid4()), started
+        )
+        try:
+            await self.store.aput(episode, vector)
+        except MemoryStoreError as e:
+            return self._write_failed(answer, e)
+        return answer
+
+
+# -- the graph -----------------------------------------------------------------------
+
+
+class SpeedupInput(TypedDict):
+    """Input of the speedup graph: a conversation ending in the question."""
+
+    messages: Annotated[list[AnyMessage], add_messages]
+
+
+class SpeedupOutput(TypedDict):
+    """Output: the answer appended to `messages`, details under `speedup`."""
+
+    messages: Annotated[list[AnyMessage], add_messages]
+    speedup: SpeedupResult
+
+
+class SpeedupState(SpeedupInput):
+    """Internal state of the speedup graph."""
+
+    speedup: NotRequired[SpeedupResult]
+
+
+def create_speedup_graph(
+    model: ChatRunnable,
+    /,
+    *,
+    store: EpisodicStore | None = None,
+    embeddings: Embeddings | None = None,
+    name: str = "speedup",
+    **options: Any,
+) -> CompiledStateGraph[SpeedupState, None, SpeedupInput, SpeedupOutput]:
+    """Build the memory-aware speedup graph: route, then solve or reuse.
+
+    The graph answers the last human message of `messages`, appends the answer
+    as an `AIMessage`, and puts a `SpeedupResult` (decision, reason, usage,
+    candidates) under `speedup`. It runs standalone or as a node of a parent
+    graph with a `messages` key.
+
+    Example:
+        ```python
+        graph = create_speedup_graph(model, store=QdrantEpisodicStore(path="mem"))
+        out = graph.invoke({"messages": [("user", "Maya buys 3 pens at $4 ...")]})
+        print(out["speedup"]["route"]["decision"], out["messages"][-1].content)
+        ```
+
+    Args:
+        model: The solver; any chat model.
+        store: The episodic store; `QdrantEpisodicStore.from_env()` when `None`
+            (a server at `QDRANT_URL`, else embedded in memory).
+        embeddings: Embeds questions; the offline `MiniLMEmbeddings` when `None`
+            (needs the `local` extra).
+        name: The graph's name, used as its node name in a parent graph.
+        **options: The keyword options of `BudgetRouter` (`n`, `mode`, `scorer`,
+            `threshold`, `namespace`, `similarity_gate`, ...).
+
+    Returns:
+        The compiled graph.
+
+    Raises:
+        ConfigurationError: An option is out of range.
+    """
+    if embeddings is None:
+        from langchain_speedup.local.embeddings import MiniLMEmbeddings
+
+        embeddings = MiniLMEmbeddings()
+    router = BudgetRouter(
+        model,
+        store=store or QdrantEpisodicStore.from_env(),
+        embeddings=embeddings,
+        **options,
+    )
+
+    def _answer(result: SpeedupResult) -> dict[str, Any]:
+        return {"speedup": result, "messages": [AIMessage(result["answer"], name=name)]}
+
+    def solve(state: SpeedupState, config: RunnableConfig) -> dict[str, Any]:
+        return _answer(
+            router.solve(
+                state["messages"], episode_id=_run_episode_id(config), config=config
+            )
+        )
+
+    async def asolve(state: SpeedupState, config: RunnableConfig) -> dict[str, Any]:
+        result = await router.asolve(
+            state["messages"], episode_id=_run_episode_id(config), config=config
+        )
+        return _answer(result)
+
+    builder = StateGraph(
+        SpeedupState, input_schema=SpeedupInput, output_schema=SpeedupOutput
+    )
+    builder.add_node("solve", RunnableLambda(solve, afunc=asolve, name="solve"))
+    builder.add_edge(START, "solve")
+    builder.add_edge("solve", END)
+    return builder.compile(name=name)
+
+
+def _run_episode_id(config: RunnableConfig) -> str | None:
+    # A retried run of the same graph step reuses its run id, so the episode id
+    # derived from it makes the write idempotent.
+    run_id = config.get("run_id")
+    return str(uuid.uuid5(uuid.NAMESPACE_OID, str(run_id))) if run_id else None
