@@ -28,6 +28,7 @@ _FINAL = re.compile(
 )
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
 _WORD = re.compile(r"[a-z0-9]+")
+_FRACTION = re.compile(r"-?\\[dt]?frac\{(\d+)\}\{([1-9]\d*)\}")
 _NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+")
 
 
@@ -55,6 +56,10 @@ def normalize_answer(raw: str) -> str | None:
     """
     text = raw.replace("\\$", "").replace("$", "").replace("\\%", "").strip()
     text = re.sub(r"\\text\{([^}]*)\}", r"\1", text)
+    fraction = _FRACTION.fullmatch(text)
+    if fraction:
+        value = int(fraction.group(1)) / int(fraction.group(2) or 1)
+        return str(int(value)) if value.is_integer() else f"{value:.6g}"
     numbers = _NUMBER.findall(text)
     if len(numbers) == 1:
         value = float(numbers[0].replace(",", ""))

@@ -136,11 +136,16 @@ class Ledger(BaseCallbackHandler):
     ) -> RunnableConfig:
         """A copy of `config` that reports to this ledger under `role`."""
         base = ensure_config(config)
-        extra: RunnableConfig = {
-            "callbacks": [self],
-            "tags": [f"{ROLE_TAG_PREFIX}{role}"],
-        }
-        return merge_configs(base, extra)
+        tag = f"{ROLE_TAG_PREFIX}{role}"
+        # `merge_configs` concatenates handler lists, so a config that already
+        # reports here would count every call twice.
+        callbacks = base.get("callbacks")
+        present = isinstance(callbacks, list) and any(h is self for h in callbacks)
+        merged = merge_configs(base, {"callbacks": [] if present else [self]})
+        # `merge_configs` also sorts tags; the role tag must come last so that
+        # the innermost role wins (see `_role_of`).
+        merged["tags"] = [t for t in base.get("tags", []) if t != tag] + [tag]
+        return merged
 
     def on_chat_model_start(
         self,
@@ -162,7 +167,11 @@ class Ledger(BaseCallbackHandler):
         with self._lock:
             role, counted_in = self._pending.pop(run_id, ("solver", 0))
         reported_in, output = _output_tokens(response)
-        self.record(role, input_tokens=reported_in or counted_in, output_tokens=output)
+        self.record(
+            role,
+            input_tokens=counted_in if reported_in is None else reported_in,
+            output_tokens=output,
+        )
 
     def on_llm_error(
         self, error: BaseException, *, run_id: UUID, **kwargs: Any

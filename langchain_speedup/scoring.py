@@ -207,7 +207,12 @@ _JUDGE_PROMPT = (
     "is correct on a scale from 0 (certainly wrong) to 10 (certainly right). "
     "Reply with the number only."
 )
-_RATING = re.compile(r"(?<![\d.])(10|\d)(?:\.\d+)?(?![\d.])")
+# A rating may end a sentence ("8."), but not be part of a longer number.
+_RATING = re.compile(r"(?<![\d.])(10(?:\.0+)?|\d(?:\.\d+)?)(?!\d|\.\d)")
+# "7/10" or "7 out of 10" names the rating even when other numbers surround it.
+_RATING_OUT_OF = re.compile(
+    r"(?<![\d.])(10(?:\.0+)?|\d(?:\.\d+)?)\s*(?:/|out of)\s*10(?!\d)", re.IGNORECASE
+)
 
 
 class LLMJudgeScorer:
@@ -240,7 +245,7 @@ class LLMJudgeScorer:
                 f"`model` must be a chat model or runnable, got {type(model).__name__}"
             )
             raise ConfigurationError(msg)
-        if not 0.0 <= fallback <= 1.0:
+        if isinstance(fallback, bool) or not 0.0 <= fallback <= 1.0:
             msg = f"`fallback` must be in [0, 1], got {fallback!r}"
             raise ConfigurationError(msg)
         self.model = model
@@ -256,7 +261,12 @@ class LLMJudgeScorer:
         ]
 
     def _parse(self, reply: BaseMessage) -> float:
-        match = _RATING.search(message_text(reply))
+        text = message_text(reply)
+        # A stated "N/10" wins; otherwise the last number in range, since
+        # judges tend to restate the scale ("from 0 to 10") before rating.
+        match = _RATING_OUT_OF.search(text) or next(
+            reversed(list(_RATING.finditer(text))), None
+        )
         if match is None:
             self.malformed += 1
             logger.warning(
@@ -265,7 +275,7 @@ class LLMJudgeScorer:
                 message_text(reply)[:200],
             )
             return self.fallback
-        return int(match.group(1)) / 10
+        return float(match.group(1)) / 10
 
     def score(
         self,

@@ -177,6 +177,17 @@ def _free_port() -> int:
         return port
 
 
+def _port_in_use(port: int) -> bool:
+    # SO_REUSEADDR, as uvicorn sets it: only a listening socket makes bind fail.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+        return False
+
+
 class LocalModelServer:
     """llama-cpp-python's OpenAI-compatible server for a local GGUF model.
 
@@ -250,6 +261,11 @@ class LocalModelServer:
             )
             raise LocalStackError(msg)
         model_file = assemble_model_file(self.spec.alias)
+        # Another server on a given port would answer the readiness check in
+        # place of ours, and ours would die unnoticed on its failed bind.
+        if self.port is not None and _port_in_use(self.port):
+            msg = f"port {self.port} on 127.0.0.1 is already in use; give another or none"
+            raise LocalStackError(msg)
         self.port = self.port or _free_port()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         command = [

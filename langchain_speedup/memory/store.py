@@ -163,8 +163,18 @@ class QdrantEpisodicStore:
             )
         return cls(path=path, collection=collection)
 
+    def _exists(self) -> bool:
+        # Another client (another store, process or worker on the same server)
+        # may create the collection after this store opened: look again until
+        # it exists rather than trusting the answer read at construction.
+        if not self._ready:
+            exists = self._call("read", self._client.collection_exists, self.collection)
+            self._ready = bool(exists)
+        return self._ready
+
     def _ensure_collection(self, size: int) -> None:
-        if self._ready:
+        if self._ready or self._client.collection_exists(self.collection):
+            self._ready = True
             return
         self._client.create_collection(
             self.collection,
@@ -197,7 +207,7 @@ class QdrantEpisodicStore:
         _check_namespace(episode.get("namespace"))
         try:
             point_id = str(uuid.UUID(episode["id"]))
-        except (KeyError, ValueError, TypeError) as e:
+        except (KeyError, ValueError, TypeError, AttributeError) as e:
             msg = f"episode ids must be UUID strings, got {episode.get('id')!r}"
             raise InvalidInputError(msg) from e
         if not vector:
@@ -221,7 +231,7 @@ class QdrantEpisodicStore:
     def find(self, namespace: str, question_key: str) -> Episode | None:
         """The newest verified episode of exactly this question, if any."""
         _check_namespace(namespace)
-        if not self._ready:
+        if not self._exists():
             return None
         flt = models.Filter(
             must=[
@@ -247,7 +257,7 @@ class QdrantEpisodicStore:
     ) -> list[EpisodeMatch]:
         """The verified episodes most similar to `vector`, most similar first."""
         _check_namespace(namespace)
-        if not self._ready:
+        if not self._exists():
             return []
         flt = models.Filter(
             must=[_match("namespace", namespace), _match("verified", True)]
@@ -270,7 +280,7 @@ class QdrantEpisodicStore:
     def count(self, namespace: str) -> int:
         """How many episodes the namespace holds."""
         _check_namespace(namespace)
-        if not self._ready:
+        if not self._exists():
             return 0
         flt = models.Filter(must=[_match("namespace", namespace)])
         result = self._call(
@@ -281,7 +291,7 @@ class QdrantEpisodicStore:
     def episodes(self, namespace: str) -> list[Episode]:
         """Every episode of a namespace, oldest first."""
         _check_namespace(namespace)
-        if not self._ready:
+        if not self._exists():
             return []
         flt = models.Filter(must=[_match("namespace", namespace)])
         found: list[Episode] = []

@@ -1,0 +1,259 @@
+"""Deterministic, offline stand-ins for chat models and embeddings.
+
+`FakeChatModel` answers through `responder(messages)`, so what it says depends
+only on its input and never on call order: results are the same under
+`invoke`, `batch` and `abatch`, whatever the thread or task interleaving.
+Every call's messages are recorded on the instance (`model.calls`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from langchain_core.callbacks import (
+    AsyncCallbackManagerForLLMRun,
+    CallbackManagerForLLMRun,
+)
+from langchain_core.embeddings import Embeddings
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from pydantic import ConfigDict, Field, PrivateAttr
+
+from langchain_speedup import Episode, question_key
+
+Responder = Callable[[list[BaseMessage]], str]
+
+_WORDS = re.compile(r"[a-z0-9]+")
+_NUMBERS = re.compile(r"\d+")
+
+
+def text_of(message: BaseMessage) -> str:
+    """The text of a message (string content or text blocks)."""
+    content: Any = message.content
+    if isinstance(content, str):
+        return content
+    return "".join(p if isinstance(p, str) else str(p.get("text", "")) for p in content)
+
+
+def last_human(messages: Sequence[BaseMessage]) -> str:
+    """The text of the last human message (the question being asked)."""
+    humans = [m for m in messages if isinstance(m, HumanMessage)]
+    return text_of(humans[-1]) if humans else ""
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased alphanumeric words: the fake's notion of a token."""
+    return _WORDS.findall(text.lower())
+
+
+def boxed(answer: object) -> str:
+    """A solution in the format the package's default prompt asks for."""
+    return f"Let me work it out step by step. The final answer is \\boxed{{{answer}}}."
+
+
+def sum_solver(messages: list[BaseMessage]) -> str:
+    """Answers the last human message with the sum of the integers in it."""
+    question = last_human(messages)
+    total = sum(int(n) for n in _NUMBERS.findall(question))
+    return boxed(total)
+
+
+def constant(text: str) -> Responder:
+    """A responder that always says `text`."""
+    return lambda _messages: text
+
+
+class Sequenced:
+    """A responder that says the next item of `replies` on each call.
+
+    Used where identical prompts must get different replies (all-different
+    answers, a vote split). The order of replies across threads of one
+    `batch` is not fixed, but the multiset of replies per call count is.
+    Thread-safe.
+    """
+
+    def __init__(self, replies: Iterable[str], *, then: str | None = None) -> None:
+        self._replies = list(replies)
+        self._then = then
+        self._next = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, _messages: list[BaseMessage]) -> str:
+        with self._lock:
+            i = self._next
+            self._next += 1
+        if i < len(self._replies):
+            return self._replies[i]
+        if self._then is None:
+            msg = f"Sequenced responder ran out of replies after {len(self._replies)}"
+            raise AssertionError(msg)
+        return self._then
+
+
+class FakeChatModel(BaseChatModel):
+    """A chat model whose reply is `responder(messages)`.
+
+    Attributes:
+        responder: Maps the prompt to the reply text.
+        calls: The messages of every call, in the order calls started.
+        report_usage: Whether replies carry `usage_metadata`. When they do,
+            input tokens are the words of the prompt and output tokens the
+            words of the reply (see `words`), deliberately unlike tiktoken so
+            tests can tell which source was counted.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    responder: Callable[[list[BaseMessage]], str]
+    calls: list[list[BaseMessage]] = Field(default_factory=list)
+    report_usage: bool = True
+
+    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    @property
+    def _llm_type(self) -> str:
+        return "fake-chat-model"
+
+    @property
+    def prompts(self) -> list[list[BaseMessage]]:
+        """Alias of `calls`."""
+        return self.calls
+
+    def _record(self, messages: list[BaseMessage]) -> int:
+        with self._lock:
+            self.calls.append(list(messages))
+            return len(self.calls)
+
+    def _before_reply(self, call_number: int) -> None:
+        """Hook for subclasses that fail on purpose."""
+
+    def _result(self, messages: list[BaseMessage]) -> ChatResult:
+        call_number = self._record(messages)
+        self._before_reply(call_number)
+        text = self.responder(list(messages))
+        usage = None
+        if self.report_usage:
+            prompt = sum(len(words(text_of(m))) for m in messages)
+            output = len(words(text))
+            usage = {
+                "input_tokens": prompt,
+                "output_tokens": output,
+                "total_tokens": prompt + output,
+            }
+        message = AIMessage(content=text, usage_metadata=usage)
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        return self._result(messages)
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        return self._result(messages)
+
+
+class FailingChatModel(FakeChatModel):
+    """A `FakeChatModel` whose `fail_on`-th call (1-based) raises `error()`.
+
+    Calls before it answer normally, so a question fails part way through.
+    The failing call is recorded in `calls` too.
+    """
+
+    fail_on: int = 1
+    error: Callable[[], BaseException] = lambda: RuntimeError("model exploded")
+
+    def _before_reply(self, call_number: int) -> None:
+        if call_number == self.fail_on:
+            raise self.error()
+
+
+class HashEmbeddings(Embeddings):
+    """Bag of words hashed into `dim` buckets, L2-normalised.
+
+    Deterministic across processes (blake2b, not `hash`): a question reworded
+    with mostly the same words embeds close to the original, an unrelated one
+    does not. An empty text maps to a fixed unit vector (Qdrant's cosine
+    distance needs a non-zero vector).
+    """
+
+    def __init__(self, dim: int = 256) -> None:
+        if dim < 1:
+            msg = "dim must be >= 1"
+            raise ValueError(msg)
+        self.dim = dim
+        self.calls = 0
+
+    def _embed(self, text: str) -> list[float]:
+        self.calls += 1
+        vector = [0.0] * self.dim
+        for word in words(text):
+            digest = hashlib.blake2b(word.encode(), digest_size=8).digest()
+            vector[int.from_bytes(digest, "big") % self.dim] += 1.0
+        norm = math.sqrt(sum(x * x for x in vector))
+        if norm == 0.0:
+            vector[0] = 1.0
+            return vector
+        return [x / norm for x in vector]
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return [self._embed(t) for t in texts]
+
+    def embed_query(self, text: str) -> list[float]:
+        return self._embed(text)
+
+
+def cosine(a: Sequence[float], b: Sequence[float]) -> float:
+    """Cosine similarity of two vectors."""
+    dot = sum(x * y for x, y in zip(a, b, strict=True))
+    return dot / (math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b)))
+
+
+def make_episode(
+    question: str,
+    *,
+    namespace: str = "default",
+    id: str | None = None,
+    answer: str | None = None,
+    final_answer: str | None = "42",
+    score: float = 1.0,
+    verified: bool = True,
+    created_at: float = 1_700_000_000.0,
+) -> Episode:
+    """A complete episode, as the router would write it."""
+    return Episode(
+        id=id or str(uuid.uuid4()),
+        namespace=namespace,
+        question=question,
+        question_key=question_key(question),
+        answer=answer if answer is not None else boxed(final_answer),
+        final_answer=final_answer,
+        score=score,
+        verified=verified,
+        method="best_of_n",
+        mode="adaptive",
+        budget_used=3,
+        budget_unit="generations",
+        stop_reason="threshold" if verified else "budget",
+        decision="scratch",
+        generations=3,
+        total_tokens=100,
+        seconds=0.5,
+        created_at=created_at,
+    )
