@@ -264,7 +264,9 @@ class LocalModelServer:
         # Another server on a given port would answer the readiness check in
         # place of ours, and ours would die unnoticed on its failed bind.
         if self.port is not None and _port_in_use(self.port):
-            msg = f"port {self.port} on 127.0.0.1 is already in use; give another or none"
+            msg = (
+                f"port {self.port} on 127.0.0.1 is already in use; give another or none"
+            )
             raise LocalStackError(msg)
         self.port = self.port or _free_port()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)

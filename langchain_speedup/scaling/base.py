@@ -31,6 +31,7 @@ __all__ = [
     "Exemplar",
     "MemoryContext",
     "Mode",
+    "ScalingEvent",
     "ScalingOptions",
     "ScalingResult",
     "StopReason",
@@ -99,6 +100,31 @@ class ScalingResult(TypedDict):
     budget_unit: str
     candidates: list[Candidate]
     usage: Usage
+
+
+class ScalingEvent(TypedDict):
+    """A progress event a scaling subgraph writes to LangGraph's custom stream.
+
+    Read them with `graph.stream(..., stream_mode="custom")`. A `candidate`
+    event carries a new solution (or, for Tree-of-Thoughts, a partial path), a
+    `score` event its score once rated, and one `stop` event closes the run.
+    `index` is the candidate's position in `ScalingResult.candidates`.
+    """
+
+    method: str
+    """The emitting method, e.g. `"self_refine"`: subgraphs can share a stream."""
+    event: Literal["candidate", "score", "stop"]
+    index: NotRequired[int]
+    text: NotRequired[str]
+    """`candidate` only."""
+    answer: NotRequired[str | None]
+    """`score` and `stop`: the extracted final answer."""
+    score: NotRequired[float]
+    passed: NotRequired[bool]
+    stop_reason: NotRequired[StopReason]
+    """`stop` only, like the remaining keys."""
+    budget_used: NotRequired[int]
+    budget_unit: NotRequired[str]
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal, NotRequired
 
 from langchain_core.language_models import LanguageModelInput
 from langchain_core.messages import AIMessage, AnyMessage, BaseMessage
-from langchain_core.runnables import Runnable, RunnableConfig
+from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 from langgraph.graph.state import CompiledStateGraph
@@ -31,6 +31,7 @@ from langchain_speedup._internal import message_text, raise_model_error
 from langchain_speedup.answers import extract_answer
 from langchain_speedup.budget import Ledger, Usage, add_usage, empty_usage
 from langchain_speedup.errors import ConfigurationError
+from langchain_speedup.scaling import _common
 from langchain_speedup.scaling.base import (
     DEFAULT_SYSTEM_PROMPT,
     Candidate,
@@ -325,6 +326,79 @@ class BestOfN:
             usage = add_usage(usage, spent)
         return self.select(candidates, usage)
 
+    # -- as a graph ------------------------------------------------------------------
+
+    def as_graph(
+        self, *, name: str = "best_of_n"
+    ) -> CompiledStateGraph[BestOfNState, None, BestOfNInput, BestOfNOutput]:
+        """This engine as a compiled subgraph; see `create_best_of_n_graph`."""
+        engine = self
+
+        def _update(
+            state: BestOfNState, new: list[Candidate], spent: Usage
+        ) -> dict[str, Any]:
+            first = len(state.get("candidates", []))
+            for i, candidate in enumerate(new, start=first):
+                _common.emit(
+                    _common.candidate_event(engine.method, i, candidate["text"])
+                )
+                _common.emit(
+                    _common.score_event(engine.method, i, candidate, engine.options)
+                )
+            return {
+                "candidates": [*state.get("candidates", []), *new],
+                "usage": add_usage(state.get("usage", empty_usage()), spent),
+            }
+
+        def sample(state: BestOfNState, config: RunnableConfig) -> dict[str, Any]:
+            text, conversation = question_of(state["messages"])
+            new, spent = engine.round(
+                text,
+                conversation,
+                state.get("candidates", []),
+                memory=state.get("memory"),
+                config=config,
+            )
+            return _update(state, new, spent)
+
+        async def asample(
+            state: BestOfNState, config: RunnableConfig
+        ) -> dict[str, Any]:
+            text, conversation = question_of(state["messages"])
+            new, spent = await engine.around(
+                text,
+                conversation,
+                state.get("candidates", []),
+                memory=state.get("memory"),
+                config=config,
+            )
+            return _update(state, new, spent)
+
+        def after_sample(state: BestOfNState) -> Literal["sample", "select"]:
+            return (
+                "select" if engine.finished(state.get("candidates", [])) else "sample"
+            )
+
+        def select(state: BestOfNState) -> dict[str, Any]:
+            result = engine.select(
+                state["candidates"], state.get("usage", empty_usage())
+            )
+            _common.emit(_common.stop_event(result))
+            return {
+                "best_of_n": result,
+                "messages": [AIMessage(result["answer"], name=name)],
+            }
+
+        builder = StateGraph(
+            BestOfNState, input_schema=BestOfNInput, output_schema=BestOfNOutput
+        )
+        builder.add_node("sample", RunnableLambda(sample, afunc=asample, name="sample"))
+        builder.add_node("select", select)
+        builder.add_edge(START, "sample")
+        builder.add_conditional_edges("sample", after_sample)
+        builder.add_edge("select", END)
+        return builder.compile(name=name)
+
 
 def best_of_n(
     model: ChatRunnable,
@@ -446,55 +520,4 @@ def create_best_of_n_graph(
         parallelism=parallelism,
         system_prompt=system_prompt,
     )
-
-    def _update(
-        state: BestOfNState, new: list[Candidate], spent: Usage
-    ) -> dict[str, Any]:
-        return {
-            "candidates": [*state.get("candidates", []), *new],
-            "usage": add_usage(state.get("usage", empty_usage()), spent),
-        }
-
-    def sample(state: BestOfNState, config: RunnableConfig) -> dict[str, Any]:
-        text, conversation = question_of(state["messages"])
-        new, spent = engine.round(
-            text,
-            conversation,
-            state.get("candidates", []),
-            memory=state.get("memory"),
-            config=config,
-        )
-        return _update(state, new, spent)
-
-    async def asample(state: BestOfNState, config: RunnableConfig) -> dict[str, Any]:
-        text, conversation = question_of(state["messages"])
-        new, spent = await engine.around(
-            text,
-            conversation,
-            state.get("candidates", []),
-            memory=state.get("memory"),
-            config=config,
-        )
-        return _update(state, new, spent)
-
-    def after_sample(state: BestOfNState) -> Literal["sample", "select"]:
-        return "select" if engine.finished(state.get("candidates", [])) else "sample"
-
-    def select(state: BestOfNState) -> dict[str, Any]:
-        result = engine.select(state["candidates"], state.get("usage", empty_usage()))
-        return {
-            "best_of_n": result,
-            "messages": [AIMessage(result["answer"], name=name)],
-        }
-
-    from langchain_core.runnables import RunnableLambda
-
-    builder = StateGraph(
-        BestOfNState, input_schema=BestOfNInput, output_schema=BestOfNOutput
-    )
-    builder.add_node("sample", RunnableLambda(sample, afunc=asample, name="sample"))
-    builder.add_node("select", select)
-    builder.add_edge(START, "sample")
-    builder.add_conditional_edges("sample", after_sample)
-    builder.add_edge("select", END)
-    return builder.compile(name=name)
+    return engine.as_graph(name=name)
