@@ -1,7 +1,7 @@
 # Two commands on a fresh machine:
 #   make demo   set everything up, then run the demo on the embedded local model
 #   make test   set everything up, then run lint, types, unit and integration tests
-.PHONY: help demo test setup lint format type unit integration clean
+.PHONY: help demo bench test setup lint format type unit integration clean
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -30,6 +30,9 @@ setup: $(STAMP)  ## create .venv with the package, the local stack and dev tools
 demo: $(STAMP)  ## run the demo (static vs adaptive Best-of-N vs speedup router)
 	$(BIN)/langchain-speedup demo --json speedup-demo.json --plot speedup-demo.png
 
+bench: $(STAMP)  ## run each scaling method static vs adaptive on 24 problems (~25 min)
+	$(BIN)/langchain-speedup bench-methods --json bench-methods.json
+
 test: $(STAMP)  ## lint, type-check, then unit and integration tests
 	$(MAKE) lint type unit integration
 
@@ -51,4 +54,4 @@ integration: $(STAMP)  ## real local model server and real Qdrant client modes
 	$(BIN)/pytest integration_tests -p no:cacheprovider
 
 clean:  ## remove the virtualenv and outputs
-	rm -rf $(VENV) speedup-demo.json speedup-demo.png .mypy_cache .ruff_cache
+	rm -rf $(VENV) speedup-demo.json speedup-demo.png bench-methods.json .mypy_cache .ruff_cache

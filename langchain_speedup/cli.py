@@ -3,6 +3,11 @@
 `langchain-speedup demo` runs a stream of GSM-style questions three ways on
 the embedded local model (or the server at `OPENAI_BASE_URL`) and prints what
 each cost: static Best-of-N, adaptive Best-of-N, and the memory-aware router.
+
+`langchain-speedup bench-methods` runs each scaling method (Best-of-N,
+Self-Refine, Tree-of-Thoughts, long chain-of-thought) static and adaptive on
+the same GSM-style problems and prints accuracy, budget units, total tokens
+and the adaptive/static ratios per method.
 """
 
 from __future__ import annotations
@@ -67,6 +72,33 @@ def _parser() -> argparse.ArgumentParser:
         help="cap on each generation (default: 256)",
     )
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
+    bench = commands.add_parser(
+        "bench-methods",
+        help="run each scaling method static vs adaptive on the same problems",
+        description=(
+            "Run Best-of-N, Self-Refine, Tree-of-Thoughts and long chain-of-thought, "
+            "each in static and adaptive mode, on the same GSM-style problems, on the "
+            "embedded local model unless OPENAI_BASE_URL is set, and print per method "
+            "accuracy, budget units, total tokens and the adaptive/static ratios."
+        ),
+    )
+    bench.add_argument(
+        "--json", type=Path, metavar="PATH", help="write the report as JSON"
+    )
+    bench.add_argument(
+        "--problems",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run the first N problems (default: all 24)",
+    )
+    bench.add_argument(
+        "--methods",
+        default=None,
+        metavar="A,B",
+        help="comma-separated methods to run (default: all four)",
+    )
+    bench.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
 
@@ -109,6 +141,53 @@ def _demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
+def _methods(parser: argparse.ArgumentParser, value: str | None) -> list[str]:
+    from langchain_speedup.scaling.engines import METHODS
+
+    if value is None:
+        return list(METHODS)
+    chosen = [m.strip() for m in value.split(",") if m.strip()]
+    unknown = [m for m in chosen if m not in METHODS]
+    if not chosen or unknown:
+        shown = ", ".join(unknown) or repr(value)
+        parser.error(f"--methods: unknown {shown}; choose from {', '.join(METHODS)}")
+    if len(set(chosen)) != len(chosen):
+        parser.error(f"--methods names a method twice: {value}")
+    return chosen
+
+
+def _bench_methods(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from langchain_speedup.bench.methods import (
+        format_method_report,
+        run_method_bench,
+        write_method_json,
+    )
+    from langchain_speedup.bench.questions import TEMPLATES, problems
+
+    items = problems(TEMPLATES, variants=2)
+    count = len(items) if args.problems is None else args.problems
+    if not 1 <= count <= len(items):
+        parser.error(f"--problems must be between 1 and {len(items)}, got {count}")
+    methods = _methods(parser, args.methods)
+    from langchain_speedup.local import open_chat_model
+
+    started = time.perf_counter()
+    sys.stderr.write("starting the model server...\n")
+    with open_chat_model(temperature=0.7, max_tokens=256) as model:
+        report = run_method_bench(
+            model,
+            problems=items[:count],
+            methods=methods,
+            model_name=str(model.model_name),
+            progress=not args.quiet,
+        )
+    sys.stdout.write(format_method_report(report) + "\n")
+    if args.json:
+        sys.stdout.write(f"json: {write_method_json(report, args.json)}\n")
+    sys.stdout.write(f"total time: {time.perf_counter() - started:.0f} s\n")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     parser = _parser()
@@ -117,6 +196,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
     try:
+        if args.command == "bench-methods":
+            return _bench_methods(args, parser)
         return _demo(args, parser)
     except SpeedupError as e:
         sys.stderr.write(f"error: {e}\n")

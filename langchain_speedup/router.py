@@ -8,12 +8,36 @@ one of three decisions, recording why:
   Similarity alone never triggers reuse: a variant with new numbers embeds
   almost exactly like the original, and reusing its answer would be wrong.
 - `exemplars`: verified episodes are similar enough (cosine >= the gate) to
-  help. They go into the prompt of the first few samples, after which sampling
-  falls back to the plain prompt, since memory makes wrong answers agree too.
-  Verified answers of the *same problem* (a rewording with every number and
-  name kept) count as consensus votes.
+  help. They go into the prompt of the first few budget units, after which
+  the method escalates to the plain prompt, since memory makes wrong answers
+  agree too (see the table below). Verified answers of the *same problem* (a
+  rewording with every number and name kept) count as consensus votes.
 - `scratch`: nothing similar enough is stored; the question gets the full
   budget and no memory, which would only mislead it.
+
+The router drives any of the four scaling methods (`method=`), and translates
+each decision into that method's budget unit. `budget=` is the full budget in
+that unit (the method's own default when not given; `n=` still sets it for
+Best-of-N). `Route.budget` records the most the question may spend, and
+`Route.memory_samples` how many of those units see the exemplars:
+
+| method | unit | `scratch` | `exemplars` | `reuse` |
+|---|---|---|---|---|
+| `best_of_n` | generations | `n`, no memory | `n`; the first `memory_samples` candidates see the exemplars, the rest sample the plain prompt | 0 |
+| `self_refine` | rounds | `max_rounds`, no memory | `max_rounds`; the first `memory_samples` rounds draft and refine with the exemplars; if none of their answers passed, the run escalates to a fresh plain draft, refined in the remaining rounds | 0 |
+| `tree_of_thoughts` | expanded nodes | `max_nodes`, no memory | `max_nodes`; the first `memory_samples` expansions search with the exemplars; if no solution passed by then (or that tree is exhausted), the search escalates to a fresh root without them | 0 |
+| `long_cot` | reasoning tokens | `max_tokens`, no memory | `max_tokens`, exemplars throughout | 0 |
+
+Best-of-N, Self-Refine and Tree-of-Thoughts support escalation within one
+run: their unit is a whole answer, a round or an expansion, so after memory's
+smaller start the run can continue from the plain prompt while every answer
+found so far keeps voting (a restarted run would lose those votes, and the
+consensus scorer needs several). Long chain-of-thought does not: its unit is
+a token of one line of thought, and leaving the exemplars behind would mean
+abandoning that thought part way (static mode does not even probe it before
+the end), so it gets the same budget with the exemplars in the prompt
+throughout. `memory_samples` is therefore a count of generations, rounds or
+expansions, and is ignored by long chain-of-thought.
 
 After a solved question the episode is written once, under an id fixed before
 solving, so a retried write overwrites rather than duplicates. Only episodes
@@ -25,8 +49,8 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Sequence
-from typing import Annotated, Any, Literal, NotRequired
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, Literal, NotRequired, cast
 
 from langchain_core.embeddings import Embeddings
 from langchain_core.messages import AIMessage, AnyMessage, BaseMessage
@@ -46,15 +70,22 @@ from langchain_speedup.errors import (
 )
 from langchain_speedup.memory.episodes import Episode, EpisodeMatch, episode_from_result
 from langchain_speedup.memory.store import EpisodicStore, QdrantEpisodicStore
+from langchain_speedup.scaling._common import ChatRunnable
 from langchain_speedup.scaling.base import (
-    DEFAULT_SYSTEM_PROMPT,
     Exemplar,
     MemoryContext,
     Mode,
     ScalingResult,
     question_of,
 )
-from langchain_speedup.scaling.best_of_n import BestOfN, ChatRunnable
+from langchain_speedup.scaling.engines import (
+    BUDGET_OPTIONS,
+    Method,
+    ScalingEngine,
+    check_method,
+    check_options,
+    create_engine,
+)
 from langchain_speedup.scoring import Scorer
 
 __all__ = [
@@ -84,9 +115,14 @@ class Route(TypedDict):
     exemplar_ids: list[str]
     precedents: list[str]
     budget: int
-    """The most generations the question may spend."""
+    """The most compute the question may spend, in `unit`; 0 for reuse."""
     memory_samples: int
-    """Generations that see the exemplars before falling back."""
+    """Units of `budget` that see the exemplars before the method escalates to
+    the plain prompt; 0 when no memory is used."""
+    method: str
+    """The scaling method that solves (or would have solved) the question."""
+    unit: str
+    """The method's budget unit, e.g. `"generations"` or `"rounds"`."""
 
 
 class SpeedupResult(TypedDict):
@@ -136,13 +172,36 @@ class BudgetRouter:
         assert again["route"]["decision"] == "reuse"
         ```
 
+    With another method, the decisions translate into its budget unit as the
+    module docstring's table shows:
+
+    ```python
+    router = BudgetRouter(
+        model,
+        store=store,
+        embeddings=emb,
+        method="tree_of_thoughts",
+        budget=6,  # expanded nodes
+        method_options={"breadth": 2, "max_depth": 3},
+    )
+    ```
+
+    Attributes:
+        engine: The full-budget engine that solves every question not reused.
+
     Args:
         model: The solver; any chat model.
         store: The episodic store.
         embeddings: Embeds questions for retrieval.
         namespace: The tenant whose episodes are read and written.
-        n: The full budget, in generations.
-        mode: Best-of-N mode for solved questions.
+        method: The scaling method: `"best_of_n"` (default), `"self_refine"`,
+            `"tree_of_thoughts"` or `"long_cot"`.
+        budget: The full budget in the method's unit (generations, rounds,
+            expanded nodes or reasoning tokens); the method's own default
+            when `None`.
+        n: The full Best-of-N budget, in generations; the same as `budget`
+            and only for Best-of-N (8 when neither is given).
+        mode: The method's mode for solved questions.
         scorer: Rates candidates; `ConsensusScorer()` when `None`.
         threshold: Stop score; the scorer's upper bound when `None`.
         similarity_gate: Lowest cosine similarity at which a stored episode may
@@ -150,14 +209,22 @@ class BudgetRouter:
             problems: there, unrelated problems measured at most 0.55 and
             variants of one problem with new numbers 0.59-0.93.
         max_exemplars: Most exemplars per question.
-        memory_samples: Generations that see exemplars before sampling falls
-            back to the plain prompt.
+        memory_samples: Generations, rounds or expansions that see exemplars
+            before the method escalates to the plain prompt; long
+            chain-of-thought ignores it.
         enable_reuse: Whether exact repeats of verified questions are answered
             from memory.
-        system_prompt: Instructions for the solver.
+        system_prompt: Instructions for the solver; the method's own default
+            when `None`.
+        method_options: Further keyword options of the method's engine, such
+            as `breadth` for Tree-of-Thoughts or `segment_tokens` for long
+            chain-of-thought.
 
     Raises:
-        ConfigurationError: An option is out of range.
+        ConfigurationError: An option is out of range, `method` names no
+            scaling method, `n` is given for another method or disagrees
+            with `budget`, or `method_options` holds an option the engine
+            does not take.
     """
 
     def __init__(
@@ -168,7 +235,9 @@ class BudgetRouter:
         store: EpisodicStore,
         embeddings: Embeddings,
         namespace: str = "default",
-        n: int = 8,
+        method: Method = "best_of_n",
+        budget: int | None = None,
+        n: int | None = None,
         mode: Mode = "adaptive",
         scorer: Scorer | None = None,
         threshold: float | None = None,
@@ -176,7 +245,8 @@ class BudgetRouter:
         max_exemplars: int = 2,
         memory_samples: int = 2,
         enable_reuse: bool = True,
-        system_prompt: str = DEFAULT_SYSTEM_PROMPT,
+        system_prompt: str | None = None,
+        method_options: Mapping[str, Any] | None = None,
     ) -> None:
         if not isinstance(store, EpisodicStore):
             msg = f"`store` must implement EpisodicStore, got {type(store).__name__}"
@@ -194,13 +264,34 @@ class BudgetRouter:
         ):
             msg = f"`similarity_gate` must be a cosine similarity in [-1, 1], got {similarity_gate!r}"
             raise ConfigurationError(msg)
-        self.engine = BestOfN(
+        method = check_method(method)
+        if budget is not None:
+            budget = _validate_positive("budget", budget)
+        if n is not None:
+            n = _validate_positive("n", n)
+            if method != "best_of_n":
+                msg = (
+                    f"`n` is the Best-of-N budget; give the {method} budget as "
+                    f"`budget` (its `{BUDGET_OPTIONS[method]}`)"
+                )
+                raise ConfigurationError(msg)
+            if budget is not None and budget != n:
+                msg = f"`n` ({n}) and `budget` ({budget}) disagree; give one"
+                raise ConfigurationError(msg)
+            budget = n
+        if method_options is not None and not isinstance(method_options, Mapping):
+            msg = f"`method_options` must be a mapping, got {method_options!r}"
+            raise ConfigurationError(msg)
+        extra = check_options(method, method_options or {})
+        self.engine: ScalingEngine = create_engine(
             model,
-            n=n,
+            method,
+            budget=budget,
             mode=mode,
             scorer=scorer,
             threshold=threshold,
             system_prompt=system_prompt,
+            **extra,
         )
         self.store = store
         self.embeddings = embeddings
@@ -210,13 +301,32 @@ class BudgetRouter:
         self.memory_samples = _validate_positive("memory_samples", memory_samples)
         self.enable_reuse = bool(enable_reuse)
 
+    @property
+    def method(self) -> Method:
+        """The scaling method that solves questions."""
+        return cast(Method, self.engine.method)
+
+    @property
+    def budget(self) -> int:
+        """The full budget, in the method's unit (`engine.unit`)."""
+        return self.engine.options.budget
+
+    def _memory_start(self) -> int | None:
+        # Units that see the exemplars: a small start for methods that can
+        # escalate to the plain prompt within a run; `None` (all) for long
+        # chain-of-thought, whose one line of thought cannot leave them behind.
+        if self.method == "long_cot":
+            return None
+        return min(self.memory_samples, self.budget)
+
     # -- deciding ------------------------------------------------------------------
 
     def _decide(
         self, question: str, exact: Episode | None, matches: Sequence[EpisodeMatch]
     ) -> tuple[Route, MemoryContext | None, Episode | None]:
         best = max((m["similarity"] for m in matches), default=None)
-        n = self.engine.n
+        full = self.budget
+        method, unit = self.engine.method, self.engine.unit
         if exact is not None and self.enable_reuse:
             route = Route(
                 decision="reuse",
@@ -226,6 +336,8 @@ class BudgetRouter:
                 precedents=[],
                 budget=0,
                 memory_samples=0,
+                method=method,
+                unit=unit,
             )
             return route, None, exact
         close = [m for m in matches if m["similarity"] >= self.similarity_gate]
@@ -238,8 +350,10 @@ class BudgetRouter:
                 similarity=best,
                 exemplar_ids=[],
                 precedents=[],
-                budget=n,
+                budget=full,
                 memory_samples=0,
+                method=method,
+                unit=unit,
             )
             return route, None, None
         precedents = sorted(
@@ -258,8 +372,10 @@ class BudgetRouter:
                 for m in close
             ],
             precedents=precedents,
-            samples=min(self.memory_samples, n),
         )
+        start = self._memory_start()
+        if start is not None:
+            memory["samples"] = start
         kind = "the same problem reworded" if precedents else "similar problems"
         route = Route(
             decision="exemplars",
@@ -267,8 +383,10 @@ class BudgetRouter:
             similarity=best,
             exemplar_ids=[m["episode"]["id"] for m in close],
             precedents=precedents,
-            budget=n,
-            memory_samples=memory["samples"],
+            budget=full,
+            memory_samples=full if start is None else start,
+            method=method,
+            unit=unit,
         )
         return route, memory, None
 
@@ -446,7 +564,7 @@ class SpeedupState(SpeedupInput):
     question: NotRequired[str]
     route: NotRequired[Route]
     memory: NotRequired[MemoryContext]
-    """Read by the Best-of-N subgraph; empty when the router keeps memory out."""
+    """Read by the method's subgraph; empty when the router keeps memory out."""
     vector: NotRequired[list[float]]
     reuse: NotRequired[Episode | None]
     episode_id: NotRequired[str]
@@ -454,6 +572,12 @@ class SpeedupState(SpeedupInput):
     started: NotRequired[float]
     best_of_n: NotRequired[ScalingResult]
     """Written by the Best-of-N subgraph."""
+    self_refine: NotRequired[ScalingResult]
+    """Written by the Self-Refine subgraph."""
+    tree_of_thoughts: NotRequired[ScalingResult]
+    """Written by the Tree-of-Thoughts subgraph."""
+    long_cot: NotRequired[ScalingResult]
+    """Written by the long chain-of-thought subgraph."""
 
 
 def create_speedup_graph(
@@ -468,12 +592,13 @@ def create_speedup_graph(
     """Build the memory-aware speedup graph: route, then reuse or solve, then remember.
 
     `route` embeds the question and decides; `reuse` answers an exact repeat
-    of a verified question from memory; otherwise the Best-of-N subgraph
-    (`best_of_n`) solves with the memory the router allows, and `remember`
-    writes the episode. The answer is appended to `messages` as an `AIMessage`,
-    and a `SpeedupResult` (decision, reason, usage, candidates) is under
-    `speedup`. The graph runs standalone or as a node of a parent graph with a
-    `messages` key.
+    of a verified question from memory; otherwise the chosen method's own
+    subgraph, a node named after the method (`best_of_n` by default, or
+    `self_refine`, `tree_of_thoughts`, `long_cot`), solves with the memory
+    and budget the router allows, and `remember` writes the episode. The
+    answer is appended to `messages` as an `AIMessage`, and a `SpeedupResult`
+    (decision, reason, usage, candidates) is under `speedup`. The graph runs
+    standalone or as a node of a parent graph with a `messages` key.
 
     Example:
         ```python
@@ -489,8 +614,9 @@ def create_speedup_graph(
         embeddings: Embeds questions; the offline `MiniLMEmbeddings` when `None`
             (needs the `local` extra).
         name: The graph's name, used as its node name in a parent graph.
-        **options: The keyword options of `BudgetRouter` (`n`, `mode`, `scorer`,
-            `threshold`, `namespace`, `similarity_gate`, ...).
+        **options: The keyword options of `BudgetRouter` (`method`, `budget`,
+            `n`, `mode`, `scorer`, `threshold`, `namespace`, `similarity_gate`,
+            `method_options`, ...).
 
     Returns:
         The compiled graph.
@@ -508,6 +634,8 @@ def create_speedup_graph(
         embeddings=embeddings,
         **options,
     )
+    engine = router.engine
+    solver = engine.method
 
     def _routed(
         question: str,
@@ -535,8 +663,8 @@ def create_speedup_graph(
         text, _ = question_of(state["messages"])
         return _routed(text, await router.aroute(text), started)
 
-    def after_route(state: SpeedupState) -> Literal["reuse", "best_of_n"]:
-        return "reuse" if state.get("reuse") else "best_of_n"
+    def after_route(state: SpeedupState) -> str:
+        return "reuse" if state.get("reuse") else solver
 
     def reuse(state: SpeedupState) -> dict[str, Any]:
         episode = state["reuse"]
@@ -547,10 +675,12 @@ def create_speedup_graph(
         return {"speedup": result, "messages": [AIMessage(result["answer"], name=name)]}
 
     def _remembered(state: SpeedupState) -> tuple[SpeedupResult, Episode]:
+        # The method's subgraph writes its result under the method's name.
+        result = cast(ScalingResult, state.get(solver))
         return router._solved(
             state["question"],
             state["route"],
-            state["best_of_n"],
+            result,
             state["episode_id"],
             state["started"],
         )
@@ -576,13 +706,13 @@ def create_speedup_graph(
     )
     builder.add_node("route", RunnableLambda(route, afunc=aroute, name="route"))
     builder.add_node("reuse", reuse)
-    builder.add_node("best_of_n", router.engine.as_graph(name="best_of_n"))
+    builder.add_node(solver, engine.as_graph(name=engine.method))
     builder.add_node(
         "remember", RunnableLambda(remember, afunc=aremember, name="remember")
     )
     builder.add_edge(START, "route")
-    builder.add_conditional_edges("route", after_route)
+    builder.add_conditional_edges("route", after_route, ["reuse", solver])
     builder.add_edge("reuse", END)
-    builder.add_edge("best_of_n", "remember")
+    builder.add_edge(solver, "remember")
     builder.add_edge("remember", END)
     return builder.compile(name=name)

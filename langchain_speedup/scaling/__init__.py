@@ -11,6 +11,9 @@ an async functional core, and an engine class with `run` / `arun` / `as_graph`.
 | Self-Refine | `SelfRefine` | `max_rounds` | rounds |
 | Tree-of-Thoughts (DFS) | `TreeOfThoughts` | `max_nodes` | expanded nodes |
 | Long chain-of-thought | `LongCoT` | `max_tokens` | reasoning tokens |
+
+`create_engine(model, method, budget=...)` builds any of them by name, with
+the budget in the method's unit.
 """
 
 from langchain_speedup.scaling.base import (
@@ -28,6 +31,12 @@ from langchain_speedup.scaling.best_of_n import (
     abest_of_n,
     best_of_n,
     create_best_of_n_graph,
+)
+from langchain_speedup.scaling.engines import (
+    METHODS,
+    Method,
+    ScalingEngine,
+    create_engine,
 )
 from langchain_speedup.scaling.long_cot import (
     LongCoT,
@@ -50,12 +59,15 @@ from langchain_speedup.scaling.tree_of_thoughts import (
 )
 
 __all__ = [
+    "METHODS",
     "BestOfN",
     "Candidate",
     "Exemplar",
     "LongCoT",
     "MemoryContext",
+    "Method",
     "Mode",
+    "ScalingEngine",
     "ScalingEvent",
     "ScalingOptions",
     "ScalingResult",
@@ -68,6 +80,7 @@ __all__ = [
     "atree_of_thoughts",
     "best_of_n",
     "create_best_of_n_graph",
+    "create_engine",
     "create_long_cot_graph",
     "create_self_refine_graph",
     "create_tree_of_thoughts_graph",

@@ -68,12 +68,42 @@ def check_prompt(name: str, value: object) -> str:
 def chain_exemplars(memory: MemoryContext | None) -> tuple[list[Exemplar], bool]:
     """Exemplars for a method that grows one chain of prompts, and whether any.
 
-    Sequential methods share one prompt prefix, so the chain sees the exemplars
-    unless memory allows none (`samples == 0`).
+    A chain shares one prompt prefix, so it sees the exemplars unless memory
+    allows none (`samples == 0`). Methods that can escalate use `exemplars_at`
+    to limit them to memory's start.
     """
     if not memory or not memory["exemplars"] or memory.get("samples", 1) < 1:
         return [], False
     return list(memory["exemplars"]), True
+
+
+def exemplars_at(
+    memory: MemoryContext | None, unit: int
+) -> tuple[list[Exemplar], bool]:
+    """Exemplars for the `unit`-th budget unit of a run (0-based), and whether any.
+
+    For methods that can escalate (Self-Refine, Tree-of-Thoughts): the first
+    `samples` units see the exemplars, the rest of the run does not; every
+    unit sees them when `samples` is absent.
+    """
+    exemplars, with_memory = chain_exemplars(memory)
+    samples = memory.get("samples") if memory else None
+    if not with_memory or (samples is not None and unit >= samples):
+        return [], False
+    return exemplars, True
+
+
+def escalates_at(memory: MemoryContext | None, unit: int) -> bool:
+    """Whether `unit` is the first unit past memory's start.
+
+    There the run leaves the exemplars behind and starts afresh from the plain
+    prompt.
+    """
+    return (
+        unit >= 1
+        and exemplars_at(memory, unit - 1)[1]
+        and not exemplars_at(memory, unit)[1]
+    )
 
 
 def precedents_of(memory: MemoryContext | None) -> list[str]:
@@ -167,8 +197,14 @@ def score_in_turn(
     earlier: Sequence[Candidate],
     memory: MemoryContext | None,
     config: RunnableConfig | None,
+    *,
+    with_memory: bool | None = None,
 ) -> tuple[Candidate, Usage]:
-    """Score the next answer of a sequential method against the earlier ones."""
+    """Score the next answer of a sequential method against the earlier ones.
+
+    `with_memory` says whether its prompt held exemplars; by default, whether
+    memory puts them into the chain.
+    """
     ledger = Ledger()
     score = scorer.score(
         question,
@@ -177,7 +213,8 @@ def score_in_turn(
         precedents=precedents_of(memory),
         config=ledger.config(config, role="scorer"),
     )
-    with_memory = chain_exemplars(memory)[1]
+    if with_memory is None:
+        with_memory = chain_exemplars(memory)[1]
     return make_candidate(scorer, text, score, with_memory=with_memory), ledger.usage()
 
 
@@ -188,6 +225,8 @@ async def ascore_in_turn(
     earlier: Sequence[Candidate],
     memory: MemoryContext | None,
     config: RunnableConfig | None,
+    *,
+    with_memory: bool | None = None,
 ) -> tuple[Candidate, Usage]:
     """Async form of `score_in_turn`."""
     ledger = Ledger()
@@ -198,7 +237,8 @@ async def ascore_in_turn(
         precedents=precedents_of(memory),
         config=ledger.config(config, role="scorer"),
     )
-    with_memory = chain_exemplars(memory)[1]
+    if with_memory is None:
+        with_memory = chain_exemplars(memory)[1]
     return make_candidate(scorer, text, score, with_memory=with_memory), ledger.usage()
 
 

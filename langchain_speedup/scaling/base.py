@@ -67,9 +67,12 @@ class MemoryContext(TypedDict):
     precedents: list[str]
     """Verified final answers held for the same problem (reworded at most)."""
     samples: NotRequired[int]
-    """How many samples see the exemplars before sampling falls back to the
+    """How many budget units see the exemplars before the run escalates to the
     plain prompt; memory makes wrong answers agree, so it gets a small start.
-    All samples see them when absent."""
+    Best-of-N samples its later candidates without them, Self-Refine drafts
+    afresh and Tree-of-Thoughts searches on from a fresh root; long
+    chain-of-thought keeps one line of thought, so any value above 0 shows
+    them throughout. All units see them when absent, none when 0."""
 
 
 class Candidate(TypedDict):

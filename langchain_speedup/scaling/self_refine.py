@@ -12,7 +12,10 @@ reaches the threshold. Budget unit: rounds, that is answers generated, so
 Memory enters through a `MemoryContext`: its exemplars go into the prompt all
 rounds share, and its precedents go to the scorer. Each answer is scored
 against the answers before it, so a `ConsensusScorer` rewards an answer that
-survives critique unchanged.
+survives critique unchanged. When memory limits the exemplars to its first
+`samples` rounds (the router's smaller start) and the run goes on past them,
+it escalates: the next round is a fresh draft from the plain prompt, critiqued
+and revised as before, and the answers of both chains keep voting together.
 
 `self_refine` / `aself_refine` are the functional core; `create_self_refine_graph`
 wraps the same steps in a compiled LangGraph subgraph.
@@ -133,9 +136,13 @@ class SelfRefine:
     # -- prompts -----------------------------------------------------------------------
 
     def _base(
-        self, conversation: Sequence[BaseMessage], memory: MemoryContext | None
+        self,
+        conversation: Sequence[BaseMessage],
+        memory: MemoryContext | None,
+        unit: int,
     ) -> tuple[list[AnyMessage], bool]:
-        exemplars, with_memory = _common.chain_exemplars(memory)
+        # `unit` is the index of the answer whose chain the prompt belongs to.
+        exemplars, with_memory = _common.exemplars_at(memory, unit)
         prompt = build_prompt(
             conversation,
             system_prompt=self.options.system_prompt,
@@ -162,9 +169,10 @@ class SelfRefine:
         conversation: Sequence[BaseMessage],
         memory: MemoryContext | None,
         config: RunnableConfig | None,
+        unit: int = 0,
     ) -> tuple[str, Usage]:
         ledger = Ledger()
-        base, _ = self._base(conversation, memory)
+        base, _ = self._base(conversation, memory, unit)
         reply = _common.invoke(
             self.model, base, ledger.config(config, role="solver"), role="solver"
         )
@@ -175,9 +183,10 @@ class SelfRefine:
         conversation: Sequence[BaseMessage],
         memory: MemoryContext | None,
         config: RunnableConfig | None,
+        unit: int = 0,
     ) -> tuple[str, Usage]:
         ledger = Ledger()
-        base, _ = self._base(conversation, memory)
+        base, _ = self._base(conversation, memory, unit)
         reply = await _common.ainvoke(
             self.model, base, ledger.config(config, role="solver"), role="solver"
         )
@@ -189,9 +198,10 @@ class SelfRefine:
         answer: str,
         memory: MemoryContext | None,
         config: RunnableConfig | None,
+        unit: int,
     ) -> tuple[str, Usage]:
         ledger = Ledger()
-        base, _ = self._base(conversation, memory)
+        base, _ = self._base(conversation, memory, unit)
         reply = _common.invoke(
             self.model,
             self._critique_prompt(base, answer),
@@ -206,9 +216,10 @@ class SelfRefine:
         answer: str,
         memory: MemoryContext | None,
         config: RunnableConfig | None,
+        unit: int,
     ) -> tuple[str, Usage]:
         ledger = Ledger()
-        base, _ = self._base(conversation, memory)
+        base, _ = self._base(conversation, memory, unit)
         reply = await _common.ainvoke(
             self.model,
             self._critique_prompt(base, answer),
@@ -224,9 +235,10 @@ class SelfRefine:
         feedback: str,
         memory: MemoryContext | None,
         config: RunnableConfig | None,
+        unit: int,
     ) -> tuple[str, Usage]:
         ledger = Ledger()
-        base, _ = self._base(conversation, memory)
+        base, _ = self._base(conversation, memory, unit)
         reply = _common.invoke(
             self.model,
             self._revise_prompt(base, answer, feedback),
@@ -242,9 +254,10 @@ class SelfRefine:
         feedback: str,
         memory: MemoryContext | None,
         config: RunnableConfig | None,
+        unit: int,
     ) -> tuple[str, Usage]:
         ledger = Ledger()
-        base, _ = self._base(conversation, memory)
+        base, _ = self._base(conversation, memory, unit)
         reply = await _common.ainvoke(
             self.model,
             self._revise_prompt(base, answer, feedback),
@@ -262,7 +275,13 @@ class SelfRefine:
         config: RunnableConfig | None,
     ) -> tuple[Candidate, Usage]:
         return _common.score_in_turn(
-            self.options.active_scorer, question, text, candidates, memory, config
+            self.options.active_scorer,
+            question,
+            text,
+            candidates,
+            memory,
+            config,
+            with_memory=_common.exemplars_at(memory, len(candidates))[1],
         )
 
     async def _ascore(
@@ -274,7 +293,13 @@ class SelfRefine:
         config: RunnableConfig | None,
     ) -> tuple[Candidate, Usage]:
         return await _common.ascore_in_turn(
-            self.options.active_scorer, question, text, candidates, memory, config
+            self.options.active_scorer,
+            question,
+            text,
+            candidates,
+            memory,
+            config,
+            with_memory=_common.exemplars_at(memory, len(candidates))[1],
         )
 
     # -- stopping and selection ----------------------------------------------------------
@@ -333,9 +358,19 @@ class SelfRefine:
             usage = add_usage(usage, spent)
             if self._finished(candidates):
                 return self._select(candidates, usage)
-            feedback, spent = self._critique(conversation, answer, memory, config)
+            unit = len(candidates)
+            if _common.escalates_at(memory, unit):
+                # Memory's start is spent without a passing answer: draft afresh.
+                answer, spent = self._draft(conversation, memory, config, unit)
+                usage = add_usage(usage, spent)
+                continue
+            feedback, spent = self._critique(
+                conversation, answer, memory, config, unit - 1
+            )
             usage = add_usage(usage, spent)
-            answer, spent = self._revise(conversation, answer, feedback, memory, config)
+            answer, spent = self._revise(
+                conversation, answer, feedback, memory, config, unit - 1
+            )
             usage = add_usage(usage, spent)
 
     async def arun(
@@ -357,12 +392,17 @@ class SelfRefine:
             usage = add_usage(usage, spent)
             if self._finished(candidates):
                 return self._select(candidates, usage)
+            unit = len(candidates)
+            if _common.escalates_at(memory, unit):
+                answer, spent = await self._adraft(conversation, memory, config, unit)
+                usage = add_usage(usage, spent)
+                continue
             feedback, spent = await self._acritique(
-                conversation, answer, memory, config
+                conversation, answer, memory, config, unit - 1
             )
             usage = add_usage(usage, spent)
             answer, spent = await self._arevise(
-                conversation, answer, feedback, memory, config
+                conversation, answer, feedback, memory, config, unit - 1
             )
             usage = add_usage(usage, spent)
 
@@ -452,44 +492,70 @@ class SelfRefine:
                 return "select"
             return "critique"
 
+        def _unit(state: SelfRefineState) -> tuple[int, bool]:
+            # The next answer's index, and whether it starts a fresh chain
+            # because memory's start is spent (then there is nothing to critique).
+            unit = len(state["candidates"])
+            return unit, _common.escalates_at(state.get("memory"), unit)
+
         def critique(state: SelfRefineState, config: RunnableConfig) -> dict[str, Any]:
+            unit, fresh = _unit(state)
+            if fresh:
+                return {}
             _, conversation = question_of(state["messages"])
             feedback, spent = engine._critique(
-                conversation, _current(state), state.get("memory"), config
+                conversation, _current(state), state.get("memory"), config, unit - 1
             )
             return {"feedback": feedback, "usage": _spent(state, spent)}
 
         async def acritique(
             state: SelfRefineState, config: RunnableConfig
         ) -> dict[str, Any]:
+            unit, fresh = _unit(state)
+            if fresh:
+                return {}
             _, conversation = question_of(state["messages"])
             feedback, spent = await engine._acritique(
-                conversation, _current(state), state.get("memory"), config
+                conversation, _current(state), state.get("memory"), config, unit - 1
             )
             return {"feedback": feedback, "usage": _spent(state, spent)}
 
         def revise(state: SelfRefineState, config: RunnableConfig) -> dict[str, Any]:
+            unit, fresh = _unit(state)
             _, conversation = question_of(state["messages"])
-            answer, spent = engine._revise(
-                conversation,
-                _current(state),
-                state["feedback"],
-                state.get("memory"),
-                config,
-            )
+            if fresh:
+                answer, spent = engine._draft(
+                    conversation, state.get("memory"), config, unit
+                )
+            else:
+                answer, spent = engine._revise(
+                    conversation,
+                    _current(state),
+                    state["feedback"],
+                    state.get("memory"),
+                    config,
+                    unit - 1,
+                )
             return _produced(state, answer, spent)
 
         async def arevise(
             state: SelfRefineState, config: RunnableConfig
         ) -> dict[str, Any]:
+            unit, fresh = _unit(state)
             _, conversation = question_of(state["messages"])
-            answer, spent = await engine._arevise(
-                conversation,
-                _current(state),
-                state["feedback"],
-                state.get("memory"),
-                config,
-            )
+            if fresh:
+                answer, spent = await engine._adraft(
+                    conversation, state.get("memory"), config, unit
+                )
+            else:
+                answer, spent = await engine._arevise(
+                    conversation,
+                    _current(state),
+                    state["feedback"],
+                    state.get("memory"),
+                    config,
+                    unit - 1,
+                )
             return _produced(state, answer, spent)
 
         def select(state: SelfRefineState) -> dict[str, Any]:

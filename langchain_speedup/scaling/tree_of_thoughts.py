@@ -20,7 +20,12 @@ goes deeper. When no complete solution is found the best partial path is
 returned (`final_answer` is then `None`).
 
 Memory enters through a `MemoryContext`: its exemplars go into the prompt
-every node shares, and its precedents go to the scorer.
+every node shares, and its precedents go to the scorer. When memory limits
+them to its first `samples` expansions (the router's smaller start), the
+search escalates once those are spent, or once the memory-guided tree is
+exhausted, without a passing solution: it pushes a fresh root whose subtree
+never sees the exemplars and searches on from there, while every solution
+found so far keeps voting.
 
 `tree_of_thoughts` / `atree_of_thoughts` are the functional core;
 `create_tree_of_thoughts_graph` wraps the same steps in a compiled subgraph.
@@ -92,9 +97,13 @@ class Thought(TypedDict):
     """Whether the last step gave a final answer."""
     index: int
     """Its position in the candidates; -1 for the root."""
+    with_memory: NotRequired[bool]
+    """`False` on the subtree of the fresh root an escalating search starts:
+    its prompts leave the exemplars out. Absent: as memory allows."""
 
 
 _ROOT = Thought(steps=[], complete=False, index=-1)
+_PLAIN_ROOT = Thought(steps=[], complete=False, index=-1, with_memory=False)
 
 
 def _path(steps: Sequence[str]) -> str:
@@ -192,7 +201,7 @@ class TreeOfThoughts:
         prompt = build_prompt(
             conversation,
             system_prompt=self.options.system_prompt,
-            exemplars=exemplars,
+            exemplars=exemplars if node.get("with_memory", True) else (),
         )
         depth = len(node["steps"])
         if depth:
@@ -242,7 +251,7 @@ class TreeOfThoughts:
     def _children(
         self, parent: Thought, proposals: Sequence[str], first_index: int
     ) -> list[Thought]:
-        return [
+        children = [
             Thought(
                 steps=[*parent["steps"], step],
                 complete=bool(_BOXED.search(step)),
@@ -250,6 +259,10 @@ class TreeOfThoughts:
             )
             for i, step in enumerate(proposals)
         ]
+        if "with_memory" in parent:
+            for child in children:
+                child["with_memory"] = parent["with_memory"]
+        return children
 
     def _peers(
         self,
@@ -285,7 +298,7 @@ class TreeOfThoughts:
                 scorer,
                 _path(child["steps"]),
                 score,
-                with_memory=with_memory,
+                with_memory=with_memory and child.get("with_memory", True),
                 complete=child["complete"],
             )
             for child, score in zip(children, scores, strict=True)
@@ -360,11 +373,48 @@ class TreeOfThoughts:
         ranked = sorted(open_, key=lambda c: -candidates[c["index"]]["score"])
         return ranked[::-1]
 
+    # -- escalation: leave memory's start behind --------------------------------------
+
+    def _escalation(
+        self,
+        memory: MemoryContext | None,
+        expanded: int,
+        stack: Sequence[Thought],
+        thoughts: Sequence[Thought],
+        candidates: Sequence[Candidate],
+    ) -> list[Thought]:
+        """What to push before the next expansion: a plain root, once, or nothing.
+
+        The search escalates when memory limits the exemplars to its first
+        `samples` expansions and those are spent (or the memory-guided tree is
+        exhausted first), budget remains and no solution has passed.
+        """
+        if not memory or not _common.chain_exemplars(memory)[1]:
+            return []
+        samples = memory.get("samples")
+        if samples is None or expanded >= self.max_nodes:
+            return []
+        if expanded < samples and stack:
+            return []
+        if any(t.get("with_memory", True) is False for t in (*stack, *thoughts)):
+            return []  # escalated already
+        if self._solved(thoughts, candidates):
+            return []
+        return [_PLAIN_ROOT]
+
     # -- stopping and selection ------------------------------------------------------
 
     def passed(self, candidate: Candidate) -> bool:
         """Whether a candidate's score reaches the threshold."""
         return candidate["score"] >= self.options.active_threshold
+
+    def _solved(
+        self, thoughts: Sequence[Thought], candidates: Sequence[Candidate]
+    ) -> bool:
+        # Adaptive runs stop at a passing complete solution.
+        return self.options.mode == "adaptive" and any(
+            self.passed(candidates[t["index"]]) for t in thoughts if t["complete"]
+        )
 
     def _finished(
         self,
@@ -375,9 +425,7 @@ class TreeOfThoughts:
     ) -> bool:
         if expanded >= self.max_nodes or not stack:
             return True
-        return self.options.mode == "adaptive" and any(
-            self.passed(candidates[t["index"]]) for t in thoughts if t["complete"]
-        )
+        return self._solved(thoughts, candidates)
 
     def _select(
         self,
@@ -443,7 +491,10 @@ class TreeOfThoughts:
         expanded = 0
         usage = empty_usage()
         # Bounded: every pass expands one node and `_finished` caps the count.
-        while not self._finished(expanded, stack, thoughts, candidates):
+        while True:
+            stack += self._escalation(memory, expanded, stack, thoughts, candidates)
+            if self._finished(expanded, stack, thoughts, candidates):
+                break
             node = stack.pop()
             proposals, spent = self._expand(conversation, node, memory, config)
             expanded += 1
@@ -470,7 +521,10 @@ class TreeOfThoughts:
         candidates: list[Candidate] = []
         expanded = 0
         usage = empty_usage()
-        while not self._finished(expanded, stack, thoughts, candidates):
+        while True:
+            stack += self._escalation(memory, expanded, stack, thoughts, candidates)
+            if self._finished(expanded, stack, thoughts, candidates):
+                break
             node = stack.pop()
             proposals, spent = await self._aexpand(conversation, node, memory, config)
             expanded += 1
@@ -598,7 +652,15 @@ class TreeOfThoughts:
 
         def prune(state: TreeOfThoughtsState) -> dict[str, Any]:
             pushed = engine._prune(state["children"], state["candidates"])
-            return {"stack": [*state.get("stack", []), *pushed]}
+            stack = [*state.get("stack", []), *pushed]
+            stack += engine._escalation(
+                state.get("memory"),
+                state["expanded"],
+                stack,
+                state["thoughts"],
+                state["candidates"],
+            )
+            return {"stack": stack}
 
         def after_prune(state: TreeOfThoughtsState) -> Literal["expand", "select"]:
             finished = engine._finished(
