@@ -7,6 +7,7 @@ from langchain_speedup.local.embeddings import MiniLMEmbeddings
 from langchain_speedup.local.model import (
     DEFAULT_MODEL,
     MODELS,
+    LocalChatOpenAI,
     LocalModelServer,
     ModelSpec,
     assemble_model_file,
@@ -16,6 +17,7 @@ from langchain_speedup.local.model import (
 __all__ = [
     "DEFAULT_MODEL",
     "MODELS",
+    "LocalChatOpenAI",
     "LocalModelServer",
     "MiniLMEmbeddings",
     "ModelSpec",

@@ -32,6 +32,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+from langchain_core.language_models import LanguageModelInput
 from langchain_openai import ChatOpenAI
 
 from langchain_speedup.errors import LocalStackError
@@ -39,6 +40,7 @@ from langchain_speedup.errors import LocalStackError
 __all__ = [
     "DEFAULT_MODEL",
     "MODELS",
+    "LocalChatOpenAI",
     "LocalModelServer",
     "ModelSpec",
     "assemble_model_file",
@@ -169,6 +171,29 @@ def assemble_model_file(
     tmp.replace(target)
     stamp.write_text(f"{spec.sha256} {target.stat().st_mtime_ns}")
     return target
+
+
+class LocalChatOpenAI(ChatOpenAI):
+    """`ChatOpenAI` for llama-cpp-python's server, with `max_tokens` honoured.
+
+    langchain-openai sends the cap as `max_completion_tokens`, the current
+    OpenAI name, which llama-cpp-python's server (0.3.x) ignores: generations
+    would run uncapped. This moves the cap back to `max_tokens`.
+    """
+
+    def _get_request_payload(
+        self,
+        input_: LanguageModelInput,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        payload: dict[str, Any] = super()._get_request_payload(
+            input_, stop=stop, **kwargs
+        )
+        if "max_completion_tokens" in payload:
+            payload["max_tokens"] = payload.pop("max_completion_tokens")
+        return payload
 
 
 def _free_port() -> int:
@@ -355,7 +380,7 @@ class LocalModelServer:
         logger.info("stopped local model server (pid %d)", process.pid)
 
     def chat_model(self, **kwargs: Any) -> ChatOpenAI:
-        """A `ChatOpenAI` bound to this server; keyword arguments pass through."""
+        """A `LocalChatOpenAI` bound to this server; keyword arguments pass through."""
         options: dict[str, Any] = {
             "model": self.spec.alias,
             "base_url": self.base_url,
@@ -364,7 +389,7 @@ class LocalModelServer:
             "timeout": 300,
         }
         options.update(kwargs)
-        return ChatOpenAI(**options)
+        return LocalChatOpenAI(**options)
 
     def __enter__(self) -> Self:
         return self.start()
