@@ -114,10 +114,14 @@ class TestReport:
                 "budget",
                 "system_prompt",
                 "options",
+                "quorum",
                 "static",
                 "adaptive",
                 "ratios",
             }
+            assert summary["quorum"] == DEFAULT_SETTINGS[summary["method"]].get(
+                "quorum", 3
+            )
             assert summary["unit"] == UNITS[summary["method"]]
             assert summary["budget"] == DEFAULT_SETTINGS[summary["method"]]["budget"]
             assert set(summary["ratios"]) == {"budget_used", "tokens", "seconds"}
@@ -168,8 +172,9 @@ class TestReport:
         }
         # Best-of-N: static spends 6 a problem, adaptive stops at 3 agreeing.
         assert units["best_of_n"] == (12, 6)
-        # Self-Refine: a quorum of 3 passes only at the third round.
-        assert units["self_refine"] == (6, 6)
+        # Self-Refine: static revises 4 rounds; adaptive stops once a revision
+        # keeps the answer (quorum 2), at round 2.
+        assert units["self_refine"] == (8, 4)
         # Tree-of-Thoughts: three whole solutions at the root end both runs.
         assert units["tree_of_thoughts"] == (2, 2)
         # Long CoT: the fake thinks 14 tokens a segment; static uses all 4
@@ -234,7 +239,11 @@ class TestTableAndJson:
             assert cells[9] == f"{summary['ratios']['tokens']:.2f}"
         assert rows["best_of_n"][8] == "0.50"
         assert "quorum=3" in table
-        assert "tree_of_thoughts 3 expanded_nodes (breadth=3, max_depth=2)" in table
+        assert (
+            "tree_of_thoughts 3 expanded_nodes (breadth=3, max_depth=2, quorum=3)"
+            in table
+        )
+        assert "self_refine 4 rounds (quorum=2)" in table
         assert "critique_prompt" not in table
 
     def test_json_round_trips(self, report: MethodBenchReport, tmp_path: Path) -> None:

@@ -26,13 +26,14 @@ third unit. Calls per problem, static + adaptive:
 
 - Best-of-N, `n=6` generations: 6 + 3 to 6. Three agreeing samples stop a run
   at half its budget; 6 keeps static mode's majority vote meaningful.
-- Self-Refine, `max_rounds=3` rounds: 5 + 5 (an answer, then a critique and a
-  revision per round). Critique and revision prompts ask for one sentence and
+- Self-Refine, `max_rounds=4` rounds, quorum 2: 7 + 3 to 7 (an answer, then
+  a critique and a revision per round). Its rounds are not independent
+  samples but revisions of one answer, so its stop rule is "a revision kept
+  the answer": a quorum of 2 over the rounds' answers. With a quorum of 3 an
+  answer could not pass before round 3 of a 3-round budget and adaptive mode
+  could save nothing. Critique and revision prompts ask for one sentence and
   for the short format, since the package's defaults draw ~250-token replies
-  from this model. With a quorum of 3 an answer can only pass at round 3, so
-  at this budget adaptive mode cannot save rounds: it shows what stopping
-  costs and how its selection (the first passing answer) differs. A fourth
-  round would add ~10 minutes.
+  from this model.
 - Tree-of-Thoughts, `breadth=3`, `max_depth=2`, `max_nodes=3` expanded nodes:
   at most 9 + 9 one-line steps. When the root's steps are unfinished, three
   agreeing solutions from the first child stop an adaptive run after 2 of 3
@@ -61,7 +62,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NotRequired, cast
 
 from tqdm import tqdm
 from typing_extensions import TypedDict
@@ -130,6 +131,8 @@ class MethodSetting(TypedDict):
     """`None` keeps the method's own system prompt."""
     options: dict[str, Any]
     """Further keyword options of the method's engine."""
+    quorum: NotRequired[int]
+    """The consensus quorum for this method; the run's `quorum` when absent."""
 
 
 DEFAULT_SETTINGS: Mapping[Method, MethodSetting] = MappingProxyType(
@@ -138,12 +141,13 @@ DEFAULT_SETTINGS: Mapping[Method, MethodSetting] = MappingProxyType(
             budget=6, system_prompt=DEMO_SYSTEM_PROMPT, options={}
         ),
         "self_refine": MethodSetting(
-            budget=3,
+            budget=4,
             system_prompt=DEMO_SYSTEM_PROMPT,
             options={
                 "critique_prompt": BENCH_CRITIQUE_PROMPT,
                 "revise_prompt": BENCH_REVISE_PROMPT,
             },
+            quorum=2,
         ),
         "tree_of_thoughts": MethodSetting(
             budget=3,
@@ -209,6 +213,7 @@ class MethodSummary(TypedDict):
     budget: int
     system_prompt: str
     options: dict[str, Any]
+    quorum: int
     static: ModeSummary
     adaptive: ModeSummary
     ratios: dict[str, float]
@@ -247,7 +252,7 @@ def _engines(
     model: ChatRunnable, method: Method, setting: MethodSetting, quorum: int
 ) -> dict[Mode, ScalingEngine]:
     # One scorer object for both modes: the same scorer, not just an equal one.
-    scorer = ConsensusScorer(quorum=quorum)
+    scorer = ConsensusScorer(quorum=setting.get("quorum", quorum))
     return {
         mode: create_engine(
             model,
@@ -322,6 +327,7 @@ def _method_summary(
         budget=engine.options.budget,
         system_prompt=engine.options.system_prompt,
         options=dict(setting["options"]),
+        quorum=cast(ConsensusScorer, engine.options.active_scorer).quorum,
         static=static,
         adaptive=adaptive,
         ratios={
@@ -417,6 +423,7 @@ def _setting_text(summary: MethodSummary) -> str:
     # Prompts are in the JSON; the table line shows the numbers.
     shown = {k: v for k, v in summary["options"].items() if not k.endswith("_prompt")}
     text = f"{summary['method']} {summary['budget']} {summary['unit']}"
+    shown["quorum"] = summary["quorum"]
     if shown:
         text += " (" + ", ".join(f"{k}={v}" for k, v in shown.items()) + ")"
     return text
@@ -454,7 +461,7 @@ def format_method_report(report: MethodBenchReport) -> str:
     lines += [
         "",
         "budgets: " + "; ".join(_setting_text(s) for s in report["methods"]),
-        f"scorer: ConsensusScorer(quorum={report['quorum']}); tokens include "
+        "scorer: ConsensusScorer with each method's quorum; tokens include "
         "scorer calls; gold answers only grade",
         f"problems: {report['problems']}, model: {report['model'] or 'unnamed'}, "
         f"{report['seconds']:.0f} s",
