@@ -47,7 +47,8 @@ class ModelError(SpeedupError):
     """The chat model failed, or its server could not be reached.
 
     Attributes:
-        role: Which call failed: `"solver"`, `"scorer"` or `"reflection"`.
+        role: Which call failed: `"solver"`, `"scorer"`, `"reflection"` or
+            `"fine_tuning"`.
     """
 
     def __init__(self, message: str, *, role: str = "solver") -> None:

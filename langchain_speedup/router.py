@@ -69,6 +69,7 @@ from langchain_speedup.errors import (
     SpeedupError,
 )
 from langchain_speedup.memory.episodes import Episode, EpisodeMatch, episode_from_result
+from langchain_speedup.memory.mechanisms import MemoryMechanism
 from langchain_speedup.memory.store import EpisodicStore, QdrantEpisodicStore
 from langchain_speedup.scaling._common import ChatRunnable
 from langchain_speedup.scaling.base import (
@@ -219,6 +220,12 @@ class BudgetRouter:
         method_options: Further keyword options of the method's engine, such
             as `breadth` for Tree-of-Thoughts or `segment_tokens` for long
             chain-of-thought.
+        memory: Builds the memory of an `exemplars` decision from the
+            episodes that passed the similarity gate (for example
+            `InContextMemory()` or `ReflectUpdateMemory()`); the router keeps
+            its own precedents and memory start. When `None` (default), the
+            gated episodes themselves are the exemplars. Reuse and scratch
+            decisions never consult it.
 
     Raises:
         ConfigurationError: An option is out of range, `method` names no
@@ -247,7 +254,13 @@ class BudgetRouter:
         enable_reuse: bool = True,
         system_prompt: str | None = None,
         method_options: Mapping[str, Any] | None = None,
+        memory: MemoryMechanism | None = None,
     ) -> None:
+        if memory is not None and not isinstance(memory, MemoryMechanism):
+            msg = (
+                f"`memory` must implement MemoryMechanism, got {type(memory).__name__}"
+            )
+            raise ConfigurationError(msg)
         if not isinstance(store, EpisodicStore):
             msg = f"`store` must implement EpisodicStore, got {type(store).__name__}"
             raise ConfigurationError(msg)
@@ -300,6 +313,7 @@ class BudgetRouter:
         self.max_exemplars = _validate_positive("max_exemplars", max_exemplars)
         self.memory_samples = _validate_positive("memory_samples", memory_samples)
         self.enable_reuse = bool(enable_reuse)
+        self.memory = memory
 
     @property
     def method(self) -> Method:
@@ -390,10 +404,36 @@ class BudgetRouter:
         )
         return route, memory, None
 
+    def _mechanism_input(
+        self,
+        route: Route,
+        memory: MemoryContext | None,
+        matches: Sequence[EpisodeMatch],
+    ) -> list[EpisodeMatch] | None:
+        # The episodes that passed the gate, when a mechanism builds the memory.
+        if self.memory is None or memory is None or route["decision"] != "exemplars":
+            return None
+        ids = set(route["exemplar_ids"])
+        return [m for m in matches if m["episode"]["id"] in ids]
+
+    @staticmethod
+    def _with_router_memory(built: MemoryContext, own: MemoryContext) -> MemoryContext:
+        # Precedents feed the scorer and the start limits the exemplars: both
+        # stay the router's, whatever the mechanism shows.
+        merged = MemoryContext(**built)
+        merged["precedents"] = own["precedents"]
+        if "samples" in own:
+            merged["samples"] = own["samples"]
+        return merged
+
     def route(
-        self, question: str
+        self, question: str, *, config: RunnableConfig | None = None
     ) -> tuple[Route, MemoryContext | None, Episode | None, list[float]]:
         """Decide how to answer `question`.
+
+        Args:
+            question: The question.
+            config: Passed to any model call of the memory mechanism.
 
         Returns:
             The decision, the memory to solve with, the episode to reuse (for
@@ -410,10 +450,21 @@ class BudgetRouter:
             if exact
             else self.store.search(self.namespace, vector, limit=self.max_exemplars + 2)
         )
-        return (*self._decide(question, exact, matches), vector)
+        route, memory, reuse = self._decide(question, exact, matches)
+        gated = self._mechanism_input(route, memory, matches)
+        if gated is not None and self.memory is not None and memory is not None:
+            built = self.memory.build(
+                question,
+                gated,
+                store=self.store,
+                namespace=self.namespace,
+                config=config,
+            )
+            memory = self._with_router_memory(built, memory)
+        return route, memory, reuse, vector
 
     async def aroute(
-        self, question: str
+        self, question: str, *, config: RunnableConfig | None = None
     ) -> tuple[Route, MemoryContext | None, Episode | None, list[float]]:
         """Async form of `route`."""
         vector = await self.embeddings.aembed_query(question)
@@ -429,7 +480,18 @@ class BudgetRouter:
                 self.namespace, vector, limit=self.max_exemplars + 2
             )
         )
-        return (*self._decide(question, exact, matches), vector)
+        route, memory, reuse = self._decide(question, exact, matches)
+        gated = self._mechanism_input(route, memory, matches)
+        if gated is not None and self.memory is not None and memory is not None:
+            built = await self.memory.abuild(
+                question,
+                gated,
+                store=self.store,
+                namespace=self.namespace,
+                config=config,
+            )
+            memory = self._with_router_memory(built, memory)
+        return route, memory, reuse, vector
 
     # -- answering and remembering -------------------------------------------------------
 
@@ -507,7 +569,7 @@ class BudgetRouter:
         started = time.time()
         text, conversation = question_of(question)
         episode_id = _check_episode_id(episode_id)
-        route, memory, reuse, vector = self.route(text)
+        route, memory, reuse, vector = self.route(text, config=config)
         if reuse is not None:
             return self._reused(text, route, reuse, started)
         result = self.engine.run(conversation, memory=memory, config=config)
@@ -529,7 +591,7 @@ class BudgetRouter:
         started = time.time()
         text, conversation = question_of(question)
         episode_id = _check_episode_id(episode_id)
-        route, memory, reuse, vector = await self.aroute(text)
+        route, memory, reuse, vector = await self.aroute(text, config=config)
         if reuse is not None:
             return self._reused(text, route, reuse, started)
         result = await self.engine.arun(conversation, memory=memory, config=config)
@@ -653,15 +715,15 @@ def create_speedup_graph(
             "started": started,
         }
 
-    def route(state: SpeedupState) -> dict[str, Any]:
+    def route(state: SpeedupState, config: RunnableConfig) -> dict[str, Any]:
         started = time.time()
         text, _ = question_of(state["messages"])
-        return _routed(text, router.route(text), started)
+        return _routed(text, router.route(text, config=config), started)
 
-    async def aroute(state: SpeedupState) -> dict[str, Any]:
+    async def aroute(state: SpeedupState, config: RunnableConfig) -> dict[str, Any]:
         started = time.time()
         text, _ = question_of(state["messages"])
-        return _routed(text, await router.aroute(text), started)
+        return _routed(text, await router.aroute(text, config=config), started)
 
     def after_route(state: SpeedupState) -> str:
         return "reuse" if state.get("reuse") else solver

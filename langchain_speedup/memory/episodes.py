@@ -44,6 +44,8 @@ class Episode(TypedDict):
     seconds: float
     created_at: float
     """Unix time of the write."""
+    reflection: NotRequired[str]
+    """A short lesson drawn from this episode (`reflect`), if one was written."""
 
 
 class EpisodeMatch(TypedDict):

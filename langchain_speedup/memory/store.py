@@ -6,6 +6,13 @@ mode on disk (`path=`) or in memory by default, a Qdrant server or cluster by
 `url=` (or `QDRANT_URL` / `QDRANT_API_KEY` through `from_env`). Every read and
 write filters on the namespace, and episodes are upserted by their id, so a
 retried write never duplicates one.
+
+Besides episodes, the collection may hold one *lessons* point per namespace:
+the Reflect-Update memory's generalised lessons text (see
+`langchain_speedup.memory.reflection`). It has the payload `kind: "lessons"`
+and a deterministic id, and every episode read excludes it; points without a
+`kind` are episodes, so collections written before lessons existed read as
+before.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import asyncio
 import logging
 import os
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,11 +32,27 @@ from qdrant_client import QdrantClient, models
 from langchain_speedup.errors import InvalidInputError, MemoryStoreError
 from langchain_speedup.memory.episodes import Episode, EpisodeMatch
 
-__all__ = ["DEFAULT_COLLECTION", "EpisodicStore", "QdrantEpisodicStore"]
+__all__ = [
+    "DEFAULT_COLLECTION",
+    "LESSONS_KIND",
+    "EpisodicStore",
+    "QdrantEpisodicStore",
+    "lessons_point_id",
+]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_COLLECTION = "speedup_episodes"
+
+LESSONS_KIND = "lessons"
+"""The `kind` payload value of a namespace's lessons point."""
+
+_LESSONS_ID_NAMESPACE = uuid.UUID("0b6c2f53-7d7e-4f0e-a6a4-9a1c3f8e5d21")
+
+
+def lessons_point_id(namespace: str) -> str:
+    """The deterministic point id of a namespace's lessons text."""
+    return str(uuid.uuid5(_LESSONS_ID_NAMESPACE, namespace))
 
 
 @runtime_checkable
@@ -77,6 +101,11 @@ def _check_namespace(namespace: object) -> str:
 
 def _match(key: str, value: str | bool) -> models.FieldCondition:
     return models.FieldCondition(key=key, match=models.MatchValue(value=value))
+
+
+def _episodes_filter(*conditions: models.Condition) -> models.Filter:
+    # Lessons points share the collection; points without `kind` are episodes.
+    return models.Filter(must=list(conditions), must_not=[_match("kind", LESSONS_KIND)])
 
 
 class QdrantEpisodicStore:
@@ -183,7 +212,7 @@ class QdrantEpisodicStore:
             ),
         )
         if self._remote:
-            for field in ("namespace", "question_key"):
+            for field in ("namespace", "question_key", "kind"):
                 self._client.create_payload_index(
                     self.collection, field, models.PayloadSchemaType.KEYWORD
                 )
@@ -233,12 +262,10 @@ class QdrantEpisodicStore:
         _check_namespace(namespace)
         if not self._exists():
             return None
-        flt = models.Filter(
-            must=[
-                _match("namespace", namespace),
-                _match("question_key", question_key),
-                _match("verified", True),
-            ]
+        flt = _episodes_filter(
+            _match("namespace", namespace),
+            _match("question_key", question_key),
+            _match("verified", True),
         )
         points, _ = self._call(
             "read",
@@ -259,9 +286,7 @@ class QdrantEpisodicStore:
         _check_namespace(namespace)
         if not self._exists():
             return []
-        flt = models.Filter(
-            must=[_match("namespace", namespace), _match("verified", True)]
-        )
+        flt = _episodes_filter(_match("namespace", namespace), _match("verified", True))
         response = self._call(
             "search",
             self._client.query_points,
@@ -282,7 +307,7 @@ class QdrantEpisodicStore:
         _check_namespace(namespace)
         if not self._exists():
             return 0
-        flt = models.Filter(must=[_match("namespace", namespace)])
+        flt = _episodes_filter(_match("namespace", namespace))
         result = self._call(
             "count", self._client.count, self.collection, count_filter=flt
         )
@@ -293,7 +318,7 @@ class QdrantEpisodicStore:
         _check_namespace(namespace)
         if not self._exists():
             return []
-        flt = models.Filter(must=[_match("namespace", namespace)])
+        flt = _episodes_filter(_match("namespace", namespace))
         found: list[Episode] = []
         offset: Any = None
         while True:
@@ -309,6 +334,136 @@ class QdrantEpisodicStore:
             found += [p.payload for p in points if p.payload]
             if offset is None:
                 return sorted(found, key=lambda e: e["created_at"])
+
+    def set_reflection(self, namespace: str, episode_id: str, text: str) -> None:
+        """Attach a per-case reflection to a stored episode (its `reflection` field).
+
+        Args:
+            namespace: The episode's namespace.
+            episode_id: The episode's id.
+            text: The reflection; replaces any earlier one.
+
+        Raises:
+            InvalidInputError: The text is empty, or no episode with this id is
+                stored in this namespace.
+            MemoryStoreError: The store could not be read or written.
+        """
+        _check_namespace(namespace)
+        if not isinstance(text, str) or not text.strip():
+            msg = "a reflection must be a non-empty string"
+            raise InvalidInputError(msg)
+        point_id = self._point_id(episode_id)
+        payload = self._payload(point_id) if self._exists() else None
+        if (
+            payload is None
+            or payload.get("namespace") != namespace
+            or payload.get("kind") == LESSONS_KIND
+        ):
+            msg = f"no episode {episode_id!r} is stored in namespace {namespace!r}"
+            raise InvalidInputError(msg)
+        self._call(
+            "write",
+            self._client.set_payload,
+            self.collection,
+            payload={"reflection": text.strip()},
+            points=[point_id],
+            wait=True,
+        )
+
+    def get_lessons(self, namespace: str) -> str | None:
+        """The namespace's lessons text, or `None` when none is stored.
+
+        Raises:
+            MemoryStoreError: The store could not be read.
+        """
+        _check_namespace(namespace)
+        if not self._exists():
+            return None
+        payload = self._payload(lessons_point_id(namespace))
+        if payload is None or payload.get("kind") != LESSONS_KIND:
+            return None
+        text = payload.get("lessons")
+        return text if isinstance(text, str) and text else None
+
+    def put_lessons(self, namespace: str, text: str) -> None:
+        """Store (or replace) the namespace's lessons text.
+
+        The lessons point needs a vector of the collection's size, so the
+        collection must exist: store an episode first.
+
+        Raises:
+            InvalidInputError: The text is empty.
+            MemoryStoreError: The store could not be written, or holds no
+                collection yet.
+        """
+        _check_namespace(namespace)
+        if not isinstance(text, str) or not text.strip():
+            msg = "the lessons must be a non-empty string"
+            raise InvalidInputError(msg)
+        if not self._exists():
+            msg = (
+                f"cannot store lessons at {self.location!r} before any episode: "
+                "the collection's vector size is not known yet"
+            )
+            raise MemoryStoreError(msg)
+
+        def write() -> None:
+            params = self._client.get_collection(self.collection).config.params
+            vectors = params.vectors
+            if not isinstance(vectors, models.VectorParams):
+                msg = f"collection {self.collection!r} does not hold one unnamed vector"
+                raise MemoryStoreError(msg)
+            size = int(vectors.size)
+            # A fixed unit vector: the point is never searched (every episode
+            # read filters it out), and cosine distance rejects zero vectors.
+            vector = [1.0] + [0.0] * (size - 1)
+            payload = {
+                "kind": LESSONS_KIND,
+                "namespace": namespace,
+                "lessons": text.strip(),
+                "updated_at": time.time(),
+            }
+            self._client.upsert(
+                self.collection,
+                points=[
+                    models.PointStruct(
+                        id=lessons_point_id(namespace), vector=vector, payload=payload
+                    )
+                ],
+                wait=True,
+            )
+
+        self._call("write", write)
+
+    def _point_id(self, episode_id: str) -> str:
+        try:
+            return str(uuid.UUID(str(episode_id)))
+        except ValueError as e:
+            msg = f"episode ids must be UUID strings, got {episode_id!r}"
+            raise InvalidInputError(msg) from e
+
+    def _payload(self, point_id: str) -> dict[str, Any] | None:
+        points = self._call(
+            "read",
+            self._client.retrieve,
+            self.collection,
+            ids=[point_id],
+            with_payload=True,
+            with_vectors=False,
+        )
+        return dict(points[0].payload or {}) if points else None
+
+    async def aset_reflection(self, namespace: str, episode_id: str, text: str) -> None:
+        """Async form of `set_reflection` (runs in a worker thread)."""
+        await asyncio.to_thread(self.set_reflection, namespace, episode_id, text)
+
+    async def aget_lessons(self, namespace: str) -> str | None:
+        """Async form of `get_lessons` (runs in a worker thread)."""
+        return await asyncio.to_thread(self.get_lessons, namespace)
+
+    async def aput_lessons(self, namespace: str, text: str) -> None:
+        """Async form of `put_lessons` (runs in a worker thread)."""
+        await asyncio.to_thread(self.put_lessons, namespace, text)
 
     async def aput(self, episode: Episode, vector: Sequence[float]) -> None:
         """Async form of `put` (runs in a worker thread)."""

@@ -106,6 +106,17 @@ def escalates_at(memory: MemoryContext | None, unit: int) -> bool:
     )
 
 
+def lessons_of(memory: MemoryContext | None) -> str | None:
+    """The lessons memory holds for every prompt of the run, if any.
+
+    Lessons carry no final answer, so they are not limited to memory's start;
+    `samples == 0` still keeps all memory out.
+    """
+    if not memory or memory.get("samples", 1) < 1:
+        return None
+    return memory.get("lessons") or None
+
+
 def precedents_of(memory: MemoryContext | None) -> list[str]:
     """The verified precedents memory holds, for the scorer."""
     return list(memory["precedents"]) if memory else []

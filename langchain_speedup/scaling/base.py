@@ -27,6 +27,7 @@ from langchain_speedup.scoring import ConsensusScorer, Scorer, check_threshold
 
 __all__ = [
     "DEFAULT_SYSTEM_PROMPT",
+    "LESSONS_HEADER",
     "Candidate",
     "Exemplar",
     "MemoryContext",
@@ -45,6 +46,9 @@ Mode = Literal["static", "adaptive"]
 StopReason = Literal["threshold", "budget"]
 """Why a method stopped: a candidate's score reached the threshold, or the
 budget was spent without one doing so."""
+
+LESSONS_HEADER = "Lessons from similar problems solved before:"
+"""Opens the lessons note in the system message."""
 
 DEFAULT_SYSTEM_PROMPT = (
     "Solve the problem. Reason briefly, step by step, and end with the line "
@@ -73,6 +77,11 @@ class MemoryContext(TypedDict):
     afresh and Tree-of-Thoughts searches on from a fresh root; long
     chain-of-thought keeps one line of thought, so any value above 0 shows
     them throughout. All units see them when absent, none when 0."""
+    lessons: NotRequired[str]
+    """General lessons drawn from past episodes (a reflection memory), shown
+    in the system message. They carry no final answer, so unlike exemplars
+    they are not limited to memory's start: every prompt of the run sees
+    them, unless `samples` is 0."""
 
 
 class Candidate(TypedDict):
@@ -217,11 +226,26 @@ def build_prompt(
     *,
     system_prompt: str,
     exemplars: Sequence[Exemplar] = (),
+    lessons: str | None = None,
 ) -> list[AnyMessage]:
-    """System prompt, then exemplars as earlier turns, then the conversation."""
+    """System prompt, then exemplars as earlier turns, then the conversation.
+
+    Args:
+        conversation: The conversation ending in the question.
+        system_prompt: The method's instructions.
+        exemplars: Solved examples, shown as earlier turns.
+        lessons: Lessons from past episodes, added to the system message
+            after `system_prompt` when given.
+
+    Returns:
+        The prompt's messages.
+    """
     messages: list[AnyMessage] = []
-    # One system message: ours first, then the caller's own instructions.
+    # One system message: ours first, then lessons, then the caller's own
+    # instructions.
     system = [system_prompt] if system_prompt else []
+    if lessons and lessons.strip():
+        system.append(f"{LESSONS_HEADER}\n{lessons.strip()}")
     system += [message_text(m) for m in conversation if isinstance(m, SystemMessage)]
     if system:
         messages.append(SystemMessage("\n\n".join(system)))

@@ -142,6 +142,7 @@ class BestOfN:
                 conversation,
                 system_prompt=self.options.system_prompt,
                 exemplars=exemplars if use else (),
+                lessons=_common.lessons_of(memory),
             )
             prompts.append((prompt, use))
         return prompts

@@ -287,6 +287,7 @@ class LongCoT:
             conversation,
             system_prompt=self.options.system_prompt,
             exemplars=exemplars,
+            lessons=_common.lessons_of(memory),
         )
         thinking = "\n".join(thoughts).strip()
         if thinking:

@@ -147,6 +147,7 @@ class SelfRefine:
             conversation,
             system_prompt=self.options.system_prompt,
             exemplars=exemplars,
+            lessons=_common.lessons_of(memory),
         )
         return prompt, with_memory
 

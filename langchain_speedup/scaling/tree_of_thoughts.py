@@ -202,6 +202,7 @@ class TreeOfThoughts:
             conversation,
             system_prompt=self.options.system_prompt,
             exemplars=exemplars if node.get("with_memory", True) else (),
+            lessons=_common.lessons_of(memory),
         )
         depth = len(node["steps"])
         if depth:

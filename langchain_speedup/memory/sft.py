@@ -1,0 +1,355 @@
+"""SFT memory: verified episodes as a fine-tuning dataset, and a tuned model.
+
+The paper's parametric memory writes experience into the weights. Here that
+is three steps the user runs when they choose (fine-tuning is slow and
+costs money, so nothing here runs on its own):
+
+1. `export_sft_dataset` writes the namespace's verified episodes as OpenAI
+   chat fine-tuning JSONL, and `validate_sft_jsonl` checks such a file.
+2. A `FineTuner` (`OpenAIFineTuner` for the OpenAI API) starts a job on the
+   file and reports its status.
+3. `switch_to_tuned` returns a copy of the `ChatOpenAI` solver bound to the
+   tuned model once the job has succeeded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from langchain_openai import ChatOpenAI
+
+from langchain_speedup._internal import raise_model_error
+from langchain_speedup.errors import InvalidInputError, ModelError
+from langchain_speedup.memory.episodes import Episode
+from langchain_speedup.scaling.base import DEFAULT_SYSTEM_PROMPT
+
+__all__ = [
+    "DEFAULT_BASE_MODEL",
+    "EpisodeSource",
+    "FineTuneStatus",
+    "FineTuner",
+    "OpenAIFineTuner",
+    "export_sft_dataset",
+    "switch_to_tuned",
+    "validate_sft_jsonl",
+]
+
+FineTuneStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+"""A fine-tuning job's state."""
+
+DEFAULT_BASE_MODEL = "gpt-4o-mini-2024-07-18"
+"""The base model `OpenAIFineTuner` tunes unless told otherwise."""
+
+_ROLES = ("system", "user", "assistant")
+
+
+@runtime_checkable
+class EpisodeSource(Protocol):
+    """A store that lists a namespace's episodes (`QdrantEpisodicStore` does)."""
+
+    def episodes(self, namespace: str) -> list[Episode]:
+        """Every episode of a namespace, oldest first."""
+        ...
+
+
+def export_sft_dataset(
+    store: EpisodeSource,
+    namespace: str,
+    path: str | os.PathLike[str],
+    *,
+    system_prompt: str | None = None,
+) -> int:
+    """Write the namespace's verified episodes as chat fine-tuning JSONL.
+
+    Each line is `{"messages": [system, user, assistant]}`: the system prompt,
+    the question and the verified solution. Only verified episodes are
+    written, the newest per question (a question answered twice appears
+    once). The file is written whole or not at all, and checked with
+    `validate_sft_jsonl` before it replaces `path`.
+
+    Args:
+        store: The store holding the episodes.
+        namespace: Whose episodes.
+        path: The JSONL file to write (replaced if it exists).
+        system_prompt: The system message of every example; the solver's
+            default prompt when `None`, none when `""`. Use the prompt the
+            tuned model will be called with.
+
+    Returns:
+        How many examples were written.
+
+    Raises:
+        InvalidInputError: The namespace holds no verified episode, or
+            `store` cannot list episodes.
+        MemoryStoreError: The store could not be read.
+    """
+    if not isinstance(store, EpisodeSource):
+        msg = f"`store` must list episodes (`episodes(namespace)`), got {type(store).__name__}"
+        raise InvalidInputError(msg)
+    system = DEFAULT_SYSTEM_PROMPT if system_prompt is None else system_prompt
+    newest: dict[str, Episode] = {}
+    for episode in store.episodes(namespace):
+        if episode.get("verified") and episode["answer"].strip():
+            newest[episode["question_key"]] = episode  # oldest first: newest wins
+    if not newest:
+        msg = f"namespace {namespace!r} holds no verified episode to export"
+        raise InvalidInputError(msg)
+    lines = []
+    for episode in newest.values():
+        messages = [{"role": "system", "content": system}] if system.strip() else []
+        messages += [
+            {"role": "user", "content": episode["question"]},
+            {"role": "assistant", "content": episode["answer"]},
+        ]
+        lines.append(json.dumps({"messages": messages}, ensure_ascii=False))
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".jsonl.tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write("\n".join(lines) + "\n")
+        validate_sft_jsonl(tmp)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return len(lines)
+
+
+def _check_example(data: Any, where: str) -> None:
+    if not isinstance(data, dict):
+        msg = f"{where}: each line must be a JSON object"
+        raise InvalidInputError(msg)
+    messages = data.get("messages")
+    if not isinstance(messages, list) or not messages:
+        msg = f"{where}: `messages` must be a non-empty list"
+        raise InvalidInputError(msg)
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict):
+            msg = f"{where}: message {i} is not an object"
+            raise InvalidInputError(msg)
+        role, content = message.get("role"), message.get("content")
+        if role not in _ROLES:
+            msg = f"{where}: message {i} has role {role!r}, not one of {list(_ROLES)}"
+            raise InvalidInputError(msg)
+        if role == "system" and i != 0:
+            msg = f"{where}: only the first message may be a system message"
+            raise InvalidInputError(msg)
+        if not isinstance(content, str) or not content.strip():
+            msg = f"{where}: message {i} ({role}) has empty or non-text content"
+            raise InvalidInputError(msg)
+    if not any(m["role"] == "user" for m in messages):
+        msg = f"{where}: no user message"
+        raise InvalidInputError(msg)
+    if messages[-1]["role"] != "assistant":
+        msg = f"{where}: the last message must be the assistant's"
+        raise InvalidInputError(msg)
+
+
+def validate_sft_jsonl(path: str | os.PathLike[str]) -> int:
+    """Check a chat fine-tuning JSONL file, line by line.
+
+    Every line must be a JSON object whose `messages` is a non-empty list of
+    `{"role", "content"}` objects: roles `system` (first only), `user` and
+    `assistant`, non-empty text contents, at least one user message, and the
+    assistant's message last.
+
+    Args:
+        path: The JSONL file.
+
+    Returns:
+        The number of examples.
+
+    Raises:
+        InvalidInputError: The file is missing, empty, or a line is invalid;
+            the message names the line (1-based).
+    """
+    target = Path(path)
+    try:
+        text = target.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        msg = f"cannot read the fine-tuning file {str(target)!r}: {e}"
+        raise InvalidInputError(msg) from e
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()  # the final newline ends the last line
+    if not lines:
+        msg = f"the fine-tuning file {str(target)!r} holds no examples"
+        raise InvalidInputError(msg)
+    for number, line in enumerate(lines, start=1):
+        where = f"{target.name} line {number}"
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as e:
+            msg = f"{where}: not valid JSON ({e.msg})"
+            raise InvalidInputError(msg) from e
+        _check_example(data, where)
+    return len(lines)
+
+
+@runtime_checkable
+class FineTuner(Protocol):
+    """Starts fine-tuning jobs on a JSONL file and reports on them."""
+
+    def start(self, path: str | os.PathLike[str]) -> str:
+        """Upload `path` and start a job; return the job's id."""
+        ...
+
+    def status(self, job_id: str) -> FineTuneStatus:
+        """The job's state."""
+        ...
+
+    def model_name(self, job_id: str) -> str | None:
+        """The tuned model's name once the job has succeeded, else `None`."""
+        ...
+
+
+_OPENAI_STATUS: dict[str, FineTuneStatus] = {
+    "validating_files": "queued",
+    "queued": "queued",
+    "running": "running",
+    "succeeded": "succeeded",
+    "failed": "failed",
+    "cancelled": "cancelled",
+}
+
+
+class OpenAIFineTuner:
+    """Fine-tunes through the OpenAI API (`files` and `fine_tuning.jobs`).
+
+    !!! warning
+        This calls a paid remote service and cannot run offline; the unit
+        tests use a fake client. Jobs take minutes to hours: poll `status`.
+
+    Example:
+        ```python
+        export_sft_dataset(store, "default", "sft.jsonl")
+        tuner = OpenAIFineTuner()
+        job = tuner.start("sft.jsonl")
+        # ... later, once tuner.status(job) == "succeeded":
+        solver = switch_to_tuned(solver, tuner, job)
+        ```
+
+    Args:
+        client: An `openai.OpenAI` client (or one with the same `files` and
+            `fine_tuning.jobs` methods); `openai.OpenAI()` from the
+            environment, created at first use, when `None`.
+        base_model: The model to tune.
+        suffix: Added to the tuned model's name.
+    """
+
+    def __init__(
+        self,
+        client: Any = None,
+        *,
+        base_model: str = DEFAULT_BASE_MODEL,
+        suffix: str | None = None,
+    ) -> None:
+        self._client = client
+        self.base_model = base_model
+        self.suffix = suffix
+
+    @property
+    def client(self) -> Any:
+        """The OpenAI client."""
+        if self._client is None:
+            import openai
+
+            try:
+                self._client = openai.OpenAI()
+            except Exception as e:  # noqa: BLE001 - re-raised as ModelError
+                raise_model_error(e, role="fine_tuning")
+        return self._client
+
+    def start(self, path: str | os.PathLike[str]) -> str:
+        """Validate and upload `path`, and start a fine-tuning job.
+
+        Args:
+            path: A chat fine-tuning JSONL file.
+
+        Returns:
+            The job's id.
+
+        Raises:
+            InvalidInputError: The file is invalid (see `validate_sft_jsonl`).
+            ModelError: The upload or the job creation failed.
+        """
+        validate_sft_jsonl(path)
+        try:
+            with open(path, "rb") as f:
+                uploaded = self.client.files.create(file=f, purpose="fine-tune")
+            options: dict[str, Any] = {
+                "training_file": uploaded.id,
+                "model": self.base_model,
+            }
+            if self.suffix:
+                options["suffix"] = self.suffix
+            job = self.client.fine_tuning.jobs.create(**options)
+        except Exception as e:  # noqa: BLE001 - re-raised as ModelError
+            raise_model_error(e, role="fine_tuning")
+        return str(job.id)
+
+    def _job(self, job_id: str) -> Any:
+        try:
+            return self.client.fine_tuning.jobs.retrieve(job_id)
+        except Exception as e:  # noqa: BLE001 - re-raised as ModelError
+            raise_model_error(e, role="fine_tuning")
+
+    def status(self, job_id: str) -> FineTuneStatus:
+        """The job's state.
+
+        Raises:
+            ModelError: The job could not be read, or its state is unknown.
+        """
+        raw = str(self._job(job_id).status)
+        if raw not in _OPENAI_STATUS:
+            msg = f"fine-tuning job {job_id!r} has an unknown status {raw!r}"
+            raise ModelError(msg, role="fine_tuning")
+        return _OPENAI_STATUS[raw]
+
+    def model_name(self, job_id: str) -> str | None:
+        """The tuned model's name once the job has succeeded, else `None`.
+
+        Raises:
+            ModelError: The job could not be read.
+        """
+        job = self._job(job_id)
+        name = getattr(job, "fine_tuned_model", None)
+        return str(name) if job.status == "succeeded" and name else None
+
+
+def switch_to_tuned(model: ChatOpenAI, tuner: FineTuner, job_id: str) -> ChatOpenAI:
+    """A copy of `model` that calls the tuned model of a succeeded job.
+
+    Everything else (endpoint, key, temperature, callbacks) is kept; `model`
+    itself is unchanged.
+
+    Args:
+        model: The solver to switch.
+        tuner: The fine-tuner that ran the job.
+        job_id: The job's id.
+
+    Returns:
+        The switched copy.
+
+    Raises:
+        InvalidInputError: `model` is not a `ChatOpenAI`, or the job has not
+            succeeded (its status is in the message) or names no model.
+        ModelError: The job could not be read.
+    """
+    if not isinstance(model, ChatOpenAI):
+        msg = f"`model` must be a ChatOpenAI, got {type(model).__name__}"
+        raise InvalidInputError(msg)
+    status = tuner.status(job_id)
+    if status != "succeeded":
+        msg = f"fine-tuning job {job_id!r} is {status!r}, not 'succeeded'; keep the current model"
+        raise InvalidInputError(msg)
+    name = tuner.model_name(job_id)
+    if not name:
+        msg = f"fine-tuning job {job_id!r} succeeded but names no tuned model"
+        raise InvalidInputError(msg)
+    return model.model_copy(update={"model_name": name})
