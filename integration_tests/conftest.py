@@ -57,9 +57,13 @@ def local_server(
     assert_process_gone(pid)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def chat_model(local_server: LocalModelServer | None) -> Iterator[ChatOpenAI]:
-    """A sampling chat model on the session's server."""
+    """A sampling chat model on the session's server.
+
+    One per test: the model's async HTTP client belongs to the event loop of
+    the test that first used it, and each async test gets its own loop.
+    """
     if local_server is None:
         with open_chat_model(**CHAT_OPTIONS) as model:
             yield model
