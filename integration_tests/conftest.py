@@ -10,6 +10,7 @@ their own still start one.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -57,13 +58,25 @@ def local_server(
     assert_process_gone(pid)
 
 
-@pytest.fixture
-def chat_model(local_server: LocalModelServer | None) -> Iterator[ChatOpenAI]:
-    """A sampling chat model on the session's server.
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run every async test on one session-wide event loop.
 
-    One per test: the model's async HTTP client belongs to the event loop of
-    the test that first used it, and each async test gets its own loop.
+    langchain-openai shares one async HTTP client per base URL across all
+    `ChatOpenAI` instances, and that client belongs to the event loop that
+    first used it; with a loop per test, the second async test would find it
+    closed.
     """
+    for item in items:
+        if isinstance(item, pytest.Function) and inspect.iscoroutinefunction(
+            item.function
+        ):
+            # Prepended, so it wins over the marker auto mode adds.
+            item.add_marker(pytest.mark.asyncio(loop_scope="session"), append=False)
+
+
+@pytest.fixture(scope="session")
+def chat_model(local_server: LocalModelServer | None) -> Iterator[ChatOpenAI]:
+    """A sampling chat model on the session's server."""
     if local_server is None:
         with open_chat_model(**CHAT_OPTIONS) as model:
             yield model
