@@ -8,6 +8,7 @@ from typing import Annotated, Any, NotRequired
 
 import pytest
 from langchain_core.messages import AnyMessage, BaseMessage
+from langgraph.errors import GraphInterrupt
 from langgraph.graph import START, StateGraph
 from langgraph.graph.message import add_messages
 from typing_extensions import TypedDict
@@ -192,6 +193,18 @@ class TestReflectUpdate:
         assert result["text"] == "Old lesson."
         assert store.get_lessons("default") == "Old lesson."
         assert store.episodes("default") == [episode]
+
+    def test_interrupts_pass_through_and_keep_the_lessons(
+        self, store: QdrantEpisodicStore, embeddings: HashEmbeddings
+    ) -> None:
+        def interrupt(_: list[BaseMessage]) -> str:
+            raise GraphInterrupt(())
+
+        episode = seeded(store, embeddings)
+        store.put_lessons("default", "Old lesson.")
+        with pytest.raises(GraphInterrupt):
+            reflect_update(FakeChatModel(responder=interrupt), episode, store=store)
+        assert store.get_lessons("default") == "Old lesson."
 
     def test_store_write_failure_is_reported(
         self, store: QdrantEpisodicStore, embeddings: HashEmbeddings

@@ -33,7 +33,6 @@ from typing import Any, Literal, Protocol, Self, runtime_checkable
 from langchain_core.messages import AnyMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig, RunnableLambda
 from langchain_core.runnables.config import ensure_config
-from langgraph.errors import GraphBubbleUp
 from typing_extensions import TypedDict
 
 from langchain_speedup._internal import message_text, raise_model_error
@@ -304,13 +303,9 @@ def _reflection_store(store: object) -> ReflectionStore:
     return store
 
 
-def _reraise_control(error: BaseException) -> None:
-    # Interrupts and cancellation must never be reported as a failed update.
-    if isinstance(error, GraphBubbleUp | asyncio.CancelledError):
-        raise error
-
-
 def _model_error(error: Exception) -> str:
+    # `raise_model_error` lets interrupts and cancellation through, so they are
+    # never reported as a failed update.
     try:
         raise_model_error(error, role="reflection")
     except ModelError as e:
@@ -384,7 +379,6 @@ def reflect_update(
     try:
         reply = model.invoke(prompt, reflection_config(config, ledger=ledger))
     except Exception as e:  # noqa: BLE001 - reported in the result
-        _reraise_control(e)
         return _failure("reflect_update", ns, episode_id, old, _model_error(e))
     return _store_update(lessons, ns, episode_id, old, message_text(reply), max_chars)
 
@@ -447,7 +441,6 @@ async def areflect_update(
     try:
         reply = await model.ainvoke(prompt, reflection_config(config, ledger=ledger))
     except Exception as e:  # noqa: BLE001 - reported in the result
-        _reraise_control(e)
         return _failure("reflect_update", ns, episode_id, old, _model_error(e))
     text = _clean_output(message_text(reply), max_chars)
     if not text:
@@ -548,7 +541,6 @@ def reflect(
     try:
         reply = model.invoke(prompt, reflection_config(config, ledger=ledger))
     except Exception as e:  # noqa: BLE001 - reported in the result
-        _reraise_control(e)
         return _failure("reflect", ns, episode_id, None, _model_error(e))
     text = _clean_output(message_text(reply), max_chars)
     if not text:
@@ -582,7 +574,6 @@ async def areflect(
     try:
         reply = await model.ainvoke(prompt, reflection_config(config, ledger=ledger))
     except Exception as e:  # noqa: BLE001 - reported in the result
-        _reraise_control(e)
         return _failure("reflect", ns, episode_id, None, _model_error(e))
     text = _clean_output(message_text(reply), max_chars)
     if not text:
