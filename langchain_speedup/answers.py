@@ -20,6 +20,7 @@ __all__ = [
     "numbers_in",
     "question_key",
     "same_problem",
+    "states_answer",
 ]
 
 _BOXED = re.compile(r"\\boxed\s*\{")
@@ -85,6 +86,11 @@ def extract_answer(solution: str) -> str | None:
         return normalize_answer(final[-1])
     numbers = _NUMBER.findall(solution)
     return normalize_answer(numbers[-1]) if numbers else None
+
+
+def states_answer(text: str) -> bool:
+    r"""Whether a text states its final answer as `\\boxed{...}`."""
+    return any(content.strip() for content in _boxed_contents(text))
 
 
 def _normalize_question(question: str) -> str:

@@ -203,6 +203,53 @@ async def test_static_spends_the_whole_budget_then_probes_once(run: Runner) -> N
     assert result["mode"] == "static"
 
 
+def answering_thinker(messages: list[BaseMessage]) -> str:
+    """Thinks briefly and states its answer in every segment."""
+    if last_human(messages) == PROBE_PROMPT:
+        return boxed(99)
+    return "so the answer is \\boxed{42}."
+
+
+@both
+async def test_a_segment_that_states_its_answer_needs_no_probe(run: Runner) -> None:
+    model = BudgetedChatModel(responder=answering_thinker)
+    result = await run(
+        model,
+        QUESTION,
+        max_tokens=100,
+        segment_tokens=10,
+        scorer=ConsensusScorer(quorum=2),
+    )
+    # Two segments, each read as its own probe: no probe call, and 99 (the
+    # probe's answer) never appears.
+    assert model.max_tokens_seen() == [10, 10]
+    assert [c["answer"] for c in result["candidates"]] == ["42", "42"]
+    assert result["stop_reason"] == "threshold"
+    assert result["candidates"][-1]["text"] == "so the answer is \\boxed{42}."
+    assert result["usage"]["generations"] == 2
+
+
+@both
+async def test_static_reads_a_stated_answer_from_its_last_segment(
+    run: Runner,
+) -> None:
+    model = BudgetedChatModel(responder=answering_thinker)
+    result = await run(model, QUESTION, max_tokens=30, segment_tokens=10, mode="static")
+    assert model.max_tokens_seen() == [10, 10, 10]
+    assert result["final_answer"] == "42"
+    assert result["usage"]["generations"] == 3
+
+
+def test_the_graph_skips_the_probe_call_too() -> None:
+    model = BudgetedChatModel(responder=answering_thinker)
+    graph = create_long_cot_graph(
+        model, max_tokens=100, segment_tokens=10, scorer=ConsensusScorer(quorum=2)
+    )
+    out = graph.invoke({"messages": [HumanMessage(QUESTION)]})
+    assert model.max_tokens_seen() == [10, 10]
+    assert out["long_cot"]["final_answer"] == "42"
+
+
 @both
 async def test_the_last_segment_gets_what_is_left(run: Runner) -> None:
     model = BudgetedChatModel(responder=thinker)

@@ -4,12 +4,14 @@ The model thinks in segments of at most `segment_tokens` tokens (bound as
 `max_tokens` on chat models), each continuing the thinking so far, until
 `max_tokens` reasoning tokens are spent. After thinking, a probe ("Stop
 thinking; give the final answer now as \boxed{...}") forces an answer, which
-is scored. Static mode spends the whole budget, forcing the model to keep
-thinking even when it would stop (budget forcing, as in s1), and probes once
-at the end; adaptive mode probes after every segment and stops once a probed
-answer scores at or above the threshold. Budget unit: reasoning tokens, the
-output tokens of the thinking segments (from `usage_metadata`, else counted
-offline); probes are solver calls too and show in `usage`.
+is scored. A segment that already states its answer (`\boxed{...}`) is its
+own probe: the answer is read from it and no probe call is made. Static mode
+spends the whole budget, forcing the model to keep thinking even when it
+would stop (budget forcing, as in s1), and probes once at the end; adaptive
+mode probes after every segment and stops once a probed answer scores at or
+above the threshold. Budget unit: reasoning tokens, the output tokens of the
+thinking segments (from `usage_metadata`, else counted offline); probes are
+solver calls too and show in `usage`.
 
 Where a chat model has a native thinking budget (OpenAI `reasoning_effort`,
 Anthropic extended thinking `budget_tokens`, Gemini `thinking_budget`), each
@@ -41,6 +43,7 @@ from langgraph.managed import RemainingSteps
 from typing_extensions import TypedDict
 
 from langchain_speedup._internal import message_text
+from langchain_speedup.answers import states_answer
 from langchain_speedup.budget import Ledger, Usage, add_usage, empty_usage
 from langchain_speedup.errors import ConfigurationError
 from langchain_speedup.scaling import _common
@@ -191,9 +194,9 @@ class LongCoT:
 
     The shared engine behind `long_cot`, `along_cot` and the graph; build it
     once and call `run` / `arun` for many questions. A run makes at most
-    `ceil(max_tokens / segment_tokens)` thinking calls, one probe and one
-    scorer call per probe (after every segment in adaptive mode, once at the
-    end in static mode).
+    `ceil(max_tokens / segment_tokens)` thinking calls, and one probe (unless
+    the segment states its answer) and one scorer call after every segment
+    in adaptive mode, once at the end in static mode.
 
     Args:
         model: Any chat model (or runnable returning a message). Chat models
@@ -349,6 +352,8 @@ class LongCoT:
         memory: MemoryContext | None,
         config: RunnableConfig | None,
     ) -> tuple[str, Usage]:
+        if states_answer(thoughts[-1]):
+            return thoughts[-1], empty_usage()
         ledger = Ledger()
         reply = _common.invoke(
             self._bound(self.probe_tokens, 0),
@@ -365,6 +370,8 @@ class LongCoT:
         memory: MemoryContext | None,
         config: RunnableConfig | None,
     ) -> tuple[str, Usage]:
+        if states_answer(thoughts[-1]):
+            return thoughts[-1], empty_usage()
         ledger = Ledger()
         reply = await _common.ainvoke(
             self._bound(self.probe_tokens, 0),

@@ -34,7 +34,6 @@ found so far keeps voting.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal, NotRequired
 
@@ -47,6 +46,7 @@ from langgraph.managed import RemainingSteps
 from typing_extensions import TypedDict
 
 from langchain_speedup._internal import message_text
+from langchain_speedup.answers import states_answer
 from langchain_speedup.budget import Ledger, Usage, add_usage, empty_usage
 from langchain_speedup.errors import ConfigurationError
 from langchain_speedup.scaling import _common
@@ -85,7 +85,6 @@ _LAST_STEP = (
     "Write the last step: finish the solution and end with the line "
     "'The final answer is \\boxed{ANSWER}.'"
 )
-_BOXED = re.compile(r"\\boxed\s*\{")
 
 
 class Thought(TypedDict):
@@ -255,7 +254,7 @@ class TreeOfThoughts:
         children = [
             Thought(
                 steps=[*parent["steps"], step],
-                complete=bool(_BOXED.search(step)),
+                complete=states_answer(step),
                 index=first_index + i,
             )
             for i, step in enumerate(proposals)
