@@ -23,6 +23,7 @@ from langchain_speedup.memory import (
     EpisodeMatch,
     EpisodicStore,
     QdrantEpisodicStore,
+    SimilarityGate,
 )
 from langchain_speedup.router import (
     BudgetRouter,
@@ -91,6 +92,7 @@ __all__ = [
     "Scorer",
     "ScoringError",
     "SelfRefine",
+    "SimilarityGate",
     "SpeedupError",
     "SpeedupResult",
     "TreeOfThoughts",

@@ -7,13 +7,21 @@ one of three decisions, recording why:
   case, spacing and punctuation). Its answer is returned with no generation.
   Similarity alone never triggers reuse: a variant with new numbers embeds
   almost exactly like the original, and reusing its answer would be wrong.
-- `exemplars`: verified episodes are similar enough (cosine >= the gate) to
-  help. They go into the prompt of the first few budget units, after which
+- `exemplars`: verified episodes are similar enough to help: the similarity
+  gate (`SimilarityGate`) admits memory in their similarity band. They go into the prompt of the first few budget units, after which
   the method escalates to the plain prompt, since memory makes wrong answers
   agree too (see the table below). Verified answers of the *same problem* (a
   rewording with every number and name kept) count as consensus votes.
-- `scratch`: nothing similar enough is stored; the question gets the full
-  budget and no memory, which would only mislead it.
+- `scratch`: nothing is stored, or the gate keeps memory out; the question
+  gets the full budget and no memory, which would only mislead it.
+
+The gate is calibrated from outcomes: each solved question tells it how much
+of the budget memory saved in that question's similarity band, against
+questions solved without memory, and it opens the bands where memory saves
+at least as much (see `langchain_speedup.memory.gating`). Its prior opens at
+a similarity of 0.7; `Route` records the similarity, the band and whether
+memory was admitted only to explore a closed band. A number as
+`similarity_gate` is a fixed threshold instead.
 
 The router drives any of the four scaling methods (`method=`), and translates
 each decision into that method's budget unit. `budget=` is the full budget in
@@ -46,7 +54,9 @@ whose score passed the threshold are verified and ever reused or shown.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -69,6 +79,7 @@ from langchain_speedup.errors import (
     SpeedupError,
 )
 from langchain_speedup.memory.episodes import Episode, EpisodeMatch, episode_from_result
+from langchain_speedup.memory.gating import GateVerdict, SimilarityGate, saving_of
 from langchain_speedup.memory.mechanisms import MemoryMechanism
 from langchain_speedup.memory.store import EpisodicStore, QdrantEpisodicStore
 from langchain_speedup.scaling._common import ChatRunnable
@@ -113,6 +124,12 @@ class Route(TypedDict):
     similarity: float | None
     """Similarity of the closest verified episode found by search; `None` when
     nothing is stored or no search ran (an exact repeat is found by key)."""
+    band: str | None
+    """The similarity band the gate judged (`SimilarityGate`); `None` when
+    nothing similar was found or no search ran."""
+    explored: bool
+    """Memory was admitted although its band is closed, for the gate to learn
+    what memory does there."""
     exemplar_ids: list[str]
     precedents: list[str]
     budget: int
@@ -162,6 +179,24 @@ def _validate_positive(name: str, value: object) -> int:
     return value
 
 
+def _gate(value: object) -> SimilarityGate:
+    if value is None:
+        return SimilarityGate()
+    if isinstance(value, SimilarityGate):
+        return value
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not -1.0 <= value <= 1.0
+    ):
+        msg = (
+            "`similarity_gate` must be a SimilarityGate or a cosine similarity "
+            f"in [-1, 1], got {value!r}"
+        )
+        raise ConfigurationError(msg)
+    return SimilarityGate.fixed(float(value))
+
+
 class BudgetRouter:
     """Routes questions between reuse, exemplars and scratch; remembers answers.
 
@@ -189,6 +224,7 @@ class BudgetRouter:
 
     Attributes:
         engine: The full-budget engine that solves every question not reused.
+        gate: The similarity gate; `gate.stats()` shows what it has learnt.
 
     Args:
         model: The solver; any chat model.
@@ -205,10 +241,14 @@ class BudgetRouter:
         mode: The method's mode for solved questions.
         scorer: Rates candidates; `ConsensusScorer()` when `None`.
         threshold: Stop score; the scorer's upper bound when `None`.
-        similarity_gate: Lowest cosine similarity at which a stored episode may
-            enter the prompt. The default suits `MiniLMEmbeddings` on word
-            problems: there, unrelated problems measured at most 0.55 and
-            variants of one problem with new numbers 0.59-0.93.
+        similarity_gate: When stored episodes may enter the prompt: a
+            `SimilarityGate` (calibrated from outcomes), or a number, the
+            fixed lowest cosine similarity (-1 admits everything). `None`
+            (default) is `SimilarityGate()`, whose prior opens at 0.7, which
+            suits `MiniLMEmbeddings` on word problems: there, unrelated
+            problems measured at most 0.55 and variants of one problem with
+            new numbers 0.59-0.93. The router replays the outcomes stored
+            with the namespace's episodes into it on its first question.
         max_exemplars: Most exemplars per question.
         memory_samples: Generations, rounds or expansions that see exemplars
             before the method escalates to the plain prompt; long
@@ -248,7 +288,7 @@ class BudgetRouter:
         mode: Mode = "adaptive",
         scorer: Scorer | None = None,
         threshold: float | None = None,
-        similarity_gate: float = 0.7,
+        similarity_gate: float | SimilarityGate | None = None,
         max_exemplars: int = 2,
         memory_samples: int = 2,
         enable_reuse: bool = True,
@@ -270,13 +310,7 @@ class BudgetRouter:
         if not isinstance(namespace, str) or not namespace.strip():
             msg = f"`namespace` must be a non-empty string, got {namespace!r}"
             raise ConfigurationError(msg)
-        if (
-            isinstance(similarity_gate, bool)
-            or not isinstance(similarity_gate, int | float)
-            or not -1.0 <= similarity_gate <= 1.0
-        ):
-            msg = f"`similarity_gate` must be a cosine similarity in [-1, 1], got {similarity_gate!r}"
-            raise ConfigurationError(msg)
+        self.gate = _gate(similarity_gate)
         method = check_method(method)
         if budget is not None:
             budget = _validate_positive("budget", budget)
@@ -309,7 +343,8 @@ class BudgetRouter:
         self.store = store
         self.embeddings = embeddings
         self.namespace = namespace
-        self.similarity_gate = float(similarity_gate)
+        self._replayed = False
+        self._replay_lock = threading.Lock()
         self.max_exemplars = _validate_positive("max_exemplars", max_exemplars)
         self.memory_samples = _validate_positive("memory_samples", memory_samples)
         self.enable_reuse = bool(enable_reuse)
@@ -335,6 +370,18 @@ class BudgetRouter:
 
     # -- deciding ------------------------------------------------------------------
 
+    def _replay(self) -> None:
+        # The outcomes stored with past episodes calibrate the gate, once per
+        # router; a failed read is retried by the next question.
+        with self._replay_lock:
+            if self._replayed:
+                return
+            read = getattr(self.store, "episodes", None)
+            if self.gate.calibrate and callable(read):
+                replayed = self.gate.observe_episodes(read(self.namespace))
+                logger.debug("similarity gate replayed %d outcome(s)", replayed)
+            self._replayed = True
+
     def _decide(
         self, question: str, exact: Episode | None, matches: Sequence[EpisodeMatch]
     ) -> tuple[Route, MemoryContext | None, Episode | None]:
@@ -346,6 +393,8 @@ class BudgetRouter:
                 decision="reuse",
                 reason="a verified episode holds this exact question",
                 similarity=best,
+                band=None,
+                explored=False,
                 exemplar_ids=[exact["id"]],
                 precedents=[],
                 budget=0,
@@ -354,14 +403,19 @@ class BudgetRouter:
                 unit=unit,
             )
             return route, None, exact
-        close = [m for m in matches if m["similarity"] >= self.similarity_gate]
-        close = sorted(close, key=lambda m: m["similarity"])[-self.max_exemplars :]
-        if not close:
-            shown = "none stored" if best is None else f"best {best:.3f}"
+        verdict = None if best is None else self.gate.admit(best)
+        if verdict is None or not verdict["admitted"]:
+            reason = (
+                "no verified episode is stored"
+                if verdict is None
+                else f"memory kept out at similarity {best:.3f}: {verdict['reason']}"
+            )
             route = Route(
                 decision="scratch",
-                reason=f"no verified episode reaches similarity {self.similarity_gate} ({shown})",
+                reason=reason,
                 similarity=best,
+                band=None if verdict is None else verdict["band"],
+                explored=False,
                 exemplar_ids=[],
                 precedents=[],
                 budget=full,
@@ -370,6 +424,7 @@ class BudgetRouter:
                 unit=unit,
             )
             return route, None, None
+        close = self._admitted(matches, verdict)
         precedents = sorted(
             {
                 m["episode"]["final_answer"]
@@ -393,8 +448,10 @@ class BudgetRouter:
         kind = "the same problem reworded" if precedents else "similar problems"
         route = Route(
             decision="exemplars",
-            reason=f"{len(close)} verified episode(s) of {kind} at similarity >= {self.similarity_gate}",
+            reason=f"{len(close)} verified episode(s) of {kind}; {verdict['reason']}",
             similarity=best,
+            band=verdict["band"],
+            explored=verdict["explored"],
             exemplar_ids=[m["episode"]["id"] for m in close],
             precedents=precedents,
             budget=full,
@@ -403,6 +460,22 @@ class BudgetRouter:
             unit=unit,
         )
         return route, memory, None
+
+    def _admitted(
+        self, matches: Sequence[EpisodeMatch], verdict: GateVerdict
+    ) -> list[EpisodeMatch]:
+        # The episodes in open bands, and in the explored band when the gate
+        # explores; the most similar `max_exemplars`, most similar last.
+        admitted = [
+            m
+            for m in matches
+            if self.gate.is_open(m["similarity"])
+            or (
+                verdict["explored"]
+                and self.gate.band_of(m["similarity"]) == verdict["band"]
+            )
+        ]
+        return sorted(admitted, key=lambda m: m["similarity"])[-self.max_exemplars :]
 
     def _mechanism_input(
         self,
@@ -439,6 +512,7 @@ class BudgetRouter:
             The decision, the memory to solve with, the episode to reuse (for
             `reuse`), and the question's embedding.
         """
+        self._replay()
         vector = self.embeddings.embed_query(question)
         exact = (
             self.store.find(self.namespace, question_key(question))
@@ -467,6 +541,8 @@ class BudgetRouter:
         self, question: str, *, config: RunnableConfig | None = None
     ) -> tuple[Route, MemoryContext | None, Episode | None, list[float]]:
         """Async form of `route`."""
+        if not self._replayed:
+            await asyncio.to_thread(self._replay)
         vector = await self.embeddings.aembed_query(question)
         exact = (
             await self.store.afind(self.namespace, question_key(question))
@@ -527,6 +603,17 @@ class BudgetRouter:
             question=question,
             result=result,
             decision=route["decision"],
+            similarity=route["similarity"],
+            budget=route["budget"],
+        )
+        self.gate.observe(
+            similarity=route["similarity"],
+            with_memory=route["decision"] == "exemplars",
+            saving=saving_of(
+                passed=episode["verified"],
+                budget_used=result["budget_used"],
+                budget=route["budget"],
+            ),
         )
         answer = SpeedupResult(
             question=question,

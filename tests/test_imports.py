@@ -34,6 +34,7 @@ EXPECTED_ALL = [
     "Scorer",
     "ScoringError",
     "SelfRefine",
+    "SimilarityGate",
     "SpeedupError",
     "SpeedupResult",
     "TreeOfThoughts",

@@ -111,7 +111,7 @@ class TestRouting:
         out = await solve(router, MAYA, is_async)
         route = out["route"]
         assert route["decision"] == "scratch"
-        assert "none stored" in route["reason"]
+        assert "no verified episode is stored" in route["reason"]
         assert route["similarity"] is None
         assert route["exemplar_ids"] == []
         assert route["precedents"] == []
@@ -255,7 +255,9 @@ class TestRouting:
         assert route["exemplar_ids"] == []
         assert route["similarity"] is not None
         assert route["similarity"] < GATE
-        assert "best" in route["reason"]
+        assert route["band"] is not None
+        assert route["explored"] is False
+        assert "closed" in route["reason"]
         prompts = model.calls[before:]
         assert len(prompts) == 3
         assert all(
@@ -740,5 +742,6 @@ class TestConfiguration:
         router = make_router(
             model, store, embeddings, similarity_gate=-1, n=1, namespace="t"
         )
-        assert router.similarity_gate == -1.0
+        assert router.gate.calibrate is False
+        assert router.gate.is_open(-1.0)
         assert router.engine.n == 1

@@ -3,9 +3,10 @@
 Also the memory mechanisms that turn retrieved episodes into a method's
 memory (`InContextMemory`, `ReflectMemory`, `MultiCaseReflectMemory`,
 `ReflectUpdateMemory`), the reflections they read (`reflect`,
-`reflect_update`, `ReflectionQueue`, `create_reflection_update_node`), and the
-SFT export and fine-tuning helpers (`export_sft_dataset`, `OpenAIFineTuner`,
-`switch_to_tuned`).
+`reflect_update`, `ReflectionQueue`, `create_reflection_update_node`), the
+similarity gate that decides when memory may enter a prompt
+(`SimilarityGate`), and the SFT export and fine-tuning helpers
+(`export_sft_dataset`, `OpenAIFineTuner`, `switch_to_tuned`).
 """
 
 from langchain_speedup.memory.episodes import (
@@ -13,6 +14,12 @@ from langchain_speedup.memory.episodes import (
     EpisodeMatch,
     episode_from_result,
     episode_id,
+)
+from langchain_speedup.memory.gating import (
+    BandStats,
+    GateVerdict,
+    SimilarityGate,
+    saving_of,
 )
 from langchain_speedup.memory.mechanisms import (
     InContextMemory,
@@ -48,11 +55,13 @@ from langchain_speedup.memory.store import (
 
 __all__ = [
     "DEFAULT_COLLECTION",
+    "BandStats",
     "Episode",
     "EpisodeMatch",
     "EpisodicStore",
     "FineTuneStatus",
     "FineTuner",
+    "GateVerdict",
     "InContextMemory",
     "LessonsStore",
     "MemoryMechanism",
@@ -64,6 +73,7 @@ __all__ = [
     "ReflectionQueue",
     "ReflectionResult",
     "ReflectionStore",
+    "SimilarityGate",
     "areflect",
     "areflect_update",
     "create_reflection_update_node",
@@ -72,6 +82,7 @@ __all__ = [
     "export_sft_dataset",
     "reflect",
     "reflect_update",
+    "saving_of",
     "switch_to_tuned",
     "validate_sft_jsonl",
 ]

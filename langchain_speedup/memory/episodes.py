@@ -44,6 +44,11 @@ class Episode(TypedDict):
     seconds: float
     created_at: float
     """Unix time of the write."""
+    similarity: NotRequired[float | None]
+    """The closest verified episode's similarity when this question was
+    routed; `None` when nothing similar was stored."""
+    budget: NotRequired[int]
+    """The most the question was allowed to spend, in `budget_unit`."""
     reflection: NotRequired[str]
     """A short lesson drawn from this episode (`reflect`), if one was written."""
 
@@ -69,10 +74,16 @@ def episode_from_result(
     question: str,
     result: ScalingResult,
     decision: str,
+    similarity: float | None = None,
+    budget: int | None = None,
 ) -> Episode:
-    """Build the episode to store for a scaling method's result."""
+    """Build the episode to store for a scaling method's result.
+
+    `similarity` and `budget` record the routing outcome the similarity gate
+    learns from (`SimilarityGate.observe_episodes`).
+    """
     usage = result["usage"]
-    return Episode(
+    episode = Episode(
         id=id,
         namespace=namespace,
         question=question,
@@ -92,3 +103,7 @@ def episode_from_result(
         seconds=usage["seconds"],
         created_at=time.time(),
     )
+    if budget is not None:
+        episode["similarity"] = similarity
+        episode["budget"] = budget
+    return episode
