@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
+from urllib.parse import urlsplit
 
 from langchain_core.language_models import LanguageModelInput
 from langchain_openai import ChatOpenAI
@@ -409,8 +410,11 @@ def open_chat_model(**kwargs: Any) -> Iterator[ChatOpenAI]:
 
     When `OPENAI_BASE_URL` is set, the model talks to that server with
     `OPENAI_API_KEY` and the model name in `SPEEDUP_MODEL` (default: the local
-    alias), and nothing is started. Otherwise a `LocalModelServer` is started
-    for the duration of the block and stopped by PID afterwards.
+    alias), and nothing is started. An OpenAI-compatible server there (such
+    as llama-cpp-python's) gets the token cap as `max_tokens`, which they all
+    read (`LocalChatOpenAI`); OpenAI's own API (`api.openai.com`) gets
+    langchain-openai's `max_completion_tokens`. Otherwise a `LocalModelServer`
+    is started for the duration of the block and stopped by PID afterwards.
 
     Args:
         **kwargs: Passed to `ChatOpenAI` (for example `temperature`,
@@ -428,7 +432,8 @@ def open_chat_model(**kwargs: Any) -> Iterator[ChatOpenAI]:
             "max_retries": 1,
         }
         options.update(kwargs)
-        yield ChatOpenAI(**options)
+        openai = urlsplit(base_url).hostname == "api.openai.com"
+        yield ChatOpenAI(**options) if openai else LocalChatOpenAI(**options)
         return
     with LocalModelServer() as server:
         yield server.chat_model(**kwargs)
