@@ -1,7 +1,7 @@
 # Two commands on a fresh machine:
 #   make demo   set everything up, then run the demo on the embedded local model
 #   make test   set everything up, then run lint, types, unit and integration tests
-.PHONY: help demo bench test setup lint format type unit integration clean
+.PHONY: help demo bench bench-memory test setup lint format type unit integration clean
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -33,6 +33,9 @@ demo: $(STAMP)  ## run the demo (static vs adaptive Best-of-N vs speedup router)
 bench: $(STAMP)  ## run each scaling method static vs adaptive on 24 problems (~25 min)
 	$(BIN)/langchain-speedup bench-methods --json bench-methods.json
 
+bench-memory: $(STAMP)  ## no vs ungated vs gated memory on dissimilar and similar streams (~15 min)
+	$(BIN)/langchain-speedup bench-memory --json bench-memory.json
+
 test: $(STAMP)  ## lint, type-check, then unit and integration tests
 	$(MAKE) lint type unit integration
 
@@ -54,4 +57,4 @@ integration: $(STAMP)  ## real local model server and real Qdrant client modes
 	$(BIN)/pytest integration_tests -p no:cacheprovider
 
 clean:  ## remove the virtualenv and outputs
-	rm -rf $(VENV) speedup-demo.json speedup-demo.png bench-methods.json .mypy_cache .ruff_cache
+	rm -rf $(VENV) speedup-demo.json speedup-demo.png bench-methods.json bench-memory.json .mypy_cache .ruff_cache

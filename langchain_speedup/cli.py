@@ -8,6 +8,10 @@ each cost: static Best-of-N, adaptive Best-of-N, and the memory-aware router.
 Self-Refine, Tree-of-Thoughts, long chain-of-thought) static and adaptive on
 the same GSM-style problems and prints accuracy, budget units, total tokens
 and the adaptive/static ratios per method.
+
+`langchain-speedup bench-memory` runs a stream of dissimilar questions and a
+stream of similar ones with no memory, ungated memory and gated memory, and
+prints what memory cost or saved in each.
 """
 
 from __future__ import annotations
@@ -99,6 +103,30 @@ def _parser() -> argparse.ArgumentParser:
         help="comma-separated methods to run (default: all four)",
     )
     bench.add_argument("--quiet", action="store_true", help="no progress bar")
+    memory = commands.add_parser(
+        "bench-memory",
+        help="run dissimilar and similar streams with no, ungated and gated memory",
+        description=(
+            "Run a stream of dissimilar questions and a stream of similar ones "
+            "through adaptive Best-of-N with no memory, with every retrieved episode "
+            "in the prompt, and with the calibrated similarity gate, on the embedded "
+            "local model unless OPENAI_BASE_URL is set, and compare their compute "
+            "and accuracy."
+        ),
+    )
+    memory.add_argument(
+        "--json", type=Path, metavar="PATH", help="write the report as JSON"
+    )
+    memory.add_argument(
+        "--n", type=int, default=8, help="Best-of-N budget (default: 8)"
+    )
+    memory.add_argument(
+        "--quorum",
+        type=int,
+        default=3,
+        help="agreeing answers that verify one (default: 3)",
+    )
+    memory.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
 
@@ -188,6 +216,35 @@ def _bench_methods(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
     return 0
 
 
+def _bench_memory(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    _positive(parser, "n", args.n)
+    _positive(parser, "quorum", args.quorum)
+    from langchain_speedup.bench.memory import (
+        format_memory_report,
+        run_memory_bench,
+        write_memory_json,
+    )
+    from langchain_speedup.local import MiniLMEmbeddings, open_chat_model
+
+    started = time.perf_counter()
+    embeddings = MiniLMEmbeddings()
+    sys.stderr.write("starting the model server...\n")
+    with open_chat_model(temperature=0.7, max_tokens=256) as model:
+        report = run_memory_bench(
+            model,
+            embeddings=embeddings,
+            n=args.n,
+            quorum=args.quorum,
+            model_name=str(model.model_name),
+            progress=not args.quiet,
+        )
+    sys.stdout.write(format_memory_report(report) + "\n")
+    if args.json:
+        sys.stdout.write(f"json: {write_memory_json(report, args.json)}\n")
+    sys.stdout.write(f"total time: {time.perf_counter() - started:.0f} s\n")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     parser = _parser()
@@ -198,6 +255,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "bench-methods":
             return _bench_methods(args, parser)
+        if args.command == "bench-memory":
+            return _bench_memory(args, parser)
         return _demo(args, parser)
     except SpeedupError as e:
         sys.stderr.write(f"error: {e}\n")

@@ -1,0 +1,226 @@
+"""The memory benchmark (no, ungated and gated memory) and its command, on fakes."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain_core.messages import BaseMessage, HumanMessage
+
+from langchain_speedup import ConfigurationError
+from langchain_speedup.answers import question_key
+from langchain_speedup.bench.memory import (
+    ARMS,
+    MemoryBenchReport,
+    dissimilar_stream,
+    format_memory_report,
+    run_memory_bench,
+    similar_stream,
+    write_memory_json,
+)
+from langchain_speedup.bench.questions import TEMPLATES
+from langchain_speedup.cli import main
+from tests.fakes import FakeChatModel, HashEmbeddings, boxed, text_of
+
+DISSIMILAR = dissimilar_stream(TEMPLATES[:4])
+SIMILAR = similar_stream(TEMPLATES[:2])
+GOLD = {item["question"]: item["gold"] for item in [*DISSIMILAR, *SIMILAR]}
+GOLD.update(
+    {
+        item["question"]: item["gold"]
+        for item in [*dissimilar_stream(), *similar_stream()]
+    }
+)
+
+
+def gold_solver(messages: list[BaseMessage]) -> str:
+    """Answers the question asked (the last human turn) right, every time."""
+    asked = [text_of(m) for m in messages if isinstance(m, HumanMessage)][-1]
+    return boxed(GOLD[asked])
+
+
+class NamedFakeChatModel(FakeChatModel):
+    """A fake with a `model_name`, as the command reads one."""
+
+    model_name: str = "fake-model"
+
+
+@pytest.fixture(scope="module")
+def report() -> MemoryBenchReport:
+    return run_memory_bench(
+        FakeChatModel(responder=gold_solver),
+        embeddings=HashEmbeddings(),
+        streams={"dissimilar": DISSIMILAR, "similar": SIMILAR},
+        progress=False,
+    )
+
+
+def arm_records(report: MemoryBenchReport, stream: str, arm: str) -> list[Any]:
+    return [r for r in report["records"] if r["stream"] == stream and r["arm"] == arm]
+
+
+# -- streams ---------------------------------------------------------------------------
+
+
+def test_the_dissimilar_stream_holds_one_problem_per_template() -> None:
+    stream = dissimilar_stream()
+    assert len(stream) == len(TEMPLATES)
+    assert len({item["template"] for item in stream}) == len(TEMPLATES)
+
+
+def test_the_similar_stream_brings_each_problem_back_without_repeats() -> None:
+    stream = similar_stream()
+    assert len(stream) == 16
+    assert [item["kind"] for item in stream[:4]] == ["new"] * 4
+    assert [item["kind"] for item in stream[4:8]] == ["paraphrase"] * 4
+    assert [item["kind"] for item in stream[8:]] == ["new_numbers"] * 8
+    assert {item["template"] for item in stream} == {t.key for t in TEMPLATES[:4]}
+    # No exact repeat: no answer can be reused, only shown.
+    assert len({question_key(item["question"]) for item in stream}) == 16
+
+
+# -- the report ------------------------------------------------------------------------
+
+
+def test_every_arm_runs_every_question_of_every_stream(
+    report: MemoryBenchReport,
+) -> None:
+    assert [s["stream"] for s in report["streams"]] == ["dissimilar", "similar"]
+    for summary in report["streams"]:
+        assert list(summary["arms"]) == list(ARMS)
+        for arm in ARMS:
+            records = arm_records(report, summary["stream"], arm)
+            assert [r["index"] for r in records] == list(range(summary["questions"]))
+            assert summary["arms"][arm]["questions"] == summary["questions"]
+            assert summary["arms"][arm]["correct"] == summary["questions"]
+
+
+def test_no_memory_arm_never_sees_memory(report: MemoryBenchReport) -> None:
+    for stream in ("dissimilar", "similar"):
+        records = arm_records(report, stream, "none")
+        assert {r["decision"] for r in records} == {"none"}
+        # Adaptive Best-of-N: three agreeing samples verify each answer.
+        assert [r["generations"] for r in records] == [3] * len(records)
+
+
+def test_ungated_memory_admits_every_verified_episode(
+    report: MemoryBenchReport,
+) -> None:
+    for stream, items in (("dissimilar", DISSIMILAR), ("similar", SIMILAR)):
+        records = arm_records(report, stream, "ungated")
+        assert records[0]["decision"] == "scratch"
+        assert {r["decision"] for r in records[1:]} == {"exemplars"}
+        summary = next(s for s in report["streams"] if s["stream"] == stream)
+        assert summary["arms"]["ungated"]["with_memory"] == len(items) - 1
+        assert summary["gate"] != []  # the gated arm's bands
+
+
+def test_memory_saves_on_paraphrases(report: MemoryBenchReport) -> None:
+    none = arm_records(report, "similar", "none")
+    ungated = arm_records(report, "similar", "ungated")
+    for a, b in zip(none, ungated, strict=True):
+        if a["kind"] == "paraphrase":
+            # The precedent's verified answer plus one agreeing sample.
+            assert b["generations"] == 1 < a["generations"]
+    summary = next(s for s in report["streams"] if s["stream"] == "similar")
+    assert summary["ratios"]["ungated_generations"] < 1
+
+
+def test_gated_memory_records_its_bands(report: MemoryBenchReport) -> None:
+    for stream in ("dissimilar", "similar"):
+        gated = arm_records(report, stream, "gated")
+        for r in gated[1:]:
+            assert r["similarity"] is not None
+            assert r["band"] is not None
+        assert all(r["decision"] in {"scratch", "exemplars"} for r in gated)
+        assert all(r["decision"] == "exemplars" for r in gated if r["explored"])
+
+
+def test_ratios_divide_by_the_no_memory_arm(report: MemoryBenchReport) -> None:
+    for summary in report["streams"]:
+        arms = summary["arms"]
+        for arm in ("ungated", "gated"):
+            for key in ("generations", "tokens"):
+                assert summary["ratios"][f"{arm}_{key}"] == pytest.approx(
+                    arms[arm][key] / arms["none"][key], abs=1e-4
+                )
+
+
+def test_the_table_shows_each_stream_and_the_gate(report: MemoryBenchReport) -> None:
+    table = format_memory_report(report)
+    assert "dissimilar stream (4 questions)" in table
+    assert "similar stream (8 questions)" in table
+    assert "of the ungated token saving" in table
+    assert "gate at the end" in table
+    rows = [line.split() for line in table.splitlines() if line.split()[:1] == ["none"]]
+    assert len(rows) == 2
+
+
+def test_json_round_trips(report: MemoryBenchReport, tmp_path: Path) -> None:
+    path = write_memory_json(report, tmp_path / "out" / "memory.json")
+    assert json.loads(path.read_text()) == json.loads(json.dumps(report))
+
+
+def test_an_empty_stream_fails_before_any_call() -> None:
+    model = FakeChatModel(responder=gold_solver)
+    with pytest.raises(ConfigurationError, match="stream"):
+        run_memory_bench(
+            model,
+            embeddings=HashEmbeddings(),
+            streams={"dissimilar": DISSIMILAR, "similar": []},
+            progress=False,
+        )
+    with pytest.raises(ConfigurationError):
+        run_memory_bench(model, embeddings=HashEmbeddings(), n=0, progress=False)
+    assert model.calls == []
+
+
+# -- the command -----------------------------------------------------------------------
+
+
+class TestCommand:
+    @pytest.fixture
+    def fake_stack(self, monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+        opened: list[dict[str, Any]] = []
+
+        @contextlib.contextmanager
+        def open_chat_model(**kwargs: Any) -> Iterator[NamedFakeChatModel]:
+            opened.append(kwargs)
+            yield NamedFakeChatModel(responder=gold_solver)
+
+        monkeypatch.setattr("langchain_speedup.local.open_chat_model", open_chat_model)
+        monkeypatch.setattr("langchain_speedup.local.MiniLMEmbeddings", HashEmbeddings)
+        return opened
+
+    def test_runs_both_streams_and_writes_json(
+        self,
+        fake_stack: list[dict[str, Any]],
+        tmp_path: Path,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        target = tmp_path / "memory.json"
+        code = main(["bench-memory", "--quiet", "--n", "4", "--json", str(target)])
+        assert code == 0
+        assert fake_stack == [{"temperature": 0.7, "max_tokens": 256}]
+        out = capsys.readouterr().out
+        assert "dissimilar stream (12 questions)" in out
+        assert "similar stream (16 questions)" in out
+        loaded = json.loads(target.read_text())
+        assert loaded["model"] == "fake-model"
+        assert loaded["n"] == 4
+        assert [s["stream"] for s in loaded["streams"]] == ["dissimilar", "similar"]
+
+    @pytest.mark.parametrize(
+        "argv", [["bench-memory", "--n", "0"], ["bench-memory", "--quorum", "0"]]
+    )
+    def test_bad_arguments_exit_before_starting_a_server(
+        self, fake_stack: list[dict[str, Any]], argv: list[str]
+    ) -> None:
+        with pytest.raises(SystemExit) as info:
+            main(argv)
+        assert info.value.code == 2
+        assert fake_stack == []
