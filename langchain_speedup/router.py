@@ -71,7 +71,7 @@ from langgraph.graph.state import CompiledStateGraph
 from typing_extensions import TypedDict
 
 from langchain_speedup.answers import question_key, same_problem
-from langchain_speedup.budget import Usage, empty_usage
+from langchain_speedup.budget import Ledger, Usage, add_usage, empty_usage
 from langchain_speedup.errors import (
     ConfigurationError,
     InvalidInputError,
@@ -141,6 +141,10 @@ class Route(TypedDict):
     """The scaling method that solves (or would have solved) the question."""
     unit: str
     """The method's budget unit, e.g. `"generations"` or `"rounds"`."""
+    usage: Usage
+    """What deciding cost: the memory mechanism's model calls (such as a
+    multi-case reflection), counted under `reflection`; zero otherwise.
+    `SpeedupResult.usage` includes it."""
 
 
 class SpeedupResult(TypedDict):
@@ -265,7 +269,8 @@ class BudgetRouter:
             `InContextMemory()` or `ReflectUpdateMemory()`); the router keeps
             its own precedents and memory start. When `None` (default), the
             gated episodes themselves are the exemplars. Reuse and scratch
-            decisions never consult it.
+            decisions never consult it. Its model calls count in
+            `Route.usage` and in the answer's `usage`.
 
     Raises:
         ConfigurationError: An option is out of range, `method` names no
@@ -401,6 +406,7 @@ class BudgetRouter:
                 memory_samples=0,
                 method=method,
                 unit=unit,
+                usage=empty_usage(),
             )
             return route, None, exact
         verdict = None if best is None else self.gate.admit(best)
@@ -422,6 +428,7 @@ class BudgetRouter:
                 memory_samples=0,
                 method=method,
                 unit=unit,
+                usage=empty_usage(),
             )
             return route, None, None
         close = self._admitted(matches, verdict)
@@ -458,6 +465,7 @@ class BudgetRouter:
             memory_samples=full if start is None else start,
             method=method,
             unit=unit,
+            usage=empty_usage(),
         )
         return route, memory, None
 
@@ -527,14 +535,16 @@ class BudgetRouter:
         route, memory, reuse = self._decide(question, exact, matches)
         gated = self._mechanism_input(route, memory, matches)
         if gated is not None and self.memory is not None and memory is not None:
+            ledger = Ledger()
             built = self.memory.build(
                 question,
                 gated,
                 store=self.store,
                 namespace=self.namespace,
-                config=config,
+                config=ledger.config(config, role="reflection"),
             )
             memory = self._with_router_memory(built, memory)
+            route["usage"] = ledger.usage()
         return route, memory, reuse, vector
 
     async def aroute(
@@ -559,14 +569,16 @@ class BudgetRouter:
         route, memory, reuse = self._decide(question, exact, matches)
         gated = self._mechanism_input(route, memory, matches)
         if gated is not None and self.memory is not None and memory is not None:
+            ledger = Ledger()
             built = await self.memory.abuild(
                 question,
                 gated,
                 store=self.store,
                 namespace=self.namespace,
-                config=config,
+                config=ledger.config(config, role="reflection"),
             )
             memory = self._with_router_memory(built, memory)
+            route["usage"] = ledger.usage()
         return route, memory, reuse, vector
 
     # -- answering and remembering -------------------------------------------------------
@@ -574,7 +586,7 @@ class BudgetRouter:
     def _reused(
         self, question: str, route: Route, episode: Episode, started: float
     ) -> SpeedupResult:
-        usage = empty_usage()
+        usage = Usage(**route["usage"])
         usage["seconds"] = round(time.time() - started, 3)
         return SpeedupResult(
             question=question,
@@ -595,7 +607,7 @@ class BudgetRouter:
         episode_id: str,
         started: float,
     ) -> tuple[SpeedupResult, Episode]:
-        usage = Usage(**result["usage"])
+        usage = add_usage(result["usage"], route["usage"])
         usage["seconds"] = round(time.time() - started, 3)
         episode = episode_from_result(
             id=episode_id,

@@ -314,6 +314,50 @@ async def test_router_shows_reflect_update_lessons(
     )
 
 
+@pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
+async def test_router_counts_the_mechanisms_calls_in_the_answer(
+    store: QdrantEpisodicStore, embeddings: HashEmbeddings, is_async: bool
+) -> None:
+    store.put(make_episode(MAYA, final_answer="12"), embeddings.embed_query(MAYA))
+    reflector = FakeChatModel(responder=constant("Multiply count by price."))
+    router = BudgetRouter(
+        FakeChatModel(responder=sum_solver),
+        store=store,
+        embeddings=embeddings,
+        similarity_gate=0.5,
+        memory=MultiCaseReflectMemory(reflector),
+    )
+    answer = await router.asolve(MAYA_NEW) if is_async else router.solve(MAYA_NEW)
+    route_usage = answer["route"]["usage"]
+    assert len(reflector.calls) == 1
+    assert route_usage["other_calls"] == 1
+    assert route_usage["generations"] == 0
+    result = answer["result"]
+    assert result is not None
+    assert answer["usage"]["other_calls"] == 1
+    assert answer["usage"]["generations"] == result["usage"]["generations"]
+    assert (
+        answer["usage"]["total_tokens"]
+        == result["usage"]["total_tokens"] + route_usage["total_tokens"]
+    )
+    assert route_usage["total_tokens"] > 0
+
+
+def test_a_route_without_a_mechanism_costs_nothing(
+    store: QdrantEpisodicStore, embeddings: HashEmbeddings
+) -> None:
+    store.put(make_episode(MAYA, final_answer="12"), embeddings.embed_query(MAYA))
+    router = BudgetRouter(
+        FakeChatModel(responder=sum_solver),
+        store=store,
+        embeddings=embeddings,
+        similarity_gate=0.5,
+    )
+    answer = router.solve(MAYA_NEW)
+    assert answer["route"]["decision"] == "exemplars"
+    assert answer["route"]["usage"]["total_tokens"] == 0
+
+
 def test_router_with_in_context_memory_limits_the_exemplars(
     store: QdrantEpisodicStore, embeddings: HashEmbeddings
 ) -> None:
