@@ -11,7 +11,6 @@ grade the final answers, after the fact.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -28,6 +27,7 @@ from langchain_speedup.router import BudgetRouter
 from langchain_speedup.scaling.best_of_n import BestOfN, ChatRunnable
 from langchain_speedup.scoring import ConsensusScorer
 
+from ._report import ratio, write_report
 from .questions import TEMPLATES, StreamQuestion, build_stream
 
 __all__ = [
@@ -146,10 +146,6 @@ def _summary(records: Sequence[QuestionRecord], seconds: float) -> PhaseSummary:
     )
 
 
-def _ratio(a: float, b: float) -> float:
-    return round(a / b, 4) if b else float("nan")
-
-
 def run_demo(
     model: ChatRunnable,
     *,
@@ -245,7 +241,7 @@ def run_demo(
     summaries = {p: _summary(records[p], seconds[p]) for p in PHASES}
     base = summaries["baseline"]
     ratios = {
-        f"{p}_{k}": _ratio(summaries[p][k], base[k])
+        f"{p}_{k}": ratio(summaries[p][k], base[k])
         for p in ("adaptive", "speedup")
         for k in ("generations", "tokens")
     }
@@ -355,8 +351,5 @@ def plot_report(report: DemoReport, path: str | Path) -> Path:
 
 
 def write_json(report: DemoReport, path: str | Path) -> Path:
-    """Write the report as JSON."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(report, indent=2))
-    return target
+    """Write the report as JSON (NaN ratios become `null`)."""
+    return write_report(report, path)

@@ -23,8 +23,6 @@ what memory in the prompt does. Gold answers only grade, after the fact.
 
 from __future__ import annotations
 
-import json
-import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -34,14 +32,17 @@ from langchain_core.embeddings import Embeddings
 from tqdm import tqdm
 from typing_extensions import TypedDict
 
+from langchain_speedup.budget import Usage
 from langchain_speedup.errors import ConfigurationError
 from langchain_speedup.memory.gating import BandStats, SimilarityGate
 from langchain_speedup.memory.store import QdrantEpisodicStore
-from langchain_speedup.router import BudgetRouter
+from langchain_speedup.router import BudgetRouter, Route
 from langchain_speedup.scaling._common import ChatRunnable
+from langchain_speedup.scaling.base import ScalingResult
 from langchain_speedup.scaling.best_of_n import BestOfN
 from langchain_speedup.scoring import ConsensusScorer
 
+from ._report import ratio, write_report
 from .demo import DEMO_SYSTEM_PROMPT
 from .questions import TEMPLATES, ProblemTemplate, StreamQuestion, problems
 
@@ -180,8 +181,35 @@ def _summary(records: Sequence[MemoryRecord]) -> ArmSummary:
     )
 
 
-def _ratio(a: float, b: float) -> float:
-    return round(a / b, 4) if b else math.nan
+def _record(
+    stream: str,
+    arm: Arm,
+    index: int,
+    item: StreamQuestion,
+    *,
+    final: str | None,
+    result: ScalingResult | None,
+    usage: Usage,
+    route: Route | None = None,
+) -> MemoryRecord:
+    return MemoryRecord(
+        stream=stream,
+        arm=arm,
+        index=index,
+        kind=item["kind"],
+        template=item["template"],
+        gold=item["gold"],
+        final_answer=final,
+        correct=final == str(item["gold"]),
+        passed=bool(result and result["passed"]),
+        decision=route["decision"] if route else "none",
+        similarity=route["similarity"] if route else None,
+        band=route["band"] if route else None,
+        explored=route["explored"] if route else False,
+        generations=usage["generations"],
+        tokens=usage["total_tokens"],
+        seconds=usage["seconds"],
+    )
 
 
 def _run_arm(
@@ -198,25 +226,15 @@ def _run_arm(
         engine = BestOfN(model, **options)
         for index, item in enumerate(items):
             result = engine.run(item["question"])
-            usage = result["usage"]
             records.append(
-                MemoryRecord(
-                    stream=stream,
-                    arm=arm,
-                    index=index,
-                    kind=item["kind"],
-                    template=item["template"],
-                    gold=item["gold"],
-                    final_answer=result["final_answer"],
-                    correct=result["final_answer"] == str(item["gold"]),
-                    passed=result["passed"],
-                    decision="none",
-                    similarity=None,
-                    band=None,
-                    explored=False,
-                    generations=usage["generations"],
-                    tokens=usage["total_tokens"],
-                    seconds=usage["seconds"],
+                _record(
+                    stream,
+                    arm,
+                    index,
+                    item,
+                    final=result["final_answer"],
+                    result=result,
+                    usage=result["usage"],
                 )
             )
             tick(records[-1])
@@ -233,25 +251,16 @@ def _run_arm(
         )
         for index, item in enumerate(items):
             answer = router.solve(item["question"])
-            route, solved = answer["route"], answer["result"]
             records.append(
-                MemoryRecord(
-                    stream=stream,
-                    arm=arm,
-                    index=index,
-                    kind=item["kind"],
-                    template=item["template"],
-                    gold=item["gold"],
-                    final_answer=answer["final_answer"],
-                    correct=answer["final_answer"] == str(item["gold"]),
-                    passed=bool(solved and solved["passed"]),
-                    decision=route["decision"],
-                    similarity=route["similarity"],
-                    band=route["band"],
-                    explored=route["explored"],
-                    generations=answer["usage"]["generations"],
-                    tokens=answer["usage"]["total_tokens"],
-                    seconds=answer["usage"]["seconds"],
+                _record(
+                    stream,
+                    arm,
+                    index,
+                    item,
+                    final=answer["final_answer"],
+                    result=answer["result"],
+                    usage=answer["usage"],
+                    route=answer["route"],
                 )
             )
             tick(records[-1])
@@ -343,7 +352,7 @@ def run_memory_bench(
                     questions=len(items),
                     arms=by_arm,
                     ratios={
-                        f"{arm}_{key}": _ratio(by_arm[arm][key], base[key])
+                        f"{arm}_{key}": ratio(by_arm[arm][key], base[key])
                         for arm in ("ungated", "gated")
                         for key in ("generations", "tokens")
                     },
@@ -415,8 +424,5 @@ def format_memory_report(report: MemoryBenchReport) -> str:
 
 
 def write_memory_json(report: MemoryBenchReport, path: str | Path) -> Path:
-    """Write the report as JSON."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(report, indent=2))
-    return target
+    """Write the report as JSON (NaN ratios become `null`)."""
+    return write_report(report, path)

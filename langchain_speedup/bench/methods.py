@@ -34,29 +34,32 @@ third unit. Calls per problem, static + adaptive:
   could save nothing. Critique and revision prompts ask for one sentence and
   for the short format, since the package's defaults draw ~250-token replies
   from this model.
-- Tree-of-Thoughts, `breadth=3`, `max_depth=2`, `max_nodes=3` expanded nodes:
-  at most 9 + 9 one-line steps. When the root's steps are unfinished, three
-  agreeing solutions from the first child stop an adaptive run after 2 of 3
-  nodes; when they are already whole solutions the tree ends at its root in
-  both modes. It gets a one-step-per-reply version of the short prompt
-  (`BENCH_STEP_PROMPT`): the demo prompt asks for the whole solution at once,
-  which would make every proposal a finished solution, a plain Best-of-3.
-- Long chain-of-thought, `max_tokens=96` reasoning tokens in 4 segments of
-  24, probes of at most 24 tokens: 5 + 6 to 8. Three agreeing probes stop the
-  thinking a segment early; adaptive mode pays for a probe after every
-  segment, static mode for one at the end, and the token ratio shows which
-  wins. Static mode's single probe can never make a consensus of 3, so its
+- Tree-of-Thoughts, `breadth=3`, `max_depth=3`, `max_nodes=6` expanded
+  nodes, quorum 2: at most 18 + 18 one-line steps. Two agreeing complete
+  solutions stop an adaptive run; static mode searches on until 6 nodes are
+  expanded or the tree is exhausted. It gets a one-line-per-reply version of
+  the demo prompt (`BENCH_STEP_PROMPT`, with the demo's worked example: a
+  bare "one line of arithmetic" instruction made the model copy the
+  instruction's sample line). This model often writes a whole solution as
+  its "next line", so many trees end at the root in both modes.
+- Long chain-of-thought, `max_tokens=384` reasoning tokens in 3 segments of
+  128, probes of at most 32 tokens, quorum 2, with the method's own "think
+  at length" prompt: 4 + 2 to 6 calls. A probe that agrees with the one
+  before stops the thinking; a segment that already states a boxed answer
+  is its own probe. Shorter segments (24-32 tokens) cut the model off
+  mid-step, and its continuations then drift (3/24 right at 96 tokens).
+  Static mode's single probe can never make a consensus of 2, so its
   `passed` count is 0 by construction; accuracy compares as usual. The
-  token budget holds only where the server honours each call's `max_tokens`.
+  token budget holds only where the server honours each call's
+  `max_tokens`.
 
-Best-of-N, Self-Refine and long chain-of-thought use the demo's short-answer
-system prompt (`DEMO_SYSTEM_PROMPT`) as it is. Pass `settings` to change any
+Best-of-N and Self-Refine use the demo's short-answer system prompt
+(`DEMO_SYSTEM_PROMPT`) as it is. Pass `settings` to change any
 of this, and `--problems N` on the command line to shorten the run.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -79,6 +82,7 @@ from langchain_speedup.scaling.engines import (
 )
 from langchain_speedup.scoring import ConsensusScorer
 
+from ._report import ratio, write_report
 from .demo import DEMO_SYSTEM_PROMPT
 from .questions import StreamQuestion
 
@@ -114,10 +118,14 @@ BENCH_REVISE_PROMPT = (
 """Self-Refine's revision, in the demo's short format."""
 
 BENCH_STEP_PROMPT = (
-    "You solve grade-school math word problems one step at a time. Reply with "
-    "the next step only: one short line of arithmetic, such as '3 * 5 = 15'. "
-    "When a step reaches the final answer, end it with the line "
-    "'The final answer is \\boxed{ANSWER}.'"
+    "You solve grade-school math word problems one step at a time. Example:\n"
+    "Problem: Tom has 3 bags with 5 apples in each bag. He eats 2 apples. How "
+    "many apples are left?\n"
+    "3 * 5 = 15\n"
+    "15 - 2 = 13\n"
+    "The final answer is \\boxed{13}.\n"
+    "Reply with the next line of the solution only. After the last step, add "
+    "the final answer line as in the example."
 )
 """Tree-of-Thoughts' system prompt: the demo's format, one step per reply."""
 
@@ -150,14 +158,16 @@ DEFAULT_SETTINGS: Mapping[Method, MethodSetting] = MappingProxyType(
             quorum=2,
         ),
         "tree_of_thoughts": MethodSetting(
-            budget=3,
+            budget=6,
             system_prompt=BENCH_STEP_PROMPT,
-            options={"breadth": 3, "max_depth": 2},
+            options={"breadth": 3, "max_depth": 3},
+            quorum=2,
         ),
         "long_cot": MethodSetting(
-            budget=96,
-            system_prompt=DEMO_SYSTEM_PROMPT,
-            options={"segment_tokens": 24, "probe_tokens": 24},
+            budget=384,
+            system_prompt=None,
+            options={"segment_tokens": 128, "probe_tokens": 32},
+            quorum=2,
         ),
     }
 )
@@ -308,10 +318,6 @@ def _mode_summary(records: Sequence[MethodRecord]) -> ModeSummary:
     )
 
 
-def _ratio(a: float, b: float) -> float:
-    return round(a / b, 4) if b else math.nan
-
-
 def _method_summary(
     method: Method,
     engines: Mapping[Mode, ScalingEngine],
@@ -331,7 +337,7 @@ def _method_summary(
         static=static,
         adaptive=adaptive,
         ratios={
-            key: _ratio(adaptive[key], static[key])
+            key: ratio(adaptive[key], static[key])
             for key in ("budget_used", "tokens", "seconds")
         },
     )
@@ -471,17 +477,4 @@ def format_method_report(report: MethodBenchReport) -> str:
 
 def write_method_json(report: MethodBenchReport, path: str | Path) -> Path:
     """Write the report as JSON (NaN ratios become `null`)."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(_without_nan(report), indent=2) + "\n")
-    return target
-
-
-def _without_nan(value: Any) -> Any:
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _without_nan(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_without_nan(v) for v in value]
-    return value
+    return write_report(report, path)
