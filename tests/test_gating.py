@@ -7,7 +7,12 @@ from typing import Any
 
 import pytest
 
-from langchain_speedup import BudgetRouter, ConfigurationError, QdrantEpisodicStore
+from langchain_speedup import (
+    BudgetRouter,
+    ConfigurationError,
+    QdrantEpisodicStore,
+    create_speedup_graph,
+)
 from langchain_speedup.memory import SimilarityGate, saving_of
 from tests.fakes import FakeChatModel, HashEmbeddings, make_episode, sum_solver
 
@@ -277,13 +282,16 @@ def test_the_router_records_band_and_learns_each_outcome(
     assert stored[MAYA]["similarity"] is None
 
 
-def test_a_band_closed_by_outcomes_keeps_memory_out(store: QdrantEpisodicStore) -> None:
+@pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
+async def test_a_band_closed_by_outcomes_keeps_memory_out(
+    store: QdrantEpisodicStore, is_async: bool
+) -> None:
     gate = SimilarityGate(explore=0.0)
     sim = similarity(MAYA, NEW_NUMBERS)
     teach(gate, sim, True, 0.0, 0.0, 0.0, 0.0)
     router = router_with(store, gate)
     router.solve(MAYA)
-    out = router.solve(NEW_NUMBERS)
+    out = await router.asolve(NEW_NUMBERS) if is_async else router.solve(NEW_NUMBERS)
     assert out["route"]["decision"] == "scratch"
     assert out["route"]["band"] == gate.band_of(sim)
     assert "closed" in out["route"]["reason"]
@@ -335,3 +343,20 @@ def test_a_number_is_a_fixed_gate(store: QdrantEpisodicStore) -> None:
     assert router.gate.calibrate is False
     assert router.gate.is_open(0.5)
     assert not router.gate.is_open(0.49)
+
+
+async def test_the_speedup_graph_feeds_the_gate(store: QdrantEpisodicStore) -> None:
+    gate = SimilarityGate(explore=0.0)
+    graph = create_speedup_graph(
+        FakeChatModel(responder=sum_solver),
+        store=store,
+        embeddings=HashEmbeddings(),
+        n=4,
+        similarity_gate=gate,
+    )
+    await graph.ainvoke({"messages": [("user", MAYA)]})
+    out = await graph.ainvoke({"messages": [("user", NEW_NUMBERS)]})
+    route = out["speedup"]["route"]
+    assert route["decision"] == "exemplars"
+    assert route["band"] == gate.band_of(similarity(MAYA, NEW_NUMBERS))
+    assert sum(s["memory_outcomes"] for s in gate.stats()) == 1
