@@ -27,6 +27,10 @@ _BOXED = re.compile(r"\\boxed\s*\{")
 _FINAL = re.compile(
     r"(?:final answer|answer)\s*(?:is|:|=)\s*\$?\s*(-?[\d,]*\.?\d+)", re.IGNORECASE
 )
+_STATED = re.compile(
+    r"final answer\s*(?:is|:)\s*\$?\s*-?[\d,]*\.?\d+\s*(?:dollars\s*)?(?:\.|$)",
+    re.IGNORECASE | re.MULTILINE,
+)
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
 _WORD = re.compile(r"[a-z0-9]+")
 _FRACTION = re.compile(r"-?\\[dt]?frac\{(\d+)\}\{([1-9]\d*)\}")
@@ -89,8 +93,15 @@ def extract_answer(solution: str) -> str | None:
 
 
 def states_answer(text: str) -> bool:
-    r"""Whether a text states its final answer as `\\boxed{...}`."""
-    return any(content.strip() for content in _boxed_contents(text))
+    r"""Whether a text states its final answer.
+
+    It does when it holds a non-empty `\\boxed{...}`, or a sentence ending in
+    "final answer is <number>" (also "Final answer: <number>"). A number
+    in mid-sentence ("the answer is 48 minus 5") does not count.
+    """
+    if any(content.strip() for content in _boxed_contents(text)):
+        return True
+    return _STATED.search(text) is not None
 
 
 def _normalize_question(question: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from langchain_speedup import extract_answer, question_key, same_problem
-from langchain_speedup.answers import normalize_answer, numbers_in
+from langchain_speedup.answers import normalize_answer, numbers_in, states_answer
 
 MAYA = (
     "Maya buys 3 pens at 4 dollars each and 2 notebooks at 5 dollars each. "
@@ -149,3 +149,33 @@ class TestSameProblem:
         a = "How many apples do Ann and Bob have if each has 3?"
         b = "How many apples do Ann and Carl have if each has 3?"
         assert not same_problem(a, b)
+
+
+class TestStatesAnswer:
+    @pytest.mark.parametrize(
+        "text",
+        [
+            "3 * 4 = 12\nThe final answer is \\boxed{12}.",
+            "So the final answer is 12.",
+            "Final answer: 1,200",
+            "The final answer is $8.",
+            "the final answer is 42 dollars.",
+        ],
+    )
+    def test_stated(self, text: str) -> None:
+        assert states_answer(text)
+
+    @pytest.mark.parametrize(
+        "text",
+        [
+            "",
+            "3 * 4 = 12",
+            "The answer is 48 minus 5, so",
+            "The final answer is 48 - 5 = 43, then",
+            "\\boxed{}",
+            "\\boxed{12",
+            "Let me find the final answer.",
+        ],
+    )
+    def test_not_stated(self, text: str) -> None:
+        assert not states_answer(text)

@@ -4,8 +4,9 @@ The model thinks in segments of at most `segment_tokens` tokens (bound as
 `max_tokens` on chat models), each continuing the thinking so far, until
 `max_tokens` reasoning tokens are spent. After thinking, a probe ("Stop
 thinking; give the final answer now as \boxed{...}") forces an answer, which
-is scored. A segment that already states its answer (`\boxed{...}`) is its
-own probe: the answer is read from it and no probe call is made. Static mode
+is scored. A segment that already states its answer (a `\boxed{...}`, or a
+sentence ending in "final answer is <number>": `answers.states_answer`) is
+its own probe: the answer is read from it and no probe call is made. Static mode
 spends the whole budget, forcing the model to keep thinking even when it
 would stop (budget forcing, as in s1), and probes once at the end; adaptive
 mode probes after every segment and stops once a probed answer scores at or

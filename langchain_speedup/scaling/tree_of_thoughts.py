@@ -5,11 +5,12 @@ asks the model for `breadth` proposals of the next step (one parallel
 `batch`), and the scorer values each child by its path so far (Yao et al.,
 2023, DFS variant). Children are ranked by value, then by proposal order, and
 visited depth first, best first. A child is not expanded further when it is
-complete (its step holds a `\boxed{}` answer), when it reaches `max_depth`, or
-when its value is below `prune_below` (pruned). Static mode searches until
-`max_nodes` nodes are expanded or the tree is exhausted, then keeps the
-best-valued complete solution; adaptive mode stops at the first complete
-solution whose score reaches the threshold. Budget unit: expanded nodes.
+complete (its step states a final answer: `answers.states_answer`), when it
+reaches `max_depth`, or when its value is below `prune_below` (pruned).
+Static mode searches until `max_nodes` nodes are expanded or the tree is
+exhausted, then keeps the best-valued complete solution; adaptive mode stops
+at the first complete solution whose score reaches the threshold. Budget
+unit: expanded nodes.
 
 Every valued node is a candidate in the result, in the order it was valued;
 partial ones have `answer=None`. Each child is scored against its siblings of
