@@ -115,6 +115,13 @@ def test_empty_lessons_are_rejected(
         ("First line\nsecond line goes on", 15, "First line"),
         ("no sentence boundary here at all", 20, "no sentence"),
         ("x" * 50, 10, "x" * 10),
+        # A list item's number is no sentence end; a number ending one is.
+        (
+            "Lessons:\n1. Read it twice.\n2. Check the units.",
+            32,
+            "Lessons:\n1. Read it twice.",
+        ),
+        ("It costs 12. Then more words", 20, "It costs 12."),
     ],
 )
 def test_trim_to_sentence(text: str, limit: int, expected: str) -> None:

@@ -136,6 +136,7 @@ class ReflectionResult(TypedDict):
 # -- validation and prompts ------------------------------------------------------------
 
 _SENTENCE_END = re.compile(r"[.!?](?=\s|$)|\n")
+_LIST_NUMBER = re.compile(r"\d+\.")
 _FENCE = re.compile(r"^```[a-zA-Z]*\s*\n?|\n?```\s*$")
 
 
@@ -155,7 +156,14 @@ def trim_to_sentence(text: str, max_chars: int) -> str:
     if len(text) <= max_chars:
         return text
     head = text[:max_chars]
-    ends = [m.end() for m in _SENTENCE_END.finditer(head)]
+    ends = [
+        m.end()
+        for m in _SENTENCE_END.finditer(head)
+        # A list item's number ("2.") alone on its line ends no sentence.
+        if not _LIST_NUMBER.fullmatch(
+            head[head.rfind("\n", 0, m.end()) + 1 : m.end()].strip()
+        )
+    ]
     # A boundary in the first quarter would throw most of the text away.
     if ends and ends[-1] >= max_chars // 4:
         return head[: ends[-1]].strip()
