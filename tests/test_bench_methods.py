@@ -28,6 +28,7 @@ from langchain_speedup.bench.methods import (
 from langchain_speedup.bench.questions import TEMPLATES, problems
 from langchain_speedup.cli import main
 from langchain_speedup.scaling import METHODS
+from langchain_speedup.scaling.long_cot import LONG_COT_SYSTEM_PROMPT
 from tests.fakes import FakeChatModel, boxed, text_of
 
 PROBLEMS = problems(TEMPLATES[:2], variants=1)
@@ -177,9 +178,9 @@ class TestReport:
         assert units["self_refine"] == (8, 4)
         # Tree-of-Thoughts: three whole solutions at the root end both runs.
         assert units["tree_of_thoughts"] == (2, 2)
-        # Long CoT: the fake thinks 14 tokens a segment; static uses all 4
-        # segments, adaptive stops after the third agreeing probe.
-        assert units["long_cot"] == (2 * 56, 2 * 42)
+        # Long CoT: the fake thinks 14 tokens a segment; static uses all 3
+        # segments, adaptive stops once a second probe agrees (quorum 2).
+        assert units["long_cot"] == (2 * 42, 2 * 28)
         for summary in by_method.values():
             st, ad = summary["static"], summary["adaptive"]
             assert summary["ratios"]["budget_used"] == pytest.approx(
@@ -207,11 +208,11 @@ class TestReport:
         by_method = {s["method"]: s for s in report["methods"]}
         assert by_method["best_of_n"]["system_prompt"] == DEMO_SYSTEM_PROMPT
         assert by_method["self_refine"]["system_prompt"] == DEMO_SYSTEM_PROMPT
-        assert by_method["long_cot"]["system_prompt"] == DEMO_SYSTEM_PROMPT
+        assert by_method["long_cot"]["system_prompt"] == LONG_COT_SYSTEM_PROMPT
         assert by_method["tree_of_thoughts"]["system_prompt"] == BENCH_STEP_PROMPT
         assert by_method["tree_of_thoughts"]["options"] == {
             "breadth": 3,
-            "max_depth": 2,
+            "max_depth": 3,
         }
 
 
@@ -240,7 +241,7 @@ class TestTableAndJson:
         assert rows["best_of_n"][8] == "0.50"
         assert "quorum=3" in table
         assert (
-            "tree_of_thoughts 3 expanded_nodes (breadth=3, max_depth=2, quorum=3)"
+            "tree_of_thoughts 6 expanded_nodes (breadth=3, max_depth=3, quorum=3)"
             in table
         )
         assert "self_refine 4 rounds (quorum=2)" in table
