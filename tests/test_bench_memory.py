@@ -154,7 +154,7 @@ def test_the_table_shows_each_stream_and_the_gate(report: MemoryBenchReport) -> 
     table = format_memory_report(report)
     assert "dissimilar stream (4 questions)" in table
     assert "similar stream (8 questions)" in table
-    assert "of the ungated token saving" in table
+    assert "gated keeps of ungated's saving: generations" in table
     assert "gate at the end" in table
     rows = [line.split() for line in table.splitlines() if line.split()[:1] == ["none"]]
     assert len(rows) == 2

@@ -371,13 +371,15 @@ def run_memory_bench(
     )
 
 
-def _kept_saving(summary: StreamSummary) -> str:
-    # The share of the ungated arm's token saving that the gated arm keeps.
+def _kept_saving(summary: StreamSummary, key: Literal["generations", "tokens"]) -> str:
+    # The share of the ungated arm's saving (generations or tokens) that the
+    # gated arm keeps.
     arms = summary["arms"]
-    ungated = arms["none"]["tokens"] - arms["ungated"]["tokens"]
-    gated = arms["none"]["tokens"] - arms["gated"]["tokens"]
+    none = arms["none"][key]
+    ungated = none - arms["ungated"][key]
+    gated = none - arms["gated"][key]
     if ungated <= 0:
-        return "n/a (ungated memory saved nothing)"
+        return "n/a (ungated saved none)"
     return f"{gated / ungated:.0%}"
 
 
@@ -410,7 +412,11 @@ def format_memory_report(report: MemoryBenchReport) -> str:
                 for arm in ("ungated", "gated")
             )
         )
-        lines.append(f"gated keeps {_kept_saving(summary)} of the ungated token saving")
+        lines.append(
+            "gated keeps of ungated's saving: generations "
+            f"{_kept_saving(summary, 'generations')}, tokens "
+            f"{_kept_saving(summary, 'tokens')}"
+        )
         bands = [
             f"{b['band']} {'open' if b['open'] else 'closed'} ({b['memory_outcomes']})"
             for b in summary["gate"]
