@@ -30,7 +30,7 @@ setup: $(STAMP)  ## create .venv with the package, the local stack and dev tools
 demo: $(STAMP)  ## run the demo (static vs adaptive Best-of-N vs speedup router)
 	$(BIN)/langchain-speedup demo --json speedup-demo.json --plot speedup-demo.png
 
-bench: $(STAMP)  ## run each scaling method static vs adaptive on 24 problems (~25 min)
+bench: $(STAMP)  ## run each scaling method static vs adaptive on 24 problems (~65 min)
 	$(BIN)/langchain-speedup bench-methods --json bench-methods.json
 
 bench-memory: $(STAMP)  ## no vs ungated vs gated memory on dissimilar and similar streams (~15 min)
