@@ -21,9 +21,14 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from langchain_speedup.errors import SpeedupError
+
+if TYPE_CHECKING:
+    from langchain_speedup.scaling._common import ChatRunnable
 
 __all__ = ["main"]
 
@@ -228,16 +233,20 @@ def _bench_memory(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
 
     started = time.perf_counter()
     embeddings = MiniLMEmbeddings()
-    sys.stderr.write("starting the model server...\n")
-    with open_chat_model(temperature=0.7, max_tokens=256) as model:
-        report = run_memory_bench(
-            model,
-            embeddings=embeddings,
-            n=args.n,
-            quorum=args.quorum,
-            model_name=str(model.model_name),
-            progress=not args.quiet,
-        )
+
+    def open_model() -> AbstractContextManager[ChatRunnable]:
+        # A fresh server per arm replays its sampling sequence: arms that
+        # send the same prompts get the same samples.
+        sys.stderr.write("starting the model server...\n")
+        return open_chat_model(temperature=0.7, max_tokens=256)
+
+    report = run_memory_bench(
+        open_model=open_model,
+        embeddings=embeddings,
+        n=args.n,
+        quorum=args.quorum,
+        progress=not args.quiet,
+    )
     sys.stdout.write(format_memory_report(report) + "\n")
     if args.json:
         sys.stdout.write(f"json: {write_memory_json(report, args.json)}\n")

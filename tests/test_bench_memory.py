@@ -179,6 +179,38 @@ def test_an_empty_stream_fails_before_any_call() -> None:
     assert model.calls == []
 
 
+def test_open_model_gives_each_arm_a_fresh_model() -> None:
+    opened: list[FakeChatModel] = []
+
+    @contextlib.contextmanager
+    def open_model() -> Iterator[FakeChatModel]:
+        opened.append(NamedFakeChatModel(responder=gold_solver))
+        yield opened[-1]
+
+    report = run_memory_bench(
+        open_model=open_model,
+        embeddings=HashEmbeddings(),
+        streams={"similar": SIMILAR},
+        progress=False,
+    )
+    assert len(opened) == len(ARMS)
+    assert all(len(m.calls) > 0 for m in opened)
+    assert report["model"] == "fake-model"
+
+
+@pytest.mark.parametrize("both", [False, True], ids=["neither", "both"])
+def test_exactly_one_way_to_get_a_model(both: bool) -> None:
+    model = FakeChatModel(responder=gold_solver)
+    with pytest.raises(ConfigurationError, match="exactly one"):
+        run_memory_bench(
+            model if both else None,
+            open_model=(lambda: contextlib.nullcontext(model)) if both else None,
+            embeddings=HashEmbeddings(),
+            progress=False,
+        )
+    assert model.calls == []
+
+
 # -- the command -----------------------------------------------------------------------
 
 
@@ -205,7 +237,8 @@ class TestCommand:
         target = tmp_path / "memory.json"
         code = main(["bench-memory", "--quiet", "--n", "4", "--json", str(target)])
         assert code == 0
-        assert fake_stack == [{"temperature": 0.7, "max_tokens": 256}]
+        # A fresh model for each of the 3 arms of the 2 streams.
+        assert fake_stack == [{"temperature": 0.7, "max_tokens": 256}] * 6
         out = capsys.readouterr().out
         assert "dissimilar stream (12 questions)" in out
         assert "similar stream (16 questions)" in out

@@ -19,12 +19,21 @@ over two streams:
 Each arm of each stream starts from an empty in-memory store, and no stream
 repeats a question exactly, so no answer is ever reused: the comparison is
 what memory in the prompt does. Gold answers only grade, after the fact.
+
+The command (`langchain-speedup bench-memory`) starts a fresh local server
+for every arm (`open_model`). llama.cpp replays its sampling sequence from a
+fresh start, so two arms that send the same prompts draw the same samples:
+where the gate keeps memory out, the gated arm repeats the no-memory arm
+exactly, and differences come from memory, not from sampling noise. (A
+server named by `OPENAI_BASE_URL` is not restarted, so there the arms sample
+independently.)
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any, Literal
 
@@ -37,7 +46,7 @@ from langchain_speedup.errors import ConfigurationError
 from langchain_speedup.memory.gating import BandStats, SimilarityGate
 from langchain_speedup.memory.store import QdrantEpisodicStore
 from langchain_speedup.router import BudgetRouter, Route
-from langchain_speedup.scaling._common import ChatRunnable
+from langchain_speedup.scaling._common import ChatRunnable, check_count
 from langchain_speedup.scaling.base import ScalingResult
 from langchain_speedup.scaling.best_of_n import BestOfN
 from langchain_speedup.scoring import ConsensusScorer
@@ -63,6 +72,9 @@ __all__ = [
 Arm = Literal["none", "ungated", "gated"]
 ARMS: tuple[Arm, ...] = ("none", "ungated", "gated")
 STREAMS = ("dissimilar", "similar")
+
+ModelOpener = Callable[[], AbstractContextManager[ChatRunnable]]
+"""Opens a chat model for the length of a `with` block."""
 
 
 def dissimilar_stream(
@@ -268,8 +280,9 @@ def _run_arm(
 
 
 def run_memory_bench(
-    model: ChatRunnable,
+    model: ChatRunnable | None = None,
     *,
+    open_model: ModelOpener | None = None,
     embeddings: Embeddings,
     streams: Mapping[str, Sequence[StreamQuestion]] | None = None,
     n: int = 8,
@@ -287,13 +300,21 @@ def run_memory_bench(
         ```
 
     Args:
-        model: The chat model (sampling temperature above 0).
+        model: The chat model (sampling temperature above 0), shared by
+            every arm; or give `open_model`.
+        open_model: Opens a fresh model for each arm of each stream (a
+            context manager, such as `open_chat_model`). With a local
+            llama.cpp server started afresh, which replays its sampling
+            sequence, arms that send the same prompts get the same samples,
+            so a difference between arms is memory's doing rather than
+            sampling noise.
         embeddings: Embeds questions for the routers.
         streams: Named streams of questions; `dissimilar_stream()` and
             `similar_stream()` by default.
         n: The Best-of-N budget of every arm.
         quorum: Agreeing answers the consensus scorer requires.
-        model_name: Shown in the report.
+        model_name: Shown in the report; the model's `model_name` when
+            empty.
         progress: Show a progress bar on stderr.
         on_record: Called with each record as it completes.
 
@@ -301,7 +322,8 @@ def run_memory_bench(
         The report.
 
     Raises:
-        ConfigurationError: A stream is empty, or `n` or `quorum` is below 1.
+        ConfigurationError: A stream is empty, `n` or `quorum` is below 1,
+            or not exactly one of `model` and `open_model` is given.
         ModelError: A model call failed.
     """
     chosen = dict(
@@ -317,7 +339,18 @@ def run_memory_bench(
         "scorer": ConsensusScorer(quorum=quorum),
         "system_prompt": DEMO_SYSTEM_PROMPT,
     }
-    BestOfN(model, **options)  # options fail here, before any model call
+    # Options fail here, before any model is opened or called.
+    check_count("n", n)
+    if (model is None) == (open_model is None):
+        msg = "give exactly one of `model` and `open_model`"
+        raise ConfigurationError(msg)
+
+    def opened() -> AbstractContextManager[ChatRunnable]:
+        if open_model is not None:
+            return open_model()
+        assert model is not None
+        return nullcontext(model)
+
     started = time.perf_counter()
     bar = tqdm(
         total=sum(len(items) for items in chosen.values()) * len(ARMS),
@@ -339,9 +372,11 @@ def run_memory_bench(
             gate: list[BandStats] = []
             for arm in ARMS:
                 bar.set_postfix_str(f"{stream} {arm}")
-                found, stats = _run_arm(
-                    arm, stream, items, model, embeddings, options, tick
-                )
+                with opened() as arm_model:
+                    model_name = model_name or str(getattr(arm_model, "model_name", ""))
+                    found, stats = _run_arm(
+                        arm, stream, items, arm_model, embeddings, options, tick
+                    )
                 records += found
                 by_arm[arm] = _summary(found)
                 gate = stats or gate
