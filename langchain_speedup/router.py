@@ -8,9 +8,10 @@ one of three decisions, recording why:
   Similarity alone never triggers reuse: a variant with new numbers embeds
   almost exactly like the original, and reusing its answer would be wrong.
 - `exemplars`: verified episodes are similar enough to help: the similarity
-  gate (`SimilarityGate`) admits memory in their similarity band. They go into the prompt of the first few budget units, after which
-  the method escalates to the plain prompt, since memory makes wrong answers
-  agree too (see the table below). Verified answers of the *same problem* (a
+  gate (`SimilarityGate`) admits memory in their similarity band. They go
+  into the prompt of the first few budget units, after which the method
+  escalates to the plain prompt, since memory makes wrong answers agree too
+  (see the table below). Verified answers of the *same problem* (a
   rewording with every number and name kept) count as consensus votes.
 - `scratch`: nothing is stored, or the gate keeps memory out; the question
   gets the full budget and no memory, which would only mislead it.
@@ -387,49 +388,58 @@ class BudgetRouter:
                 logger.debug("similarity gate replayed %d outcome(s)", replayed)
             self._replayed = True
 
+    def _route(
+        self,
+        decision: Decision,
+        reason: str,
+        similarity: float | None,
+        *,
+        band: str | None = None,
+        explored: bool = False,
+        exemplar_ids: Sequence[str] = (),
+        precedents: Sequence[str] = (),
+        budget: int | None = None,
+        memory_samples: int = 0,
+    ) -> Route:
+        # The fields every decision shares; `budget` defaults to the full one.
+        return Route(
+            decision=decision,
+            reason=reason,
+            similarity=similarity,
+            band=band,
+            explored=explored,
+            exemplar_ids=list(exemplar_ids),
+            precedents=list(precedents),
+            budget=self.budget if budget is None else budget,
+            memory_samples=memory_samples,
+            method=self.engine.method,
+            unit=self.engine.unit,
+            usage=empty_usage(),
+        )
+
     def _decide(
         self, question: str, exact: Episode | None, matches: Sequence[EpisodeMatch]
     ) -> tuple[Route, MemoryContext | None, Episode | None]:
         best = max((m["similarity"] for m in matches), default=None)
-        full = self.budget
-        method, unit = self.engine.method, self.engine.unit
         if exact is not None and self.enable_reuse:
-            route = Route(
-                decision="reuse",
-                reason="a verified episode holds this exact question",
-                similarity=best,
-                band=None,
-                explored=False,
+            route = self._route(
+                "reuse",
+                "a verified episode holds this exact question",
+                best,
                 exemplar_ids=[exact["id"]],
-                precedents=[],
                 budget=0,
-                memory_samples=0,
-                method=method,
-                unit=unit,
-                usage=empty_usage(),
             )
             return route, None, exact
         verdict = None if best is None else self.gate.admit(best)
-        if verdict is None or not verdict["admitted"]:
-            reason = (
-                "no verified episode is stored"
-                if verdict is None
-                else f"memory kept out at similarity {best:.3f}: {verdict['reason']}"
+        if verdict is None:
+            return (
+                self._route("scratch", "no verified episode is stored", best),
+                None,
+                None,
             )
-            route = Route(
-                decision="scratch",
-                reason=reason,
-                similarity=best,
-                band=None if verdict is None else verdict["band"],
-                explored=False,
-                exemplar_ids=[],
-                precedents=[],
-                budget=full,
-                memory_samples=0,
-                method=method,
-                unit=unit,
-                usage=empty_usage(),
-            )
+        if not verdict["admitted"]:
+            reason = f"memory kept out at similarity {best:.3f}: {verdict['reason']}"
+            route = self._route("scratch", reason, best, band=verdict["band"])
             return route, None, None
         close = self._admitted(matches, verdict)
         precedents = sorted(
@@ -453,19 +463,15 @@ class BudgetRouter:
         if start is not None:
             memory["samples"] = start
         kind = "the same problem reworded" if precedents else "similar problems"
-        route = Route(
-            decision="exemplars",
-            reason=f"{len(close)} verified episode(s) of {kind}; {verdict['reason']}",
-            similarity=best,
+        route = self._route(
+            "exemplars",
+            f"{len(close)} verified episode(s) of {kind}; {verdict['reason']}",
+            best,
             band=verdict["band"],
             explored=verdict["explored"],
             exemplar_ids=[m["episode"]["id"] for m in close],
             precedents=precedents,
-            budget=full,
-            memory_samples=full if start is None else start,
-            method=method,
-            unit=unit,
-            usage=empty_usage(),
+            memory_samples=self.budget if start is None else start,
         )
         return route, memory, None
 
