@@ -14,8 +14,6 @@ export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 export ORT_DISABLE_TELEMETRY = 1
 export HF_HUB_OFFLINE = 1
 
-UNIT_FLAGS := -p no:cacheprovider --disable-socket --allow-unix-socket --allow-hosts=127.0.0.1
-
 help:  ## show the targets
 	@grep -E '^[a-z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
@@ -51,10 +49,10 @@ type: $(STAMP)  ## mypy --strict on the package
 	$(BIN)/mypy
 
 unit: $(STAMP)  ## offline unit tests (fake models, in-memory Qdrant)
-	$(BIN)/pytest tests $(UNIT_FLAGS)
+	$(BIN)/pytest tests
 
 integration: $(STAMP)  ## real local model server and real Qdrant client modes
-	$(BIN)/pytest integration_tests -p no:cacheprovider
+	$(BIN)/pytest integration_tests
 
 clean:  ## remove the virtualenv and outputs
 	rm -rf $(VENV) speedup-demo.json speedup-demo.png bench-methods.json bench-memory.json .mypy_cache .ruff_cache

@@ -22,7 +22,7 @@ from langchain_speedup import ConsensusScorer, create_best_of_n_graph
 def main(model: BaseChatModel) -> dict[str, Any]:
     """Build the parent graph, answer one question, return the final state."""
     solver = create_best_of_n_graph(
-        model, n=6, mode="adaptive", scorer=ConsensusScorer(quorum=2)
+        model, budget=6, mode="adaptive", scorer=ConsensusScorer(quorum=2)
     )
 
     def report(state: MessagesState) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
 
-from langchain_speedup import QdrantEpisodicStore, create_speedup_graph
+from langchain_speedup import BestOfN, QdrantEpisodicStore, create_speedup_graph
 
 QUESTIONS = [
     "Maya buys 3 notebooks at $4 each and pays with a $20 bill. How much change does Maya get, in dollars?",
@@ -26,7 +26,7 @@ QUESTIONS = [
 def main(model: BaseChatModel, embeddings: Embeddings) -> list[str]:
     """Run the questions; return the router's decision for each."""
     graph = create_speedup_graph(
-        model, store=QdrantEpisodicStore(), embeddings=embeddings, n=6
+        BestOfN(model, budget=6), store=QdrantEpisodicStore(), embeddings=embeddings
     )
     decisions = []
     for question in QUESTIONS:

@@ -9,12 +9,12 @@ from langchain_core.messages import AIMessage, HumanMessage
 from langchain_openai import ChatOpenAI
 
 from langchain_speedup import (
+    BestOfN,
     Candidate,
     ConsensusScorer,
     MemoryContext,
     ScalingResult,
     Usage,
-    best_of_n,
     create_best_of_n_graph,
     extract_answer,
 )
@@ -87,9 +87,9 @@ def check_selection(result: ScalingResult, n: int, quorum: int = 3) -> None:
 
 
 def test_static_best_of_n_spends_the_whole_budget(chat_model: ChatOpenAI) -> None:
-    result = best_of_n(
-        chat_model, QUESTION, n=3, mode="static", system_prompt=DEMO_SYSTEM_PROMPT
-    )
+    result = BestOfN(
+        chat_model, budget=3, mode="static", system_prompt=DEMO_SYSTEM_PROMPT
+    ).run(QUESTION)
     assert result["mode"] == "static"
     assert result["budget_used"] == 3
     check_selection(result, n=3)
@@ -100,9 +100,9 @@ def test_static_best_of_n_spends_the_whole_budget(chat_model: ChatOpenAI) -> Non
 def test_adaptive_best_of_n_stops_at_the_quorum_or_the_budget(
     chat_model: ChatOpenAI,
 ) -> None:
-    result = best_of_n(
-        chat_model, QUESTION, n=4, mode="adaptive", system_prompt=DEMO_SYSTEM_PROMPT
-    )
+    result = BestOfN(
+        chat_model, budget=4, mode="adaptive", system_prompt=DEMO_SYSTEM_PROMPT
+    ).run(QUESTION)
     assert result["mode"] == "adaptive"
     assert result["budget_used"] <= 4
     check_selection(result, n=4)
@@ -112,7 +112,7 @@ def test_adaptive_best_of_n_stops_at_the_quorum_or_the_budget(
 async def test_best_of_n_graph_runs_async_with_memory(chat_model: ChatOpenAI) -> None:
     graph = create_best_of_n_graph(
         chat_model,
-        n=4,
+        budget=4,
         mode="adaptive",
         scorer=ConsensusScorer(quorum=2),
         system_prompt=DEMO_SYSTEM_PROMPT,

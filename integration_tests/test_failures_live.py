@@ -17,6 +17,7 @@ from langchain_core.messages import HumanMessage
 from langchain_openai import ChatOpenAI
 
 from langchain_speedup import (
+    BestOfN,
     BudgetRouter,
     ConsensusScorer,
     ModelError,
@@ -57,13 +58,15 @@ def make_router(
     model: ChatOpenAI, store: QdrantEpisodicStore, embeddings: MiniLMEmbeddings, n: int
 ) -> BudgetRouter:
     return BudgetRouter(
-        model,
+        BestOfN(
+            model,
+            budget=n,
+            scorer=ConsensusScorer(quorum=2),
+            system_prompt=DEMO_SYSTEM_PROMPT,
+        ),
         store=store,
         embeddings=embeddings,
         namespace=NAMESPACE,
-        n=n,
-        scorer=ConsensusScorer(quorum=2),
-        system_prompt=DEMO_SYSTEM_PROMPT,
     )
 
 
@@ -102,7 +105,10 @@ async def test_unreachable_server_raises_model_error_and_writes_nothing(
         with pytest.raises(ModelError, match="reachable"):
             await router.asolve(question)
         graph = create_speedup_graph(
-            dead, store=store, embeddings=embeddings, namespace=NAMESPACE, n=2
+            BestOfN(dead, budget=2),
+            store=store,
+            embeddings=embeddings,
+            namespace=NAMESPACE,
         )
         with pytest.raises(ModelError, match="reachable"):
             graph.invoke({"messages": [HumanMessage(question)]})

@@ -32,7 +32,13 @@ from langchain_speedup.bench.methods import (
 )
 from langchain_speedup.bench.questions import TEMPLATES
 from langchain_speedup.local import MiniLMEmbeddings
-from langchain_speedup.scaling import BestOfN, LongCoT, TreeOfThoughts, create_engine
+from langchain_speedup.scaling import (
+    BestOfN,
+    LongCoT,
+    SelfRefine,
+    TreeOfThoughts,
+    create_engine,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -114,19 +120,16 @@ def test_self_refine_through_the_speedup_graph(
     chat_model: ChatOpenAI, embeddings: MiniLMEmbeddings
 ) -> None:
     with QdrantEpisodicStore() as store:
-        graph = create_speedup_graph(
+        solver = SelfRefine(
             chat_model,
-            store=store,
-            embeddings=embeddings,
-            namespace="methods-live",
-            method="self_refine",
             budget=2,
             scorer=scorer(),
             system_prompt=DEMO_SYSTEM_PROMPT,
-            method_options={
-                "critique_prompt": BENCH_CRITIQUE_PROMPT,
-                "revise_prompt": BENCH_REVISE_PROMPT,
-            },
+            critique_prompt=BENCH_CRITIQUE_PROMPT,
+            revise_prompt=BENCH_REVISE_PROMPT,
+        )
+        graph = create_speedup_graph(
+            solver, store=store, embeddings=embeddings, namespace="methods-live"
         )
         out = graph.invoke({"messages": [HumanMessage(QUESTION)]})
         answer = out["speedup"]

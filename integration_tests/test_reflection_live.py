@@ -23,6 +23,7 @@ from pydantic import SecretStr
 from typing_extensions import TypedDict
 
 from langchain_speedup import (
+    BestOfN,
     Episode,
     FunctionScorer,
     QdrantEpisodicStore,
@@ -129,14 +130,16 @@ def parent_graph(
     builder.add_node(
         "speedup",
         create_speedup_graph(
-            solver,
+            BestOfN(
+                solver,
+                budget=1,
+                # A fixed score: an episode is verified when its answer parses.
+                scorer=FunctionScorer(lambda question, candidate: 1.0),
+                system_prompt=DEMO_SYSTEM_PROMPT,
+            ),
             store=store,
             embeddings=embeddings,
             namespace=NAMESPACE,
-            n=1,
-            # A fixed score: an episode is verified when its answer parses.
-            scorer=FunctionScorer(lambda question, candidate: 1.0),
-            system_prompt=DEMO_SYSTEM_PROMPT,
         ),
     )
     builder.add_node(

@@ -11,6 +11,7 @@ from langchain_core.messages import AIMessage, HumanMessage
 from langchain_openai import ChatOpenAI
 
 from langchain_speedup import (
+    BestOfN,
     BudgetRouter,
     ConsensusScorer,
     FunctionScorer,
@@ -38,15 +39,17 @@ def make_router(
     # Two agreeing samples verify an answer, so episodes get verified often
     # within a budget of four.
     return BudgetRouter(
-        model,
+        BestOfN(
+            model,
+            budget=4,
+            scorer=ConsensusScorer(quorum=2),
+            system_prompt=DEMO_SYSTEM_PROMPT,
+        ),
         store=store,
         embeddings=embeddings,
         namespace=NAMESPACE,
-        n=4,
-        scorer=ConsensusScorer(quorum=2),
         similarity_gate=GATE,
         memory_samples=MEMORY_SAMPLES,
-        system_prompt=DEMO_SYSTEM_PROMPT,
     )
 
 
@@ -178,13 +181,15 @@ def test_exact_repeat_is_reused_if_and_only_if_verified(
     # A fixed score takes chance out of the verdict, so both branches run.
     with QdrantEpisodicStore(path=tmp_path / "memory") as store:
         router = BudgetRouter(
-            chat_model,
+            BestOfN(
+                chat_model,
+                budget=1,
+                scorer=FunctionScorer(lambda question, candidate: verdict),
+                system_prompt=DEMO_SYSTEM_PROMPT,
+            ),
             store=store,
             embeddings=embeddings,
             namespace=NAMESPACE,
-            n=1,
-            scorer=FunctionScorer(lambda question, candidate: verdict),
-            system_prompt=DEMO_SYSTEM_PROMPT,
         )
         question = CHANGE.question(2)
         first = router.solve(question)
@@ -210,13 +215,15 @@ def test_speedup_graph_answers_and_remembers(
 ) -> None:
     with QdrantEpisodicStore(path=tmp_path / "memory") as store:
         graph = create_speedup_graph(
-            chat_model,
+            BestOfN(
+                chat_model,
+                budget=2,
+                scorer=ConsensusScorer(quorum=2),
+                system_prompt=DEMO_SYSTEM_PROMPT,
+            ),
             store=store,
             embeddings=embeddings,
             namespace="graph",
-            n=2,
-            scorer=ConsensusScorer(quorum=2),
-            system_prompt=DEMO_SYSTEM_PROMPT,
         )
         question = TEMPLATES[2].question(0)
         out = graph.invoke({"messages": [HumanMessage(question)]})

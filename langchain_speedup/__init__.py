@@ -3,90 +3,130 @@
 Adaptive scaling methods stop once an answer scores above a threshold; a
 memory-aware budget router gives a question less compute the more it resembles
 past, verified experience, stored in an episodic store on Qdrant.
+
+Names load on first use, so `import langchain_speedup` stays light.
 """
 
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
-from langchain_speedup.answers import extract_answer, question_key, same_problem
-from langchain_speedup.budget import Ledger, Usage
-from langchain_speedup.errors import (
-    ConfigurationError,
-    InvalidInputError,
-    LocalStackError,
-    MemoryStoreError,
-    ModelError,
-    ScoringError,
-    SpeedupError,
-)
-from langchain_speedup.memory import (
-    Episode,
-    EpisodeMatch,
-    EpisodicStore,
-    QdrantEpisodicStore,
-    SimilarityGate,
-)
-from langchain_speedup.router import (
-    BudgetRouter,
-    Route,
-    SpeedupResult,
-    create_speedup_graph,
-)
-from langchain_speedup.scaling import (
-    BestOfN,
-    Candidate,
-    Exemplar,
-    LongCoT,
-    MemoryContext,
-    ScalingEvent,
-    ScalingResult,
-    SelfRefine,
-    TreeOfThoughts,
-    abest_of_n,
-    along_cot,
-    aself_refine,
-    atree_of_thoughts,
-    best_of_n,
-    create_best_of_n_graph,
-    create_long_cot_graph,
-    create_self_refine_graph,
-    create_tree_of_thoughts_graph,
-    long_cot,
-    self_refine,
-    tree_of_thoughts,
-)
-from langchain_speedup.scoring import (
-    ConsensusScorer,
-    FunctionScorer,
-    LLMJudgeScorer,
-    Scorer,
-)
+if TYPE_CHECKING:
+    from langchain_speedup.answers import extract_answer, question_key, same_problem
+    from langchain_speedup.budget import Ledger
+    from langchain_speedup.errors import (
+        ConfigurationError,
+        InvalidInputError,
+        LocalStackError,
+        MemoryStoreError,
+        ModelError,
+        ScoringError,
+        SpeedupError,
+    )
+    from langchain_speedup.memory import (
+        EpisodicStore,
+        InContextMemory,
+        MemoryMechanism,
+        MultiCaseReflectMemory,
+        QdrantEpisodicStore,
+        ReflectionQueue,
+        ReflectionResult,
+        ReflectMemory,
+        ReflectUpdateMemory,
+        SimilarityGate,
+        areflect,
+        areflect_update,
+        create_reflection_update_node,
+        export_sft_dataset,
+        reflect,
+        reflect_update,
+    )
+    from langchain_speedup.router import BudgetRouter, create_speedup_graph
+    from langchain_speedup.scaling import (
+        BestOfN,
+        LongCoT,
+        ScalingEngine,
+        SelfRefine,
+        TreeOfThoughts,
+        create_best_of_n_graph,
+        create_engine,
+        create_long_cot_graph,
+        create_self_refine_graph,
+        create_tree_of_thoughts_graph,
+    )
+    from langchain_speedup.scoring import (
+        ConsensusScorer,
+        FunctionScorer,
+        LLMJudgeScorer,
+        Scorer,
+    )
+    from langchain_speedup.types import (
+        METHODS,
+        Candidate,
+        Decision,
+        Episode,
+        EpisodeMatch,
+        Exemplar,
+        MemoryContext,
+        Method,
+        Mode,
+        Route,
+        ScalingEvent,
+        ScalingResult,
+        SpeedupResult,
+        Usage,
+    )
 
 try:
     __version__ = version("langchain-speedup")
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0"
 
+# Where `__getattr__` looks for a name, in order: the lightest modules first.
+_SUBMODULES = (
+    "types",
+    "errors",
+    "answers",
+    "budget",
+    "scoring",
+    "scaling",
+    "memory",
+    "router",
+)
+
 __all__ = [
+    "METHODS",
     "BestOfN",
     "BudgetRouter",
     "Candidate",
     "ConfigurationError",
     "ConsensusScorer",
+    "Decision",
     "Episode",
     "EpisodeMatch",
     "EpisodicStore",
     "Exemplar",
     "FunctionScorer",
+    "InContextMemory",
     "InvalidInputError",
     "LLMJudgeScorer",
     "Ledger",
     "LocalStackError",
     "LongCoT",
     "MemoryContext",
+    "MemoryMechanism",
     "MemoryStoreError",
+    "Method",
+    "Mode",
     "ModelError",
+    "MultiCaseReflectMemory",
     "QdrantEpisodicStore",
+    "ReflectMemory",
+    "ReflectUpdateMemory",
+    "ReflectionQueue",
+    "ReflectionResult",
     "Route",
+    "ScalingEngine",
     "ScalingEvent",
     "ScalingResult",
     "Scorer",
@@ -98,20 +138,35 @@ __all__ = [
     "TreeOfThoughts",
     "Usage",
     "__version__",
-    "abest_of_n",
-    "along_cot",
-    "aself_refine",
-    "atree_of_thoughts",
-    "best_of_n",
+    "areflect",
+    "areflect_update",
     "create_best_of_n_graph",
+    "create_engine",
     "create_long_cot_graph",
+    "create_reflection_update_node",
     "create_self_refine_graph",
     "create_speedup_graph",
     "create_tree_of_thoughts_graph",
+    "export_sft_dataset",
     "extract_answer",
-    "long_cot",
     "question_key",
+    "reflect",
+    "reflect_update",
     "same_problem",
-    "self_refine",
-    "tree_of_thoughts",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        for submodule in _SUBMODULES:
+            module = import_module(f"{__name__}.{submodule}")
+            if name in module.__all__:
+                value = getattr(module, name)
+                globals()[name] = value  # later lookups skip this function
+                return value
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)
+
+
+def __dir__() -> list[str]:
+    return __all__

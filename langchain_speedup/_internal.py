@@ -1,26 +1,181 @@
-"""Small helpers shared across the package; not public API."""
+"""Helpers the whole package shares: validation, prompts, steps, errors. Private."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any, NoReturn
+import types
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
+from typing import Annotated, Any, NamedTuple, NoReturn, TypeVar
 
-from langchain_core.messages import BaseMessage
-from langgraph.errors import GraphBubbleUp
+from langchain_core.messages import (
+    AIMessage,
+    AnyMessage,
+    BaseMessage,
+    HumanMessage,
+    SystemMessage,
+)
+from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
+from langgraph.errors import GraphBubbleUp, GraphInterrupt
+from langgraph.graph.message import add_messages
+from langgraph.store.base import BaseStore
+from langgraph.types import Checkpointer
+from typing_extensions import TypedDict
 
-from langchain_speedup.errors import InvalidInputError, ModelError, SpeedupError
+from langchain_speedup.errors import (
+    ConfigurationError,
+    InvalidInputError,
+    ModelError,
+    SpeedupError,
+)
+from langchain_speedup.types import Exemplar
 
 MAX_QUESTION_CHARS = 20_000
 
+Messages = Annotated[list[AnyMessage], add_messages]
+"""A graph's `messages` key, as in `MessagesState`."""
 
-def message_text(message: BaseMessage) -> str:
-    """The text of a message, whether its content is a string or blocks."""
-    content: Any = message.content
-    if isinstance(content, str):
-        return content
-    return "".join(
-        part if isinstance(part, str) else str(part.get("text", "")) for part in content
-    )
+
+class GraphOptions(TypedDict, total=False):
+    """What a compiled graph takes, as in LangGraph's own factories."""
+
+    checkpointer: Checkpointer
+    store: BaseStore | None
+    interrupt_before: list[str] | None
+    interrupt_after: list[str] | None
+    debug: bool
+
+
+def result_of(output: Mapping[str, Any], key: str) -> Any:
+    """The result under `key` of a graph run, or the run's interrupt, raised.
+
+    LangGraph returns an interrupted run's state instead of raising; a caller
+    of `run` or `solve` expects a result, so the interrupt goes on up.
+    """
+    if key not in output:
+        raise GraphInterrupt(output.get("__interrupt__", ()))
+    return output[key]
+
+
+def with_fields(base: Any, name: str, fields: Mapping[str, Any]) -> type:
+    """A `TypedDict` like `base` plus `fields`, whose keys are known at build time.
+
+    A graph's result key follows its name, so its schemas are built per graph.
+    """
+
+    def body(namespace: dict[str, Any]) -> None:
+        namespace.update(__annotations__=dict(fields), __module__=base.__module__)
+
+    return types.new_class(name, (base,), exec_body=body)
+
+
+DEFAULT_SYSTEM_PROMPT = (
+    "Solve the problem. Reason briefly, step by step, and end with the line "
+    "'The final answer is \\boxed{ANSWER}.'"
+)
+LESSONS_HEADER = "Lessons from similar problems solved before:"
+"""Opens the lessons note in the system message."""
+
+
+# -- validation ----------------------------------------------------------------------
+
+
+def check_model(model: object) -> None:
+    """Raise `ConfigurationError` unless `model` is a runnable."""
+    if not isinstance(model, Runnable):
+        msg = f"`model` must be a chat model or runnable, got {type(model).__name__}"
+        raise ConfigurationError(msg)
+
+
+def check_count(name: str, value: object, *, minimum: int = 1) -> int:
+    """Return `value` if it is an integer >= `minimum`, else raise."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        msg = f"`{name}` must be an integer >= {minimum}, got {value!r}"
+        raise ConfigurationError(msg)
+    return value
+
+
+def check_prompt(name: str, value: object) -> str:
+    """Return `value` if it is a non-empty string, else raise."""
+    if not isinstance(value, str) or not value.strip():
+        msg = f"`{name}` must be a non-empty string, got {value!r}"
+        raise ConfigurationError(msg)
+    return value
+
+
+def check_namespace(namespace: object) -> str:
+    """Return `namespace` if it is a non-empty string, else raise."""
+    if not isinstance(namespace, str) or not namespace.strip():
+        msg = f"`namespace` must be a non-empty string, got {namespace!r}"
+        raise ConfigurationError(msg)
+    return namespace
+
+
+def validate_question(question: object) -> str:
+    """Return `question` stripped, or raise `InvalidInputError`."""
+    if not isinstance(question, str):
+        msg = f"the question must be a string, got {type(question).__name__}"
+        raise InvalidInputError(msg)
+    text = question.strip()
+    if not text:
+        msg = "the question is empty"
+        raise InvalidInputError(msg)
+    if len(text) > MAX_QUESTION_CHARS:
+        msg = f"the question has {len(text)} characters, more than {MAX_QUESTION_CHARS}"
+        raise InvalidInputError(msg)
+    return text
+
+
+def question_of(question: str | Sequence[BaseMessage]) -> tuple[str, list[BaseMessage]]:
+    """Split input into the question text and the conversation to answer.
+
+    A string is a one-turn conversation; for messages, the question is the
+    last human message.
+
+    Raises:
+        InvalidInputError: No usable question.
+    """
+    if isinstance(question, str):
+        text = validate_question(question)
+        return text, [HumanMessage(text)]
+    if not isinstance(question, Sequence) or not all(
+        isinstance(m, BaseMessage) for m in question
+    ):
+        msg = "the input must be a question string or a list of messages"
+        raise InvalidInputError(msg)
+    humans = [m for m in question if isinstance(m, HumanMessage)]
+    if not humans:
+        msg = "the messages hold no human message to answer"
+        raise InvalidInputError(msg)
+    return validate_question(humans[-1].text), [*question]
+
+
+# -- prompts and model errors --------------------------------------------------------
+
+
+def build_prompt(
+    conversation: Sequence[BaseMessage],
+    *,
+    system_prompt: str,
+    exemplars: Sequence[Exemplar] = (),
+    lessons: str | None = None,
+) -> list[AnyMessage]:
+    """System prompt, then exemplars as earlier turns, then the conversation.
+
+    One system message holds the method's instructions, then the lessons,
+    then the caller's own system messages.
+    """
+    system = [system_prompt] if system_prompt else []
+    if lessons and lessons.strip():
+        system.append(f"{LESSONS_HEADER}\n{lessons.strip()}")
+    system += [m.text for m in conversation if isinstance(m, SystemMessage)]
+    messages: list[AnyMessage] = [SystemMessage("\n\n".join(system))] if system else []
+    for exemplar in exemplars:
+        messages += [
+            HumanMessage(exemplar["question"]),
+            AIMessage(exemplar["solution"]),
+        ]
+    messages.extend(m for m in conversation if not isinstance(m, SystemMessage))  # type: ignore[misc]
+    return messages
 
 
 def raise_model_error(error: Exception, *, role: str) -> NoReturn:
@@ -39,16 +194,92 @@ def raise_model_error(error: Exception, *, role: str) -> NoReturn:
     raise ModelError(msg, role=role) from error
 
 
-def validate_question(question: object) -> str:
-    """Return `question` stripped, or raise `InvalidInputError`."""
-    if not isinstance(question, str):
-        msg = f"the question must be a string, got {type(question).__name__}"
-        raise InvalidInputError(msg)
-    text = question.strip()
-    if not text:
-        msg = "the question is empty"
-        raise InvalidInputError(msg)
-    if len(text) > MAX_QUESTION_CHARS:
-        msg = f"the question has {len(text)} characters, more than {MAX_QUESTION_CHARS}"
-        raise InvalidInputError(msg)
-    return text
+# -- steps: an algorithm written once, run sync or async ------------------------------
+
+R = TypeVar("R")
+
+
+class Call(NamedTuple):
+    """One I/O operation in its two forms; a step yields it to get its result."""
+
+    sync: Callable[[], Any]
+    asyn: Callable[[], Awaitable[Any]]
+
+
+class _Run:
+    """One run of a step: the request it makes next, or the value it returned."""
+
+    def __init__(self, step: Generator[Call, Any, Any]) -> None:
+        self._step, self._resume = step, step.send
+        self._value: Any = None
+        self.result: Any = None
+
+    def next(self) -> Call | None:
+        try:
+            return self._resume(self._value)
+        except StopIteration as done:
+            self.result = done.value
+            return None
+
+    def send(self, value: Any) -> None:
+        self._resume, self._value = self._step.send, value
+
+    def throw(self, error: Exception) -> None:
+        # The step sees the failure at its `yield`, to handle or let pass.
+        self._resume, self._value = self._step.throw, error
+
+
+def drive(step: Generator[Call, Any, R]) -> R:
+    """Run a step, resolving each `Call` it yields with `call.sync()`."""
+    run = _Run(step)
+    while (request := run.next()) is not None:
+        try:
+            run.send(request.sync())
+        except Exception as e:  # noqa: BLE001
+            run.throw(e)
+    return run.result  # type: ignore[no-any-return]
+
+
+async def adrive(step: Generator[Call, Any, R]) -> R:
+    """Run a step, resolving each `Call` it yields with `await call.asyn()`."""
+    run = _Run(step)
+    while (request := run.next()) is not None:
+        try:
+            run.send(await request.asyn())
+        except Exception as e:  # noqa: BLE001
+            run.throw(e)
+    return run.result  # type: ignore[no-any-return]
+
+
+def model_call(
+    sync: Callable[[], Any], asyn: Callable[[], Awaitable[Any]], *, role: str
+) -> Call:
+    """A model call whose failures become `ModelError` (see `raise_model_error`)."""
+
+    def guarded() -> Any:
+        try:
+            return sync()
+        except Exception as e:  # noqa: BLE001
+            raise_model_error(e, role=role)
+
+    async def aguarded() -> Any:
+        try:
+            return await asyn()
+        except Exception as e:  # noqa: BLE001
+            raise_model_error(e, role=role)
+
+    return Call(guarded, aguarded)
+
+
+def step_node(
+    name: str, step: Callable[[Any, RunnableConfig], Generator[Any, Any, R]]
+) -> RunnableLambda[Any, R]:
+    """A graph node that runs `step(state, config)`, sync or async."""
+
+    def sync(state: Any, config: RunnableConfig) -> R:
+        return drive(step(state, config))
+
+    async def asyn(state: Any, config: RunnableConfig) -> R:
+        return await adrive(step(state, config))
+
+    return RunnableLambda(sync, afunc=asyn, name=name)

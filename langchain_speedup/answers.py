@@ -1,12 +1,4 @@
-r"""Final answers and question identity, shared by scorers, router and reports.
-
-`extract_answer` pulls the final answer out of a solution (the last
-`\\boxed{...}`, else a "final answer is ..." phrase, else the last number) and
-normalises it so that `"$1,200.00"` and `"1200"` compare equal.
-`question_key` identifies a question up to case, spacing and punctuation:
-it is what the router requires before it reuses an answer. `same_problem` is
-the looser test for a rewording that keeps every number and name.
-"""
+"""Final answers and question identity, shared by scorers, router and memory."""
 
 from __future__ import annotations
 
@@ -17,7 +9,6 @@ from collections import Counter
 __all__ = [
     "extract_answer",
     "normalize_answer",
-    "numbers_in",
     "question_key",
     "same_problem",
     "states_answer",
@@ -63,7 +54,7 @@ def normalize_answer(raw: str) -> str | None:
     text = re.sub(r"\\text\{([^}]*)\}", r"\1", text)
     fraction = _FRACTION.fullmatch(text)
     if fraction:
-        value = int(fraction.group(1)) / int(fraction.group(2) or 1)
+        value = int(fraction.group(1)) / int(fraction.group(2))
         return str(int(value)) if value.is_integer() else f"{value:.6g}"
     numbers = _NUMBER.findall(text)
     if len(numbers) == 1:
@@ -104,23 +95,15 @@ def states_answer(text: str) -> bool:
     return _STATED.search(text) is not None
 
 
-def _normalize_question(question: str) -> str:
-    return " ".join(_WORD.findall(question.lower()))
-
-
 def question_key(question: str) -> str:
     """A stable id of a question's text, blind to case, spacing and punctuation."""
-    return hashlib.sha256(_normalize_question(question).encode()).hexdigest()[:32]
+    words = " ".join(_WORD.findall(question.lower()))
+    return hashlib.sha256(words.encode()).hexdigest()[:32]
 
 
-def numbers_in(text: str) -> Counter[str]:
-    """The multiset of numbers in a text, normalised (`"1,200"` -> `"1200"`)."""
-    found = Counter[str]()
-    for raw in _NUMBER.findall(text):
-        value = normalize_answer(raw)
-        if value is not None:
-            found[value] += 1
-    return found
+def _numbers(text: str) -> Counter[str | None]:
+    # Normalised, so that "1,200" and "1200" count as one number.
+    return Counter(normalize_answer(raw) for raw in _NUMBER.findall(text))
 
 
 def _names(text: str) -> set[str]:
@@ -135,7 +118,7 @@ def same_problem(a: str, b: str) -> bool:
     A rewording passes; a variant with any number or name changed does not.
     This is a necessary condition only: callers also require high similarity.
     """
-    if numbers_in(a) != numbers_in(b):
+    if _numbers(a) != _numbers(b):
         return False
     words_a, words_b = set(_WORD.findall(a.lower())), set(_WORD.findall(b.lower()))
     return _names(a) <= words_b and _names(b) <= words_a

@@ -1,12 +1,7 @@
-"""The compute ledger: every model call of a question, counted.
+"""The compute ledger: a callback handler that counts model calls and tokens by role.
 
-A `Ledger` is a LangChain callback handler. The scaling methods put it in the
-`config` of every model call they make and tag each call with its role
-(`solver`, `scorer`, `reflection`), so calls are counted where they happen,
-including calls a user's own scorer makes with the config it is handed. Tokens
-come from the provider's `usage_metadata` when it reports them and from
-`langchain_speedup.tokens` otherwise. `Ledger.usage()` returns plain data for
-graph state and reports.
+Token counts come from the provider's `usage_metadata` when it reports them,
+and from `langchain_speedup.tokens` otherwise.
 """
 
 from __future__ import annotations
@@ -14,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any, Final, Literal
+from typing import Any, Final, get_args
 from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
@@ -22,75 +17,24 @@ from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGeneration, LLMResult
 from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import ensure_config, merge_configs
-from typing_extensions import TypedDict
 
 from langchain_speedup.tokens import count_message_tokens, count_tokens
+from langchain_speedup.types import Role, Usage, empty_usage
 
-__all__ = ["ROLE_TAG_PREFIX", "Ledger", "Role", "Usage", "add_usage", "empty_usage"]
-
-Role = Literal["solver", "scorer", "reflection"]
-"""What a model call was for."""
+__all__ = ["ROLE_TAG_PREFIX", "Ledger"]
 
 ROLE_TAG_PREFIX: Final = "speedup:"
 """Calls are tagged `speedup:<role>`; the tag shows in traces too."""
 
 
-class Usage(TypedDict):
-    """Compute spent on one question (or summed over several)."""
-
-    generations: int
-    """Solver calls, each producing one candidate."""
-    solver_input_tokens: int
-    solver_output_tokens: int
-    scorer_calls: int
-    scorer_input_tokens: int
-    scorer_output_tokens: int
-    other_calls: int
-    """Calls made for other roles, such as reflection."""
-    other_tokens: int
-    failed_calls: int
-    """Calls that raised; their prompt tokens are counted as spent."""
-    total_tokens: int
-    """All input and output tokens of every counted call."""
-    seconds: float
-    """Wall time from the ledger's start to its last reading."""
-
-
-def empty_usage() -> Usage:
-    """A `Usage` with every count at zero."""
-    return Usage(
-        generations=0,
-        solver_input_tokens=0,
-        solver_output_tokens=0,
-        scorer_calls=0,
-        scorer_input_tokens=0,
-        scorer_output_tokens=0,
-        other_calls=0,
-        other_tokens=0,
-        failed_calls=0,
-        total_tokens=0,
-        seconds=0.0,
-    )
-
-
-def add_usage(*usages: Usage) -> Usage:
-    """Sum several `Usage` records field by field."""
-    total = empty_usage()
-    for usage in usages:
-        for key in total:
-            total[key] += usage[key]  # type: ignore[literal-required]
-    return total
-
-
-def _role_of(tags: Sequence[str] | None) -> Role | None:
+def _role_of(tags: Sequence[str] | None) -> Role:
     # The innermost tag wins: tags are inherited, so a scorer called from a
     # solver's config carries both, with its own appended last.
     for tag in reversed(tags or ()):
-        if tag.startswith(ROLE_TAG_PREFIX):
-            role = tag.removeprefix(ROLE_TAG_PREFIX)
-            if role in ("solver", "scorer", "reflection"):
-                return role  # type: ignore[return-value]
-    return None
+        role = tag.removeprefix(ROLE_TAG_PREFIX)
+        if role != tag and role in get_args(Role):
+            return role  # type: ignore[return-value]
+    return "solver"
 
 
 def _output_tokens(response: LLMResult) -> tuple[int | None, int]:
@@ -134,7 +78,15 @@ class Ledger(BaseCallbackHandler):
     def config(
         self, config: RunnableConfig | None = None, *, role: Role
     ) -> RunnableConfig:
-        """A copy of `config` that reports to this ledger under `role`."""
+        """A copy of `config` that reports to this ledger under `role`.
+
+        Args:
+            config: The config to extend; its callbacks and tags are kept.
+            role: What the calls made with the copy are for.
+
+        Returns:
+            The config, with this ledger among its callbacks and the role tag last.
+        """
         base = ensure_config(config)
         tag = f"{ROLE_TAG_PREFIX}{role}"
         # `merge_configs` concatenates handler lists, so a config that already
@@ -148,58 +100,48 @@ class Ledger(BaseCallbackHandler):
         return merged
 
     def on_chat_model_start(
-        self,
-        serialized: dict[str, Any],
-        messages: list[list[BaseMessage]],
-        *,
-        run_id: UUID,
-        tags: list[str] | None = None,
-        **kwargs: Any,
+        self, serialized: Any, messages: list[list[BaseMessage]], **kwargs: Any
     ) -> None:
         """Remember the role and prompt size of a starting call."""
-        role = _role_of(tags) or "solver"
         prompt = sum(count_message_tokens(batch) for batch in messages)
         with self._lock:
-            self._pending[run_id] = (role, prompt)
+            self._pending[kwargs["run_id"]] = (_role_of(kwargs.get("tags")), prompt)
 
     def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
         """Count a finished call."""
-        with self._lock:
-            role, counted_in = self._pending.pop(run_id, ("solver", 0))
-        reported_in, output = _output_tokens(response)
-        self.record(
-            role,
-            input_tokens=counted_in if reported_in is None else reported_in,
-            output_tokens=output,
-        )
+        self._count(run_id, *_output_tokens(response))
 
     def on_llm_error(
         self, error: BaseException, *, run_id: UUID, **kwargs: Any
     ) -> None:
         """Count a failed call: its prompt was sent, so its tokens were spent."""
+        self._count(run_id, None, 0, failed=True)
+
+    def _count(
+        self,
+        run_id: UUID,
+        reported_in: int | None,
+        output: int,
+        *,
+        failed: bool = False,
+    ) -> None:
         with self._lock:
             role, counted_in = self._pending.pop(run_id, ("solver", 0))
-            self._usage["failed_calls"] += 1
-        self.record(role, input_tokens=counted_in, output_tokens=0, call=False)
-
-    def record(
-        self, role: Role, *, input_tokens: int, output_tokens: int, call: bool = True
-    ) -> None:
-        """Add one call's tokens under `role` (for calls made outside LangChain)."""
-        with self._lock:
-            usage = self._usage
+            tokens_in = counted_in if reported_in is None else reported_in
+            usage, call = self._usage, int(not failed)
             if role == "solver":
-                usage["generations"] += int(call)
-                usage["solver_input_tokens"] += input_tokens
-                usage["solver_output_tokens"] += output_tokens
+                usage["generations"] += call
+                usage["solver_input_tokens"] += tokens_in
+                usage["solver_output_tokens"] += output
             elif role == "scorer":
-                usage["scorer_calls"] += int(call)
-                usage["scorer_input_tokens"] += input_tokens
-                usage["scorer_output_tokens"] += output_tokens
+                usage["scorer_calls"] += call
+                usage["scorer_input_tokens"] += tokens_in
+                usage["scorer_output_tokens"] += output
             else:
-                usage["other_calls"] += int(call)
-                usage["other_tokens"] += input_tokens + output_tokens
-            usage["total_tokens"] += input_tokens + output_tokens
+                usage["other_calls"] += call
+                usage["other_tokens"] += tokens_in + output
+            usage["failed_calls"] += int(failed)
+            usage["total_tokens"] += tokens_in + output
 
     def usage(self) -> Usage:
         """A snapshot of the counts, with the wall time so far."""

@@ -1,17 +1,6 @@
-"""The `langchain-speedup` command.
+"""The `langchain-speedup` command: `demo`, `bench-methods` and `bench-memory`.
 
-`langchain-speedup demo` runs a stream of GSM-style questions three ways on
-the embedded local model (or the server at `OPENAI_BASE_URL`) and prints what
-each cost: static Best-of-N, adaptive Best-of-N, and the memory-aware router.
-
-`langchain-speedup bench-methods` runs each scaling method (Best-of-N,
-Self-Refine, Tree-of-Thoughts, long chain-of-thought) static and adaptive on
-the same GSM-style problems and prints accuracy, budget units, total tokens
-and the adaptive/static ratios per method.
-
-`langchain-speedup bench-memory` runs a stream of dissimilar questions and a
-stream of similar ones with no memory, ungated memory and gated memory, and
-prints what memory cost or saved in each.
+Each runs on the embedded local model, or on the server at `OPENAI_BASE_URL`.
 """
 
 from __future__ import annotations
@@ -20,19 +9,42 @@ import argparse
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from langchain_speedup.errors import SpeedupError
 
 if TYPE_CHECKING:
-    from langchain_speedup.scaling._common import ChatRunnable
+    from langchain_speedup.types import ChatRunnable
 
 __all__ = ["main"]
 
-logger = logging.getLogger("langchain_speedup")
+
+def _command(
+    commands: Any, name: str, summary: str, description: str, what: str
+) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = commands.add_parser(
+        name, help=summary, description=description
+    )
+    parser.add_argument(
+        "--json", type=Path, metavar="PATH", help=f"write the {what} as JSON"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def _budget(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--n", type=int, default=8, help="Best-of-N budget (default: 8)"
+    )
+    parser.add_argument(
+        "--quorum",
+        type=int,
+        default=3,
+        help="agreeing answers that verify one (default: 3)",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,18 +53,15 @@ def _parser() -> argparse.ArgumentParser:
         description="Test-time scaling that gets cheaper with experience.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser(
+    demo = _command(
+        commands,
         "demo",
-        help="run the demo stream: static vs adaptive Best-of-N vs the speedup router",
-        description=(
-            "Run a stream of GSM-style questions (repeats, paraphrases, new numbers, "
-            "new problems) through static Best-of-N, adaptive Best-of-N and the "
-            "memory-aware router, on the embedded local model unless OPENAI_BASE_URL "
-            "is set, and compare their compute."
-        ),
-    )
-    demo.add_argument(
-        "--json", type=Path, metavar="PATH", help="write the summary as JSON"
+        "run the demo stream: static vs adaptive Best-of-N vs the speedup router",
+        "Run a stream of GSM-style questions (repeats, paraphrases, new numbers, "
+        "new problems) through static Best-of-N, adaptive Best-of-N and the "
+        "memory-aware router, on the embedded local model unless OPENAI_BASE_URL "
+        "is set, and compare their compute.",
+        "summary",
     )
     demo.add_argument(
         "--memory",
@@ -67,32 +76,22 @@ def _parser() -> argparse.ArgumentParser:
         default=Path("speedup-demo.png"),
         help="where to save the plot of compute per question (default: %(default)s)",
     )
-    demo.add_argument("--n", type=int, default=8, help="Best-of-N budget (default: 8)")
-    demo.add_argument(
-        "--quorum",
-        type=int,
-        default=3,
-        help="agreeing answers that verify one (default: 3)",
-    )
+    _budget(demo)
     demo.add_argument(
         "--max-tokens",
         type=int,
         default=256,
         help="cap on each generation (default: 256)",
     )
-    demo.add_argument("--quiet", action="store_true", help="no progress bar")
-    bench = commands.add_parser(
+    bench = _command(
+        commands,
         "bench-methods",
-        help="run each scaling method static vs adaptive on the same problems",
-        description=(
-            "Run Best-of-N, Self-Refine, Tree-of-Thoughts and long chain-of-thought, "
-            "each in static and adaptive mode, on the same GSM-style problems, on the "
-            "embedded local model unless OPENAI_BASE_URL is set, and print per method "
-            "accuracy, budget units, total tokens and the adaptive/static ratios."
-        ),
-    )
-    bench.add_argument(
-        "--json", type=Path, metavar="PATH", help="write the report as JSON"
+        "run each scaling method static vs adaptive on the same problems",
+        "Run Best-of-N, Self-Refine, Tree-of-Thoughts and long chain-of-thought, "
+        "each in static and adaptive mode, on the same GSM-style problems, on the "
+        "embedded local model unless OPENAI_BASE_URL is set, and print per method "
+        "accuracy, budget units, total tokens and the adaptive/static ratios.",
+        "report",
     )
     bench.add_argument(
         "--problems",
@@ -107,75 +106,59 @@ def _parser() -> argparse.ArgumentParser:
         metavar="A,B",
         help="comma-separated methods to run (default: all four)",
     )
-    bench.add_argument("--quiet", action="store_true", help="no progress bar")
-    memory = commands.add_parser(
+    memory = _command(
+        commands,
         "bench-memory",
-        help="run dissimilar and similar streams with no, ungated and gated memory",
-        description=(
-            "Run a stream of dissimilar questions and a stream of similar ones "
-            "through adaptive Best-of-N with no memory, with every retrieved episode "
-            "in the prompt, and with the calibrated similarity gate, on the embedded "
-            "local model unless OPENAI_BASE_URL is set, and compare their compute "
-            "and accuracy."
-        ),
+        "run dissimilar and similar streams with no, ungated and gated memory",
+        "Run a stream of dissimilar questions and a stream of similar ones "
+        "through adaptive Best-of-N with no memory, with every retrieved episode "
+        "in the prompt, and with the calibrated similarity gate, on the embedded "
+        "local model unless OPENAI_BASE_URL is set, and compare their compute "
+        "and accuracy.",
+        "report",
     )
-    memory.add_argument(
-        "--json", type=Path, metavar="PATH", help="write the report as JSON"
-    )
-    memory.add_argument(
-        "--n", type=int, default=8, help="Best-of-N budget (default: 8)"
-    )
-    memory.add_argument(
-        "--quorum",
-        type=int,
-        default=3,
-        help="agreeing answers that verify one (default: 3)",
-    )
-    memory.add_argument("--quiet", action="store_true", help="no progress bar")
+    _budget(memory)
     return parser
 
 
-def _positive(parser: argparse.ArgumentParser, name: str, value: int) -> None:
-    if value < 1:
-        parser.error(f"--{name} must be >= 1, got {value}")
+def _open_model(max_tokens: int = 256) -> AbstractContextManager[ChatRunnable]:
+    from langchain_speedup.local import open_chat_model
 
-
-def _demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    _positive(parser, "n", args.n)
-    _positive(parser, "quorum", args.quorum)
-    _positive(parser, "max-tokens", args.max_tokens)
-    from langchain_speedup.bench.demo import (
-        format_report,
-        plot_report,
-        run_demo,
-        write_json,
-    )
-    from langchain_speedup.local import MiniLMEmbeddings, open_chat_model
-
-    started = time.perf_counter()
-    embeddings = MiniLMEmbeddings()
     sys.stderr.write("starting the model server...\n")
-    with open_chat_model(temperature=0.7, max_tokens=args.max_tokens) as model:
+    return open_chat_model(temperature=0.7, max_tokens=max_tokens)
+
+
+def _finish(text: str, report: Mapping[str, Any], args: argparse.Namespace) -> int:
+    from langchain_speedup.bench import write_report
+
+    sys.stdout.write(text + "\n")
+    if args.json:
+        sys.stdout.write(f"json: {write_report(report, args.json)}\n")
+    sys.stdout.write(f"total time: {time.perf_counter() - args.started:.0f} s\n")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from langchain_speedup.bench.demo import format_report, plot_report, run_demo
+    from langchain_speedup.local import MiniLMEmbeddings
+
+    embeddings = MiniLMEmbeddings()
+    with _open_model(args.max_tokens) as model:
         report = run_demo(
             model,
             embeddings=embeddings,
             memory_path=args.memory,
             n=args.n,
             quorum=args.quorum,
-            model_name=str(model.model_name),
+            model_name=str(getattr(model, "model_name", "")),
             progress=not args.quiet,
         )
     sys.stdout.write(format_report(report) + "\n")
-    plot = plot_report(report, args.plot)
-    sys.stdout.write(f"plot: {plot}\n")
-    if args.json:
-        sys.stdout.write(f"json: {write_json(report, args.json)}\n")
-    sys.stdout.write(f"total time: {time.perf_counter() - started:.0f} s\n")
-    return 0
+    return _finish(f"plot: {plot_report(report, args.plot)}", report, args)
 
 
 def _methods(parser: argparse.ArgumentParser, value: str | None) -> list[str]:
-    from langchain_speedup.scaling.engines import METHODS
+    from langchain_speedup.types import METHODS
 
     if value is None:
         return list(METHODS)
@@ -190,11 +173,7 @@ def _methods(parser: argparse.ArgumentParser, value: str | None) -> list[str]:
 
 
 def _bench_methods(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from langchain_speedup.bench.methods import (
-        format_method_report,
-        run_method_bench,
-        write_method_json,
-    )
+    from langchain_speedup.bench.methods import format_method_report, run_method_bench
     from langchain_speedup.bench.questions import TEMPLATES, problems
 
     items = problems(TEMPLATES, variants=2)
@@ -202,71 +181,59 @@ def _bench_methods(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
     if not 1 <= count <= len(items):
         parser.error(f"--problems must be between 1 and {len(items)}, got {count}")
     methods = _methods(parser, args.methods)
-    from langchain_speedup.local import open_chat_model
-
-    started = time.perf_counter()
-    sys.stderr.write("starting the model server...\n")
-    with open_chat_model(temperature=0.7, max_tokens=256) as model:
+    with _open_model() as model:
         report = run_method_bench(
             model,
             problems=items[:count],
             methods=methods,
-            model_name=str(model.model_name),
+            model_name=str(getattr(model, "model_name", "")),
             progress=not args.quiet,
         )
-    sys.stdout.write(format_method_report(report) + "\n")
-    if args.json:
-        sys.stdout.write(f"json: {write_method_json(report, args.json)}\n")
-    sys.stdout.write(f"total time: {time.perf_counter() - started:.0f} s\n")
-    return 0
+    return _finish(format_method_report(report), report, args)
 
 
-def _bench_memory(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    _positive(parser, "n", args.n)
-    _positive(parser, "quorum", args.quorum)
-    from langchain_speedup.bench.memory import (
-        format_memory_report,
-        run_memory_bench,
-        write_memory_json,
-    )
-    from langchain_speedup.local import MiniLMEmbeddings, open_chat_model
+def _bench_memory(args: argparse.Namespace) -> int:
+    from langchain_speedup.bench.memory import format_memory_report, run_memory_bench
+    from langchain_speedup.local import MiniLMEmbeddings
 
-    started = time.perf_counter()
-    embeddings = MiniLMEmbeddings()
-
-    def open_model() -> AbstractContextManager[ChatRunnable]:
-        # A fresh server per arm replays its sampling sequence: arms that
-        # send the same prompts get the same samples.
-        sys.stderr.write("starting the model server...\n")
-        return open_chat_model(temperature=0.7, max_tokens=256)
-
+    # A fresh server per arm replays its sampling sequence: arms that send the
+    # same prompts get the same samples.
     report = run_memory_bench(
-        open_model=open_model,
-        embeddings=embeddings,
+        open_model=_open_model,
+        embeddings=MiniLMEmbeddings(),
         n=args.n,
         quorum=args.quorum,
         progress=not args.quiet,
     )
-    sys.stdout.write(format_memory_report(report) + "\n")
-    if args.json:
-        sys.stdout.write(f"json: {write_memory_json(report, args.json)}\n")
-    sys.stdout.write(f"total time: {time.perf_counter() - started:.0f} s\n")
-    return 0
+    return _finish(format_memory_report(report), report, args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit code."""
+    """Run the command line.
+
+    Args:
+        argv: The arguments after the program name; `sys.argv[1:]` when `None`.
+
+    Returns:
+        The exit code: 0 on success, 1 on an error of the package, 130 when
+        interrupted (bad arguments exit with 2).
+    """
     parser = _parser()
     args = parser.parse_args(argv)
+    for name in ("n", "quorum", "max_tokens"):
+        value = getattr(args, name, 1)
+        if value < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1, got {value}")
     logging.basicConfig(
         level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
+    args.started = time.perf_counter()
     try:
         if args.command == "bench-methods":
             return _bench_methods(args, parser)
         if args.command == "bench-memory":
-            return _bench_memory(args, parser)
-        return _demo(args, parser)
+            return _bench_memory(args)
+        return _demo(args)
     except SpeedupError as e:
         sys.stderr.write(f"error: {e}\n")
         return 1

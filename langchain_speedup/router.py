@@ -1,56 +1,11 @@
-"""The memory-aware budget router and the speedup graph.
+"""The memory-aware budget router and the speedup graph it runs.
 
-For each question the router embeds it, looks in the episodic store, and takes
-one of three decisions, recording why:
-
-- `reuse`: a verified episode holds *exactly this question* (same text up to
-  case, spacing and punctuation). Its answer is returned with no generation.
-  Similarity alone never triggers reuse: a variant with new numbers embeds
-  almost exactly like the original, and reusing its answer would be wrong.
-- `exemplars`: verified episodes are similar enough to help: the similarity
-  gate (`SimilarityGate`) admits memory in their similarity band. They go
-  into the prompt of the first few budget units, after which the method
-  escalates to the plain prompt, since memory makes wrong answers agree too
-  (see the table below). Verified answers of the *same problem* (a
-  rewording with every number and name kept) count as consensus votes.
-- `scratch`: nothing is stored, or the gate keeps memory out; the question
-  gets the full budget and no memory, which would only mislead it.
-
-The gate is calibrated from outcomes: each solved question tells it how much
-of the budget memory saved in that question's similarity band, against
-questions solved without memory, and it opens the bands where memory saves
-at least as much (see `langchain_speedup.memory.gating`). Its prior opens at
-a similarity of 0.7; `Route` records the similarity, the band and whether
-memory was admitted only to explore a closed band. A number as
-`similarity_gate` is a fixed threshold instead.
-
-The router drives any of the four scaling methods (`method=`), and translates
-each decision into that method's budget unit. `budget=` is the full budget in
-that unit (the method's own default when not given; `n=` still sets it for
-Best-of-N). `Route.budget` records the most the question may spend, and
-`Route.memory_samples` how many of those units see the exemplars:
-
-| method | unit | `scratch` | `exemplars` | `reuse` |
-|---|---|---|---|---|
-| `best_of_n` | generations | `n`, no memory | `n`; the first `memory_samples` candidates see the exemplars, the rest sample the plain prompt | 0 |
-| `self_refine` | rounds | `max_rounds`, no memory | `max_rounds`; the first `memory_samples` rounds draft and refine with the exemplars; if none of their answers passed, the run escalates to a fresh plain draft, refined in the remaining rounds | 0 |
-| `tree_of_thoughts` | expanded nodes | `max_nodes`, no memory | `max_nodes`; the first `memory_samples` expansions search with the exemplars; if no solution passed by then (or that tree is exhausted), the search escalates to a fresh root without them | 0 |
-| `long_cot` | reasoning tokens | `max_tokens`, no memory | `max_tokens`, exemplars throughout | 0 |
-
-Best-of-N, Self-Refine and Tree-of-Thoughts support escalation within one
-run: their unit is a whole answer, a round or an expansion, so after memory's
-smaller start the run can continue from the plain prompt while every answer
-found so far keeps voting (a restarted run would lose those votes, and the
-consensus scorer needs several). Long chain-of-thought does not: its unit is
-a token of one line of thought, and leaving the exemplars behind would mean
-abandoning that thought part way (static mode does not even probe it before
-the end), so it gets the same budget with the exemplars in the prompt
-throughout. `memory_samples` is therefore a count of generations, rounds or
-expansions, and is ignored by long chain-of-thought.
-
-After a solved question the episode is written once, under an id fixed before
-solving, so a retried write overwrites rather than duplicates. Only episodes
-whose score passed the threshold are verified and ever reused or shown.
+For each question the router embeds it, looks in the episodic store and
+decides: `reuse` the verified answer of exactly this question, solve with
+`exemplars` from similar verified episodes that the similarity gate admits,
+or solve from `scratch` with the full budget and no memory. `BudgetRouter.solve`
+and `create_speedup_graph` run the same graph: route, then reuse or the
+method's own graph, then remember the episode.
 """
 
 from __future__ import annotations
@@ -60,110 +15,107 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
-from typing import Annotated, Any, Literal, NotRequired, cast
+from collections.abc import Generator, Mapping, Sequence
+from typing import Any, NotRequired, Unpack, cast
 
 from langchain_core.embeddings import Embeddings
 from langchain_core.messages import AIMessage, AnyMessage, BaseMessage
-from langchain_core.runnables import RunnableConfig, RunnableLambda
+from langchain_core.runnables import Runnable, RunnableConfig
 from langgraph.graph import END, START, StateGraph
-from langgraph.graph.message import add_messages
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import Checkpointer
 from typing_extensions import TypedDict
 
+from langchain_speedup._internal import (
+    Call,
+    GraphOptions,
+    Messages,
+    adrive,
+    check_count,
+    check_namespace,
+    drive,
+    question_of,
+    result_of,
+    step_node,
+    validate_question,
+    with_fields,
+)
 from langchain_speedup.answers import question_key, same_problem
-from langchain_speedup.budget import Ledger, Usage, add_usage, empty_usage
+from langchain_speedup.budget import Ledger
 from langchain_speedup.errors import (
     ConfigurationError,
     InvalidInputError,
     MemoryStoreError,
-    SpeedupError,
 )
-from langchain_speedup.memory.episodes import Episode, EpisodeMatch, episode_from_result
-from langchain_speedup.memory.gating import GateVerdict, SimilarityGate, saving_of
-from langchain_speedup.memory.mechanisms import MemoryMechanism
-from langchain_speedup.memory.store import EpisodicStore, QdrantEpisodicStore
-from langchain_speedup.scaling._common import ChatRunnable
-from langchain_speedup.scaling.base import (
+from langchain_speedup.memory import (
+    EpisodicStore,
+    GateVerdict,
+    MemoryMechanism,
+    QdrantEpisodicStore,
+    SimilarityGate,
+    episode_from_result,
+    saving_of,
+)
+from langchain_speedup.scaling import BestOfN, ScalingEngine
+from langchain_speedup.types import (
+    ChatRunnable,
+    Decision,
+    Episode,
+    EpisodeMatch,
     Exemplar,
     MemoryContext,
-    Mode,
+    Route,
     ScalingResult,
-    question_of,
+    SpeedupResult,
+    add_usage,
+    empty_usage,
 )
-from langchain_speedup.scaling.engines import (
-    BUDGET_OPTIONS,
-    Method,
-    ScalingEngine,
-    check_method,
-    check_options,
-    create_engine,
-)
-from langchain_speedup.scoring import Scorer
 
-__all__ = [
-    "BudgetRouter",
-    "Decision",
-    "Route",
-    "SpeedupInput",
-    "SpeedupOutput",
-    "SpeedupResult",
-    "SpeedupState",
-    "create_speedup_graph",
-]
+__all__ = ["BudgetRouter", "SpeedupInput", "create_speedup_graph"]
 
 logger = logging.getLogger(__name__)
 
-Decision = Literal["reuse", "exemplars", "scratch"]
+# Questions whose embedding waits, between `route` and `remember`, to be stored.
+_PENDING_VECTORS = 1024
 
 
-class Route(TypedDict):
-    """The router's decision for one question, and why."""
+class SpeedupInput(TypedDict):
+    """Input of the speedup graph: a conversation ending in the question."""
 
-    decision: Decision
-    reason: str
-    similarity: float | None
-    """Similarity of the closest verified episode found by search; `None` when
-    nothing is stored or no search ran (an exact repeat is found by key)."""
-    band: str | None
-    """The similarity band the gate judged (`SimilarityGate`); `None` when
-    nothing similar was found or no search ran."""
-    explored: bool
-    """Memory was admitted although its band is closed, for the gate to learn
-    what memory does there."""
-    exemplar_ids: list[str]
-    precedents: list[str]
-    budget: int
-    """The most compute the question may spend, in `unit`; 0 for reuse."""
+    messages: Messages
+    episode_id: NotRequired[str | None]
+    """Store this question's episode under this UUID (this invocation only)."""
+
+
+class SpeedupState(SpeedupInput):
+    """The speedup graph's working state; `route` resets it per invocation."""
+
+    question: NotRequired[str]
+    route: NotRequired[Route]
+    memory: NotRequired[MemoryContext | None]
+    """Read by the method's graph."""
+    reuse: NotRequired[Episode | None]
+    started: NotRequired[float]
+
+
+class RouterOptions(TypedDict, total=False):
+    """The keyword options of `BudgetRouter` besides the store and embeddings."""
+
+    namespace: str
+    similarity_gate: float | SimilarityGate | None
+    max_exemplars: int
     memory_samples: int
-    """Units of `budget` that see the exemplars before the method escalates to
-    the plain prompt; 0 when no memory is used."""
-    method: str
-    """The scaling method that solves (or would have solved) the question."""
-    unit: str
-    """The method's budget unit, e.g. `"generations"` or `"rounds"`."""
-    usage: Usage
-    """What deciding cost: the memory mechanism's model calls (such as a
-    multi-case reflection), counted under `reflection`; zero otherwise.
-    `SpeedupResult.usage` includes it."""
+    enable_reuse: bool
+    memory: MemoryMechanism | None
 
 
-class SpeedupResult(TypedDict):
-    """Everything about one answered question."""
+class SpeedupGraphOptions(RouterOptions, total=False):
+    """The keyword options of `create_speedup_graph` (`store` is the episodic one)."""
 
-    question: str
-    answer: str
-    final_answer: str | None
-    score: float | None
-    """The answer's score; for reuse, the stored episode's."""
-    route: Route
-    result: ScalingResult | None
-    """The scaling method's result; `None` when the answer was reused."""
-    usage: Usage
-    episode_id: str | None
-    """The id of the episode written, if one was."""
-    memory_error: NotRequired[str]
-    """Why the episode could not be written, if it could not."""
+    checkpointer: Checkpointer
+    interrupt_before: list[str] | None
+    interrupt_after: list[str] | None
+    debug: bool
 
 
 def _check_episode_id(episode_id: object) -> str:
@@ -175,13 +127,6 @@ def _check_episode_id(episode_id: object) -> str:
     except ValueError as e:
         msg = f"`episode_id` must be a UUID string, got {episode_id!r}"
         raise InvalidInputError(msg) from e
-
-
-def _validate_positive(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        msg = f"`{name}` must be an integer >= 1, got {value!r}"
-        raise ConfigurationError(msg)
-    return value
 
 
 def _gate(value: object) -> SimilarityGate:
@@ -205,107 +150,78 @@ def _gate(value: object) -> SimilarityGate:
 class BudgetRouter:
     """Routes questions between reuse, exemplars and scratch; remembers answers.
 
+    The solver is a scaling engine (or a chat model, solved by `BestOfN`), and
+    every decision is in its budget unit: `scratch` gets the whole `budget`
+    and no memory; `exemplars` gets the whole budget, its first
+    `memory_samples` generations, rounds or expansions seeing the exemplars
+    before the method escalates to the plain prompt (long chain-of-thought,
+    one line of thought, keeps them throughout); `reuse` spends nothing.
+    Similarity alone never triggers reuse: a variant with new numbers embeds
+    almost exactly like the original.
+
     Example:
         ```python
-        router = BudgetRouter(model, store=QdrantEpisodicStore(), embeddings=emb)
+        router = BudgetRouter(
+            TreeOfThoughts(model, budget=6, breadth=2),
+            store=QdrantEpisodicStore(),
+            embeddings=embeddings,
+        )
         first = router.solve("Maya buys 3 pens at $4 each ...")
         again = router.solve("Maya buys 3 pens at $4 each ...")
         assert again["route"]["decision"] == "reuse"
         ```
-
-    With another method, the decisions translate into its budget unit as the
-    module docstring's table shows:
-
-    ```python
-    router = BudgetRouter(
-        model,
-        store=store,
-        embeddings=emb,
-        method="tree_of_thoughts",
-        budget=6,  # expanded nodes
-        method_options={"breadth": 2, "max_depth": 3},
-    )
-    ```
 
     Attributes:
         engine: The full-budget engine that solves every question not reused.
         gate: The similarity gate; `gate.stats()` shows what it has learnt.
 
     Args:
-        model: The solver; any chat model.
+        solver: A `ScalingEngine` (`BestOfN`, `SelfRefine`, `TreeOfThoughts`,
+            `LongCoT`, with its budget and options), or a chat model, solved
+            by `BestOfN(model)`.
         store: The episodic store.
         embeddings: Embeds questions for retrieval.
         namespace: The tenant whose episodes are read and written.
-        method: The scaling method: `"best_of_n"` (default), `"self_refine"`,
-            `"tree_of_thoughts"` or `"long_cot"`.
-        budget: The full budget in the method's unit (generations, rounds,
-            expanded nodes or reasoning tokens); the method's own default
-            when `None`.
-        n: The full Best-of-N budget, in generations; the same as `budget`
-            and only for Best-of-N (8 when neither is given).
-        mode: The method's mode for solved questions.
-        scorer: Rates candidates; `ConsensusScorer()` when `None`.
-        threshold: Stop score; the scorer's upper bound when `None`.
         similarity_gate: When stored episodes may enter the prompt: a
-            `SimilarityGate` (calibrated from outcomes), or a number, the
-            fixed lowest cosine similarity (-1 admits everything). `None`
-            (default) is `SimilarityGate()`, whose prior opens at 0.7, which
-            suits `MiniLMEmbeddings` on word problems: there, unrelated
-            problems measured at most 0.55 and variants of one problem with
-            new numbers 0.59-0.93. The router replays the outcomes stored
-            with the namespace's episodes into it on its first question.
+            `SimilarityGate` (calibrated from outcomes; the default, whose
+            prior opens at a cosine similarity of 0.7), or a number, a fixed
+            lowest similarity (-1 admits everything). The router replays the
+            outcomes stored with the namespace's episodes into the gate
+            before its first question.
         max_exemplars: Most exemplars per question.
-        memory_samples: Generations, rounds or expansions that see exemplars
-            before the method escalates to the plain prompt; long
-            chain-of-thought ignores it.
+        memory_samples: Budget units that see the exemplars before the method
+            escalates to the plain prompt.
         enable_reuse: Whether exact repeats of verified questions are answered
             from memory.
-        system_prompt: Instructions for the solver; the method's own default
-            when `None`.
-        method_options: Further keyword options of the method's engine, such
-            as `breadth` for Tree-of-Thoughts or `segment_tokens` for long
-            chain-of-thought.
-        memory: Builds the memory of an `exemplars` decision from the
-            episodes that passed the similarity gate (for example
-            `InContextMemory()` or `ReflectUpdateMemory()`); the router keeps
-            its own precedents and memory start. When `None` (default), the
-            gated episodes themselves are the exemplars. Reuse and scratch
-            decisions never consult it. Its model calls count in
-            `Route.usage` and in the answer's `usage`.
+        memory: Builds an `exemplars` decision's memory from the episodes the
+            gate admitted (e.g. `InContextMemory()`, `ReflectUpdateMemory()`);
+            by default they are the exemplars. Its model calls count in
+            `Route.usage`.
 
     Raises:
-        ConfigurationError: An option is out of range, `method` names no
-            scaling method, `n` is given for another method or disagrees
-            with `budget`, or `method_options` holds an option the engine
-            does not take.
+        ConfigurationError: An option is out of range or of the wrong kind.
     """
 
     def __init__(
         self,
-        model: ChatRunnable,
+        solver: ScalingEngine | ChatRunnable,
         /,
         *,
         store: EpisodicStore,
         embeddings: Embeddings,
         namespace: str = "default",
-        method: Method = "best_of_n",
-        budget: int | None = None,
-        n: int | None = None,
-        mode: Mode = "adaptive",
-        scorer: Scorer | None = None,
-        threshold: float | None = None,
         similarity_gate: float | SimilarityGate | None = None,
         max_exemplars: int = 2,
         memory_samples: int = 2,
         enable_reuse: bool = True,
-        system_prompt: str | None = None,
-        method_options: Mapping[str, Any] | None = None,
         memory: MemoryMechanism | None = None,
     ) -> None:
-        if memory is not None and not isinstance(memory, MemoryMechanism):
-            msg = (
-                f"`memory` must implement MemoryMechanism, got {type(memory).__name__}"
-            )
+        if isinstance(solver, ScalingEngine):
+            self.engine = solver
+        elif isinstance(solver, Runnable):
+            self.engine = BestOfN(solver)
+        else:
+            msg = f"the solver must be a ScalingEngine or a chat model, got {type(solver).__name__}"
             raise ConfigurationError(msg)
         if not isinstance(store, EpisodicStore):
             msg = f"`store` must implement EpisodicStore, got {type(store).__name__}"
@@ -313,80 +229,26 @@ class BudgetRouter:
         if not isinstance(embeddings, Embeddings):
             msg = f"`embeddings` must be a LangChain Embeddings, got {type(embeddings).__name__}"
             raise ConfigurationError(msg)
-        if not isinstance(namespace, str) or not namespace.strip():
-            msg = f"`namespace` must be a non-empty string, got {namespace!r}"
+        if memory is not None and not isinstance(memory, MemoryMechanism):
+            msg = (
+                f"`memory` must implement MemoryMechanism, got {type(memory).__name__}"
+            )
             raise ConfigurationError(msg)
-        self.gate = _gate(similarity_gate)
-        method = check_method(method)
-        if budget is not None:
-            budget = _validate_positive("budget", budget)
-        if n is not None:
-            n = _validate_positive("n", n)
-            if method != "best_of_n":
-                msg = (
-                    f"`n` is the Best-of-N budget; give the {method} budget as "
-                    f"`budget` (its `{BUDGET_OPTIONS[method]}`)"
-                )
-                raise ConfigurationError(msg)
-            if budget is not None and budget != n:
-                msg = f"`n` ({n}) and `budget` ({budget}) disagree; give one"
-                raise ConfigurationError(msg)
-            budget = n
-        if method_options is not None and not isinstance(method_options, Mapping):
-            msg = f"`method_options` must be a mapping, got {method_options!r}"
-            raise ConfigurationError(msg)
-        extra = check_options(method, method_options or {})
-        self.engine: ScalingEngine = create_engine(
-            model,
-            method,
-            budget=budget,
-            mode=mode,
-            scorer=scorer,
-            threshold=threshold,
-            system_prompt=system_prompt,
-            **extra,
-        )
         self.store = store
         self.embeddings = embeddings
-        self.namespace = namespace
-        self._replayed = False
-        self._replay_lock = threading.Lock()
-        self.max_exemplars = _validate_positive("max_exemplars", max_exemplars)
-        self.memory_samples = _validate_positive("memory_samples", memory_samples)
+        self.namespace = check_namespace(namespace)
+        self.gate = _gate(similarity_gate)
+        self.max_exemplars = check_count("max_exemplars", max_exemplars)
+        self.memory_samples = check_count("memory_samples", memory_samples)
         self.enable_reuse = bool(enable_reuse)
         self.memory = memory
+        self._replayed = False
+        self._replay_lock = threading.Lock()
+        self._vectors: dict[str, list[float]] = {}
+        self._vectors_lock = threading.Lock()
+        self._graph = self.as_graph()
 
-    @property
-    def method(self) -> Method:
-        """The scaling method that solves questions."""
-        return cast(Method, self.engine.method)
-
-    @property
-    def budget(self) -> int:
-        """The full budget, in the method's unit (`engine.unit`)."""
-        return self.engine.options.budget
-
-    def _memory_start(self) -> int | None:
-        # Units that see the exemplars: a small start for methods that can
-        # escalate to the plain prompt within a run; `None` (all) for long
-        # chain-of-thought, whose one line of thought cannot leave them behind.
-        if self.method == "long_cot":
-            return None
-        return min(self.memory_samples, self.budget)
-
-    # -- deciding ------------------------------------------------------------------
-
-    def _replay(self) -> None:
-        # The outcomes stored with past episodes calibrate the gate, once per
-        # router; a failed read is retried by the next question.
-        with self._replay_lock:
-            if self._replayed:
-                return
-            read = getattr(self.store, "episodes", None)
-            if self.gate.calibrate and callable(read):
-                replayed = self.gate.observe_episodes(read(self.namespace))
-                logger.debug("similarity gate replayed %d outcome(s)", replayed)
-            self._replayed = True
+    # -- deciding (no I/O) -----------------------------------------------------------
 
     def _route(
         self,
@@ -401,7 +263,6 @@ class BudgetRouter:
         budget: int | None = None,
         memory_samples: int = 0,
     ) -> Route:
-        # The fields every decision shares; `budget` defaults to the full one.
         return Route(
             decision=decision,
             reason=reason,
@@ -410,16 +271,30 @@ class BudgetRouter:
             explored=explored,
             exemplar_ids=list(exemplar_ids),
             precedents=list(precedents),
-            budget=self.budget if budget is None else budget,
+            budget=self.engine.budget if budget is None else budget,
             memory_samples=memory_samples,
             method=self.engine.method,
             unit=self.engine.unit,
             usage=empty_usage(),
         )
 
-    def _decide(
+    def decide(
         self, question: str, exact: Episode | None, matches: Sequence[EpisodeMatch]
     ) -> tuple[Route, MemoryContext | None, Episode | None]:
+        """Decide how to answer `question` from what the store returned.
+
+        This makes no I/O (the similarity gate may draw its exploration
+        coin), so it can be tested and reasoned about on its own.
+
+        Args:
+            question: The question.
+            exact: The verified episode of exactly this question, if any.
+            matches: Verified episodes similar to it.
+
+        Returns:
+            The route, the memory to solve with (`None` for none) and the
+            episode to reuse (for `reuse`).
+        """
         best = max((m["similarity"] for m in matches), default=None)
         if exact is not None and self.enable_reuse:
             route = self._route(
@@ -431,7 +306,7 @@ class BudgetRouter:
             )
             return route, None, exact
         verdict = None if best is None else self.gate.admit(best)
-        if verdict is None:
+        if verdict is None or best is None:
             return (
                 self._route("scratch", "no verified episode is stored", best),
                 None,
@@ -439,8 +314,11 @@ class BudgetRouter:
             )
         if not verdict["admitted"]:
             reason = f"memory kept out at similarity {best:.3f}: {verdict['reason']}"
-            route = self._route("scratch", reason, best, band=verdict["band"])
-            return route, None, None
+            return (
+                self._route("scratch", reason, best, band=verdict["band"]),
+                None,
+                None,
+            )
         close = self._admitted(matches, verdict)
         precedents = sorted(
             {
@@ -459,7 +337,13 @@ class BudgetRouter:
             ],
             precedents=precedents,
         )
-        start = self._memory_start()
+        # Long chain-of-thought keeps one line of thought, so it cannot leave
+        # the exemplars behind part way: it sees them throughout.
+        start = (
+            None
+            if self.engine.method == "long_cot"
+            else min(self.memory_samples, self.engine.budget)
+        )
         if start is not None:
             memory["samples"] = start
         kind = "the same problem reworded" if precedents else "similar problems"
@@ -471,7 +355,7 @@ class BudgetRouter:
             explored=verdict["explored"],
             exemplar_ids=[m["episode"]["id"] for m in close],
             precedents=precedents,
-            memory_samples=self.budget if start is None else start,
+            memory_samples=self.engine.budget if start is None else start,
         )
         return route, memory, None
 
@@ -491,134 +375,105 @@ class BudgetRouter:
         ]
         return sorted(admitted, key=lambda m: m["similarity"])[-self.max_exemplars :]
 
-    def _mechanism_input(
-        self,
-        route: Route,
-        memory: MemoryContext | None,
-        matches: Sequence[EpisodeMatch],
-    ) -> list[EpisodeMatch] | None:
-        # The episodes that passed the gate, when a mechanism builds the memory.
-        if self.memory is None or memory is None or route["decision"] != "exemplars":
-            return None
-        ids = set(route["exemplar_ids"])
-        return [m for m in matches if m["episode"]["id"] in ids]
+    # -- deciding (the I/O around it) -------------------------------------------------
 
-    @staticmethod
-    def _with_router_memory(built: MemoryContext, own: MemoryContext) -> MemoryContext:
-        # Precedents feed the scorer and the start limits the exemplars: both
-        # stay the router's, whatever the mechanism shows.
-        merged = MemoryContext(**built)
-        merged["precedents"] = own["precedents"]
-        if "samples" in own:
-            merged["samples"] = own["samples"]
-        return merged
+    def _replay(self) -> None:
+        # The outcomes stored with past episodes calibrate the gate, once per
+        # router; a failed read is retried by the next question.
+        with self._replay_lock:
+            if self._replayed:
+                return
+            read = getattr(self.store, "episodes", None)
+            if self.gate.calibrate and callable(read):
+                replayed = self.gate.observe_episodes(read(self.namespace))
+                logger.debug("similarity gate replayed %d outcome(s)", replayed)
+            self._replayed = True
+
+    def _embed(self, question: str) -> Call:
+        return Call(
+            lambda: self.embeddings.embed_query(question),
+            lambda: self.embeddings.aembed_query(question),
+        )
+
+    def _routing(
+        self, question: str, config: RunnableConfig | None
+    ) -> Generator[Call, Any, tuple[Route, MemoryContext | None, Episode | None]]:
+        if not self._replayed:
+            yield Call(self._replay, lambda: asyncio.to_thread(self._replay))
+        vector = [float(x) for x in (yield self._embed(question))]
+        with self._vectors_lock:
+            if len(self._vectors) >= _PENDING_VECTORS:
+                self._vectors.pop(next(iter(self._vectors)))
+            self._vectors[question] = vector
+        ns, key, limit = self.namespace, question_key(question), self.max_exemplars + 2
+        exact = None
+        if self.enable_reuse:
+            exact = yield Call(
+                lambda: self.store.find(ns, key), lambda: self.store.afind(ns, key)
+            )
+        matches: list[EpisodeMatch] = []
+        if exact is None:
+            matches = yield Call(
+                lambda: self.store.search(ns, vector, limit=limit),
+                lambda: self.store.asearch(ns, vector, limit=limit),
+            )
+        route, memory, reuse = self.decide(question, exact, matches)
+        if self.memory is not None and memory is not None:
+            ids = set(route["exemplar_ids"])
+            gated = [m for m in matches if m["episode"]["id"] in ids]
+            ledger = Ledger()
+            mechanism, cfg = self.memory, ledger.config(config, role="reflection")
+            built: MemoryContext = yield Call(
+                lambda: mechanism.build(
+                    question, gated, store=self.store, namespace=ns, config=cfg
+                ),
+                lambda: mechanism.abuild(
+                    question, gated, store=self.store, namespace=ns, config=cfg
+                ),
+            )
+            # Precedents feed the scorer and the start limits the exemplars:
+            # both stay the router's, whatever the mechanism shows.
+            merged = MemoryContext(**built)
+            merged["precedents"] = memory["precedents"]
+            if "samples" in memory:
+                merged["samples"] = memory["samples"]
+            memory, route["usage"] = merged, ledger.usage()
+        return route, memory, reuse
 
     def route(
         self, question: str, *, config: RunnableConfig | None = None
-    ) -> tuple[Route, MemoryContext | None, Episode | None, list[float]]:
-        """Decide how to answer `question`.
+    ) -> tuple[Route, MemoryContext | None, Episode | None]:
+        """Decide how to answer `question`, reading the store.
 
         Args:
             question: The question.
             config: Passed to any model call of the memory mechanism.
 
         Returns:
-            The decision, the memory to solve with, the episode to reuse (for
-            `reuse`), and the question's embedding.
+            The route, the memory to solve with and the episode to reuse.
+
+        Raises:
+            InvalidInputError: The question is empty or not text.
+            MemoryStoreError: The store could not be read.
         """
-        self._replay()
-        vector = self.embeddings.embed_query(question)
-        exact = (
-            self.store.find(self.namespace, question_key(question))
-            if self.enable_reuse
-            else None
-        )
-        matches = (
-            []
-            if exact
-            else self.store.search(self.namespace, vector, limit=self.max_exemplars + 2)
-        )
-        route, memory, reuse = self._decide(question, exact, matches)
-        gated = self._mechanism_input(route, memory, matches)
-        if gated is not None and self.memory is not None and memory is not None:
-            ledger = Ledger()
-            built = self.memory.build(
-                question,
-                gated,
-                store=self.store,
-                namespace=self.namespace,
-                config=ledger.config(config, role="reflection"),
-            )
-            memory = self._with_router_memory(built, memory)
-            route["usage"] = ledger.usage()
-        return route, memory, reuse, vector
+        return drive(self._routing(validate_question(question), config))
 
     async def aroute(
         self, question: str, *, config: RunnableConfig | None = None
-    ) -> tuple[Route, MemoryContext | None, Episode | None, list[float]]:
+    ) -> tuple[Route, MemoryContext | None, Episode | None]:
         """Async form of `route`."""
-        if not self._replayed:
-            await asyncio.to_thread(self._replay)
-        vector = await self.embeddings.aembed_query(question)
-        exact = (
-            await self.store.afind(self.namespace, question_key(question))
-            if self.enable_reuse
-            else None
-        )
-        matches = (
-            []
-            if exact
-            else await self.store.asearch(
-                self.namespace, vector, limit=self.max_exemplars + 2
-            )
-        )
-        route, memory, reuse = self._decide(question, exact, matches)
-        gated = self._mechanism_input(route, memory, matches)
-        if gated is not None and self.memory is not None and memory is not None:
-            ledger = Ledger()
-            built = await self.memory.abuild(
-                question,
-                gated,
-                store=self.store,
-                namespace=self.namespace,
-                config=ledger.config(config, role="reflection"),
-            )
-            memory = self._with_router_memory(built, memory)
-            route["usage"] = ledger.usage()
-        return route, memory, reuse, vector
+        return await adrive(self._routing(validate_question(question), config))
 
     # -- answering and remembering -------------------------------------------------------
 
-    def _reused(
-        self, question: str, route: Route, episode: Episode, started: float
-    ) -> SpeedupResult:
-        usage = Usage(**route["usage"])
-        usage["seconds"] = round(time.time() - started, 3)
-        return SpeedupResult(
-            question=question,
-            answer=episode["answer"],
-            final_answer=episode["final_answer"],
-            score=episode["score"],
-            route=route,
-            result=None,
-            usage=usage,
-            episode_id=None,
-        )
-
     def _solved(
-        self,
-        question: str,
-        route: Route,
-        result: ScalingResult,
-        episode_id: str,
-        started: float,
+        self, state: Mapping[str, Any], result: ScalingResult
     ) -> tuple[SpeedupResult, Episode]:
-        usage = add_usage(result["usage"], route["usage"])
-        usage["seconds"] = round(time.time() - started, 3)
+        route: Route = state["route"]
         episode = episode_from_result(
-            id=episode_id,
+            id=state["episode_id"],
             namespace=self.namespace,
-            question=question,
+            question=state["question"],
             result=result,
             decision=route["decision"],
             similarity=route["similarity"],
@@ -633,23 +488,130 @@ class BudgetRouter:
                 budget=route["budget"],
             ),
         )
+        usage = add_usage(result["usage"], route["usage"])
+        usage["seconds"] = round(time.time() - state["started"], 3)
         answer = SpeedupResult(
-            question=question,
+            question=state["question"],
             answer=result["answer"],
             final_answer=result["final_answer"],
             score=result["score"],
             route=route,
             result=result,
             usage=usage,
-            episode_id=episode_id,
+            episode_id=state["episode_id"],
         )
         return answer, episode
 
-    def _write_failed(
-        self, answer: SpeedupResult, error: SpeedupError
-    ) -> SpeedupResult:
-        logger.warning("episode %s not stored: %s", answer["episode_id"], error)
-        return {**answer, "episode_id": None, "memory_error": str(error)}
+    def as_graph(
+        self, *, name: str = "speedup", **options: Unpack[GraphOptions]
+    ) -> CompiledStateGraph[Any, None, SpeedupInput, Any]:
+        """The speedup graph: `route`, then `reuse` or the method's graph, then `remember`.
+
+        The answer is appended to `messages` and the `SpeedupResult` is under
+        the key `name`. Each invocation answers the conversation's last human
+        message afresh, so a checkpointed thread can hold many questions.
+
+        Args:
+            name: The graph's name, its node name in a parent graph and the
+                key of its result.
+            **options: `checkpointer`, `store`, `interrupt_before`,
+                `interrupt_after` and `debug`, as LangGraph's `compile` takes.
+        """
+        method = self.engine.method
+
+        def route(
+            state: Mapping[str, Any], config: RunnableConfig
+        ) -> Generator[Call, Any, dict[str, Any]]:
+            started = time.time()
+            question, _ = question_of(state["messages"])
+            episode_id = _check_episode_id(state.get("episode_id"))
+            decided, memory, reuse = yield from self._routing(question, config)
+            return {
+                "question": question,
+                "route": decided,
+                "memory": memory,
+                "reuse": reuse,
+                "episode_id": episode_id,
+                "started": started,
+            }
+
+        def after_route(state: Mapping[str, Any]) -> str:
+            return "reuse" if state.get("reuse") else method
+
+        def reuse(state: Any) -> dict[str, Any]:
+            episode: Episode = state["reuse"]
+            usage = add_usage(state["route"]["usage"])
+            usage["seconds"] = round(time.time() - state["started"], 3)
+            answer = SpeedupResult(
+                question=state["question"],
+                answer=episode["answer"],
+                final_answer=episode["final_answer"],
+                score=episode["score"],
+                route=state["route"],
+                result=None,
+                usage=usage,
+                episode_id=None,
+            )
+            return {
+                name: answer,
+                "messages": [AIMessage(answer["answer"], name=name)],
+                "episode_id": None,
+            }
+
+        def remember(
+            state: Mapping[str, Any], config: RunnableConfig
+        ) -> Generator[Call, Any, dict[str, Any]]:
+            answer, episode = self._solved(state, state[method])
+            with self._vectors_lock:
+                vector = self._vectors.pop(state["question"], None)
+            if vector is None:  # routed by another process, or long ago
+                vector = yield self._embed(state["question"])
+            try:
+                yield Call(
+                    lambda: self.store.put(episode, vector),
+                    lambda: self.store.aput(episode, vector),
+                )
+            except MemoryStoreError as e:
+                logger.warning("episode %s not stored: %s", episode["id"], e)
+                answer = {**answer, "episode_id": None, "memory_error": str(e)}
+            return {name: answer, "episode_id": None}
+
+        state = with_fields(
+            SpeedupState,
+            "SpeedupState",
+            {name: NotRequired[SpeedupResult], method: NotRequired[ScalingResult]},
+        )
+        output = with_fields(
+            TypedDict, "SpeedupOutput", {"messages": Messages, name: SpeedupResult}
+        )
+        builder: StateGraph[Any, Any, Any, Any] = StateGraph(
+            state, input_schema=SpeedupInput, output_schema=output
+        )
+        builder.add_node("route", step_node("route", route))
+        builder.add_node("reuse", reuse)
+        builder.add_node(method, self.engine.as_graph())
+        builder.add_node("remember", step_node("remember", remember))
+        builder.add_edge(START, "route")
+        builder.add_conditional_edges("route", after_route, ["reuse", method])
+        builder.add_edge("reuse", END)
+        builder.add_edge(method, "remember")
+        builder.add_edge("remember", END)
+        return builder.compile(name=name, **options)
+
+    def _invoke_args(
+        self,
+        question: str | Sequence[BaseMessage],
+        episode_id: str | None,
+        config: RunnableConfig | None,
+    ) -> tuple[SpeedupInput, RunnableConfig]:
+        _, conversation = question_of(question)
+        inputs = SpeedupInput(
+            messages=cast(list[AnyMessage], conversation),
+            episode_id=_check_episode_id(episode_id),
+        )
+        config = RunnableConfig(**(config or {}))
+        config.setdefault("recursion_limit", 4 * self.engine.budget + 16)
+        return inputs, config
 
     def solve(
         self,
@@ -666,24 +628,16 @@ class BudgetRouter:
                 when `None`. Reusing an id overwrites that episode.
             config: Passed to every model call.
 
+        Returns:
+            The answer, the route taken, the method's result and the usage.
+
         Raises:
-            InvalidInputError: The question is empty or not text.
+            InvalidInputError: The question or `episode_id` is unusable.
             ModelError: A model call failed; nothing is written to memory.
             MemoryStoreError: The store could not be read.
         """
-        started = time.time()
-        text, conversation = question_of(question)
-        episode_id = _check_episode_id(episode_id)
-        route, memory, reuse, vector = self.route(text, config=config)
-        if reuse is not None:
-            return self._reused(text, route, reuse, started)
-        result = self.engine.run(conversation, memory=memory, config=config)
-        answer, episode = self._solved(text, route, result, episode_id, started)
-        try:
-            self.store.put(episode, vector)
-        except MemoryStoreError as e:
-            return self._write_failed(answer, e)
-        return answer
+        inputs, config = self._invoke_args(question, episode_id, config)
+        return result_of(self._graph.invoke(inputs, config), "speedup")  # type: ignore[no-any-return]
 
     async def asolve(
         self,
@@ -693,79 +647,26 @@ class BudgetRouter:
         config: RunnableConfig | None = None,
     ) -> SpeedupResult:
         """Async form of `solve`."""
-        started = time.time()
-        text, conversation = question_of(question)
-        episode_id = _check_episode_id(episode_id)
-        route, memory, reuse, vector = await self.aroute(text, config=config)
-        if reuse is not None:
-            return self._reused(text, route, reuse, started)
-        result = await self.engine.arun(conversation, memory=memory, config=config)
-        answer, episode = self._solved(text, route, result, episode_id, started)
-        try:
-            await self.store.aput(episode, vector)
-        except MemoryStoreError as e:
-            return self._write_failed(answer, e)
-        return answer
-
-
-# -- the graph -----------------------------------------------------------------------
-
-
-class SpeedupInput(TypedDict):
-    """Input of the speedup graph: a conversation ending in the question."""
-
-    messages: Annotated[list[AnyMessage], add_messages]
-
-
-class SpeedupOutput(TypedDict):
-    """Output: the answer appended to `messages`, details under `speedup`."""
-
-    messages: Annotated[list[AnyMessage], add_messages]
-    speedup: SpeedupResult
-
-
-class SpeedupState(SpeedupInput):
-    """Internal state of the speedup graph; only `messages` and `speedup` leave it."""
-
-    speedup: NotRequired[SpeedupResult]
-    question: NotRequired[str]
-    route: NotRequired[Route]
-    memory: NotRequired[MemoryContext]
-    """Read by the method's subgraph; empty when the router keeps memory out."""
-    vector: NotRequired[list[float]]
-    reuse: NotRequired[Episode | None]
-    episode_id: NotRequired[str]
-    """Fixed before solving, so a retried write overwrites, never duplicates."""
-    started: NotRequired[float]
-    best_of_n: NotRequired[ScalingResult]
-    """Written by the Best-of-N subgraph."""
-    self_refine: NotRequired[ScalingResult]
-    """Written by the Self-Refine subgraph."""
-    tree_of_thoughts: NotRequired[ScalingResult]
-    """Written by the Tree-of-Thoughts subgraph."""
-    long_cot: NotRequired[ScalingResult]
-    """Written by the long chain-of-thought subgraph."""
+        inputs, config = self._invoke_args(question, episode_id, config)
+        return result_of(await self._graph.ainvoke(inputs, config), "speedup")  # type: ignore[no-any-return]
 
 
 def create_speedup_graph(
-    model: ChatRunnable,
+    solver: ScalingEngine | ChatRunnable,
     /,
     *,
     store: EpisodicStore | None = None,
     embeddings: Embeddings | None = None,
     name: str = "speedup",
-    **options: Any,
-) -> CompiledStateGraph[SpeedupState, None, SpeedupInput, SpeedupOutput]:
+    **options: Unpack[SpeedupGraphOptions],
+) -> CompiledStateGraph[Any, None, SpeedupInput, Any]:
     """Build the memory-aware speedup graph: route, then reuse or solve, then remember.
 
     `route` embeds the question and decides; `reuse` answers an exact repeat
-    of a verified question from memory; otherwise the chosen method's own
-    subgraph, a node named after the method (`best_of_n` by default, or
-    `self_refine`, `tree_of_thoughts`, `long_cot`), solves with the memory
-    and budget the router allows, and `remember` writes the episode. The
-    answer is appended to `messages` as an `AIMessage`, and a `SpeedupResult`
-    (decision, reason, usage, candidates) is under `speedup`. The graph runs
-    standalone or as a node of a parent graph with a `messages` key.
+    of a verified question from memory; otherwise the method's own graph (a
+    node named after the method) solves with the memory and budget the
+    router allows, and `remember` writes the episode. The answer is appended
+    to `messages` and a `SpeedupResult` is under the key `name`.
 
     Example:
         ```python
@@ -775,111 +676,46 @@ def create_speedup_graph(
         ```
 
     Args:
-        model: The solver; any chat model.
-        store: The episodic store; `QdrantEpisodicStore.from_env()` when `None`
-            (a server at `QDRANT_URL`, else embedded in memory).
-        embeddings: Embeds questions; the offline `MiniLMEmbeddings` when `None`
-            (needs the `local` extra).
-        name: The graph's name, used as its node name in a parent graph.
-        **options: The keyword options of `BudgetRouter` (`method`, `budget`,
-            `n`, `mode`, `scorer`, `threshold`, `namespace`, `similarity_gate`,
-            `method_options`, ...).
+        solver: A `ScalingEngine`, or a chat model (solved by `BestOfN`).
+        store: The episodic store; `QdrantEpisodicStore.from_env()` when
+            `None` (a server at `QDRANT_URL`, else embedded in memory).
+        embeddings: Embeds questions; the offline `MiniLMEmbeddings` when
+            `None` (needs the `local` extra).
+        name: The graph's name, its node name in a parent graph and the key
+            of its result.
+        **options: The options of `BudgetRouter` (`namespace`,
+            `similarity_gate`, `max_exemplars`, `memory_samples`,
+            `enable_reuse`, `memory`) and of LangGraph's `compile`
+            (`checkpointer`, `store`, `interrupt_before`, `interrupt_after`,
+            `debug`).
 
     Returns:
         The compiled graph.
 
     Raises:
-        ConfigurationError: An option is out of range.
+        ConfigurationError: An unknown option, or one out of range.
     """
+    graph: dict[str, Any] = {
+        k: v for k, v in options.items() if k not in RouterOptions.__annotations__
+    }
+    router_options: dict[str, Any] = {
+        k: v for k, v in options.items() if k not in graph
+    }
+    unknown = sorted(set(graph) - set(SpeedupGraphOptions.__annotations__))
+    if unknown:
+        msg = (
+            f"create_speedup_graph has no option {', '.join(unknown)}; give the method's "
+            "options to its engine, e.g. create_speedup_graph(BestOfN(model, budget=4))"
+        )
+        raise ConfigurationError(msg)
     if embeddings is None:
         from langchain_speedup.local.embeddings import MiniLMEmbeddings
 
         embeddings = MiniLMEmbeddings()
     router = BudgetRouter(
-        model,
+        solver,
         store=store if store is not None else QdrantEpisodicStore.from_env(),
         embeddings=embeddings,
-        **options,
+        **router_options,
     )
-    engine = router.engine
-    solver = engine.method
-
-    def _routed(
-        question: str,
-        decided: tuple[Route, MemoryContext | None, Episode | None, list[float]],
-        started: float,
-    ) -> dict[str, Any]:
-        route, memory, reuse, vector = decided
-        return {
-            "question": question,
-            "route": route,
-            "memory": memory or MemoryContext(exemplars=[], precedents=[]),
-            "reuse": reuse,
-            "vector": vector,
-            "episode_id": str(uuid.uuid4()),
-            "started": started,
-        }
-
-    def route(state: SpeedupState, config: RunnableConfig) -> dict[str, Any]:
-        started = time.time()
-        text, _ = question_of(state["messages"])
-        return _routed(text, router.route(text, config=config), started)
-
-    async def aroute(state: SpeedupState, config: RunnableConfig) -> dict[str, Any]:
-        started = time.time()
-        text, _ = question_of(state["messages"])
-        return _routed(text, await router.aroute(text, config=config), started)
-
-    def after_route(state: SpeedupState) -> str:
-        return "reuse" if state.get("reuse") else solver
-
-    def reuse(state: SpeedupState) -> dict[str, Any]:
-        episode = state["reuse"]
-        assert episode is not None
-        result = router._reused(
-            state["question"], state["route"], episode, state["started"]
-        )
-        return {"speedup": result, "messages": [AIMessage(result["answer"], name=name)]}
-
-    def _remembered(state: SpeedupState) -> tuple[SpeedupResult, Episode]:
-        # The method's subgraph writes its result under the method's name.
-        result = cast(ScalingResult, state.get(solver))
-        return router._solved(
-            state["question"],
-            state["route"],
-            result,
-            state["episode_id"],
-            state["started"],
-        )
-
-    def remember(state: SpeedupState) -> dict[str, Any]:
-        answer, episode = _remembered(state)
-        try:
-            router.store.put(episode, state["vector"])
-        except MemoryStoreError as e:
-            answer = router._write_failed(answer, e)
-        return {"speedup": answer}
-
-    async def aremember(state: SpeedupState) -> dict[str, Any]:
-        answer, episode = _remembered(state)
-        try:
-            await router.store.aput(episode, state["vector"])
-        except MemoryStoreError as e:
-            answer = router._write_failed(answer, e)
-        return {"speedup": answer}
-
-    builder = StateGraph(
-        SpeedupState, input_schema=SpeedupInput, output_schema=SpeedupOutput
-    )
-    builder.add_node("route", RunnableLambda(route, afunc=aroute, name="route"))
-    builder.add_node("reuse", reuse)
-    builder.add_node(solver, engine.as_graph(name=engine.method))
-    builder.add_node(
-        "remember", RunnableLambda(remember, afunc=aremember, name="remember")
-    )
-    builder.add_edge(START, "route")
-    builder.add_conditional_edges("route", after_route, ["reuse", solver])
-    builder.add_edge("reuse", END)
-    builder.add_edge(solver, "remember")
-    builder.add_edge("remember", END)
-    return builder.compile(name=name)
+    return router.as_graph(name=name, **graph)

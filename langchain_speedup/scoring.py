@@ -1,51 +1,41 @@
-"""Scorers: how good is a candidate answer, without knowing the right one.
+"""Scorers: how good a candidate answer is, without knowing the right one.
 
-A `Scorer` rates one candidate for a question, given its peers (the other
-candidates of the same question) and any verified precedents (final answers
-that memory holds for the same problem). Scores live in the scorer's declared
-range `[lower, upper]`; adaptive methods stop once a score reaches their
-threshold. Scorers never see gold answers.
-
-Three scorers ship:
-
-- `ConsensusScorer`: agreement of final answers among samples, plus agreement
-  with a verified precedent. No model calls. On small local models this is the
-  signal that discriminates (4 of 4 agreeing samples were always right when
-  measured), so it is the default.
-- `LLMJudgeScorer`: asks a chat model to grade the solution from 0 to 10.
-  Malformed judge output falls back to a configurable score with a warning;
-  it never crashes. Small models make poor judges of their own answers.
-- `FunctionScorer`: wraps any `fn(question, candidate) -> float`.
+A scorer rates one candidate for a question in its range `[lower, upper]`,
+given its peers (the other candidates) and verified precedents from memory.
 """
 
 from __future__ import annotations
 
-import asyncio
-import inspect
+import contextlib
 import logging
 import math
 import re
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Awaitable, Callable, Generator, Sequence
+from typing import Any, NamedTuple, NoReturn, Protocol, TypeGuard, runtime_checkable
 
-from langchain_core.language_models import LanguageModelInput
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
-from langchain_core.runnables import Runnable, RunnableConfig
+from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
+from langchain_core.runnables.utils import is_async_callable
+from pydantic import BaseModel, Field
 
-from langchain_speedup._internal import message_text, raise_model_error
+from langchain_speedup._internal import (
+    Call,
+    adrive,
+    check_count,
+    check_model,
+    check_prompt,
+    drive,
+    raise_model_error,
+)
 from langchain_speedup.answers import extract_answer
-from langchain_speedup.errors import ConfigurationError, ScoringError
+from langchain_speedup.errors import ConfigurationError, InvalidInputError, ScoringError
+from langchain_speedup.types import ChatRunnable
 
-__all__ = [
-    "ConsensusScorer",
-    "FunctionScorer",
-    "LLMJudgeScorer",
-    "Scorer",
-    "check_score",
-    "check_threshold",
-]
+__all__ = ["ConsensusScorer", "FunctionScorer", "LLMJudgeScorer", "Scorer"]
 
 logger = logging.getLogger(__name__)
+
+_Step = Generator[Call, Any, float]
 
 
 @runtime_checkable
@@ -72,6 +62,9 @@ class Scorer(Protocol):
             peers: Other candidate solutions to the same question.
             precedents: Verified final answers memory holds for this problem.
             config: Pass it to any model call so the call is counted.
+
+        Returns:
+            The score, in `[lower, upper]`.
         """
         ...
 
@@ -88,20 +81,24 @@ class Scorer(Protocol):
         ...
 
 
-def check_threshold(scorer: Scorer, threshold: float) -> float:
-    """Validate that `threshold` lies in the scorer's range.
+def _in_range(value: object, lower: float, upper: float) -> TypeGuard[float]:
+    """Whether `value` is a finite number (not a bool) in `[lower, upper]`."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return math.isfinite(value) and lower <= value <= upper
+
+
+def check_threshold(
+    scorer: Scorer, threshold: object, *, name: str = "threshold"
+) -> float:
+    """Return `threshold` (the option `name`) as a float if in the scorer's range.
 
     Raises:
-        ConfigurationError: It does not, or it is not a finite number.
+        ConfigurationError: It is not a finite number in the range.
     """
-    if (
-        isinstance(threshold, bool)
-        or not isinstance(threshold, int | float)
-        or not math.isfinite(threshold)
-        or not scorer.lower <= threshold <= scorer.upper
-    ):
+    if not _in_range(threshold, scorer.lower, scorer.upper):
         msg = (
-            f"`threshold` must be a number in the scorer's range "
+            f"`{name}` must be a number in the scorer's range "
             f"[{scorer.lower}, {scorer.upper}], got {threshold!r}"
         )
         raise ConfigurationError(msg)
@@ -109,32 +106,88 @@ def check_threshold(scorer: Scorer, threshold: float) -> float:
 
 
 def check_score(scorer: Scorer, value: object) -> float:
-    """Validate a score: a finite number in the scorer's range.
+    """Return a scorer's result as a float if it is a finite number in its range.
 
     Raises:
         ScoringError: It is not.
     """
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        msg = f"scorer {type(scorer).__name__} returned {value!r}, not a number"
-        raise ScoringError(msg)
-    if not math.isfinite(value) or not scorer.lower <= value <= scorer.upper:
+    if not _in_range(value, scorer.lower, scorer.upper):
         msg = (
-            f"scorer {type(scorer).__name__} returned {value!r}, outside its range "
-            f"[{scorer.lower}, {scorer.upper}]"
+            f"scorer {type(scorer).__name__} returned {value!r}, not a finite "
+            f"number in its range [{scorer.lower}, {scorer.upper}]"
         )
         raise ScoringError(msg)
     return float(value)
 
 
-class ConsensusScorer:
+class _Query(NamedTuple):
+    question: str
+    candidate: str
+    peers: Sequence[str]
+    precedents: Sequence[str]
+    config: RunnableConfig | None
+
+
+def _checked(query: _Query) -> _Query:
+    lists = (query.peers, query.precedents)
+    if not all(isinstance(x, Sequence) and not isinstance(x, str) for x in lists):
+        msg = f"`peers` and `precedents` must be lists of strings, got {lists!r}"
+        raise InvalidInputError(msg)
+    if not all(isinstance(t, str) for t in (*query[:2], *lists[0], *lists[1])):
+        msg = "the question, candidate, peers and precedents must be strings"
+        raise InvalidInputError(msg)
+    return query
+
+
+class _StepScorer:
+    """A scorer written once, as a step that `score` and `ascore` both run."""
+
+    lower = 0.0
+    upper = 1.0
+
+    def _step(self, query: _Query) -> _Step:
+        raise NotImplementedError
+
+    def score(
+        self,
+        question: str,
+        candidate: str,
+        *,
+        peers: Sequence[str] = (),
+        precedents: Sequence[str] = (),
+        config: RunnableConfig | None = None,
+    ) -> float:
+        """Score `candidate`; see `Scorer.score`.
+
+        Raises:
+            InvalidInputError: An argument is not text.
+        """
+        query = _Query(question, candidate, peers, precedents, config)
+        return drive(self._step(_checked(query)))
+
+    async def ascore(
+        self,
+        question: str,
+        candidate: str,
+        *,
+        peers: Sequence[str] = (),
+        precedents: Sequence[str] = (),
+        config: RunnableConfig | None = None,
+    ) -> float:
+        """Async form of `score`."""
+        query = _Query(question, candidate, peers, precedents, config)
+        return await adrive(self._step(_checked(query)))
+
+
+class ConsensusScorer(_StepScorer):
     r"""Scores a candidate by how many others reach the same final answer.
 
     The score is `min(1, votes / quorum)`, where `votes` counts the candidate
     itself, every peer with the same final answer, and `precedent_weight` more
-    when the answer matches a verified precedent. With the default threshold of
-    1.0 an adaptive method stops once `quorum` samples agree, or once one fresh
-    sample confirms a verified precedent. A candidate with no final answer
-    scores 0.
+    when the answer matches a verified precedent. With a threshold of 1.0 an
+    adaptive method stops once `quorum` samples agree, or once one fresh sample
+    confirms a verified precedent. A candidate with no final answer scores 0.
+    It makes no model calls.
 
     Example:
         ```python
@@ -147,10 +200,11 @@ class ConsensusScorer:
         precedent_weight: Votes a matching verified precedent adds; by default
             `quorum - 1`, so that precedent plus one agreeing sample is a quorum.
         extract: Maps a solution to its final answer (`None` when it has none).
-    """
 
-    lower = 0.0
-    upper = 1.0
+    Raises:
+        ConfigurationError: `quorum` is not an integer >= 1, or
+            `precedent_weight` not an integer >= 0.
+    """
 
     def __init__(
         self,
@@ -159,174 +213,153 @@ class ConsensusScorer:
         precedent_weight: int | None = None,
         extract: Callable[[str], str | None] = extract_answer,
     ) -> None:
-        if isinstance(quorum, bool) or not isinstance(quorum, int) or quorum < 1:
-            msg = f"`quorum` must be an integer >= 1, got {quorum!r}"
-            raise ConfigurationError(msg)
+        self.quorum = check_count("quorum", quorum)
         weight = quorum - 1 if precedent_weight is None else precedent_weight
-        if isinstance(weight, bool) or not isinstance(weight, int) or weight < 0:
-            msg = f"`precedent_weight` must be an integer >= 0, got {weight!r}"
-            raise ConfigurationError(msg)
-        self.quorum = quorum
-        self.precedent_weight = weight
+        self.precedent_weight = check_count("precedent_weight", weight, minimum=0)
         self.extract = extract
 
-    def score(
-        self,
-        question: str,
-        candidate: str,
-        *,
-        peers: Sequence[str] = (),
-        precedents: Sequence[str] = (),
-        config: RunnableConfig | None = None,
-    ) -> float:
-        """Agreement score of `candidate` (see the class docstring)."""
-        answer = self.extract(candidate)
+    def _step(self, query: _Query) -> _Step:
+        yield from ()  # no I/O: `ascore` computes what `score` does
+        answer = self.extract(query.candidate)
         if answer is None:
             return 0.0
-        votes = 1 + sum(self.extract(peer) == answer for peer in peers)
-        if answer in precedents:
+        votes = 1 + sum(self.extract(peer) == answer for peer in query.peers)
+        if answer in query.precedents:
             votes += self.precedent_weight
         return min(1.0, votes / self.quorum)
 
-    async def ascore(
-        self,
-        question: str,
-        candidate: str,
-        *,
-        peers: Sequence[str] = (),
-        precedents: Sequence[str] = (),
-        config: RunnableConfig | None = None,
-    ) -> float:
-        """Same as `score`: consensus makes no I/O."""
-        return self.score(question, candidate, peers=peers, precedents=precedents)
 
-
+_SCALE = "how likely the final answer is correct, from 0 (certainly wrong) to 10 (certainly right)"
 _JUDGE_PROMPT = (
     "You grade solutions to math word problems. Read the problem and the "
-    "proposed solution, check every step, and rate how likely the final answer "
-    "is correct on a scale from 0 (certainly wrong) to 10 (certainly right). "
-    "Reply with the number only."
+    f"proposed solution, check every step, and rate {_SCALE}. "
+    "End your reply with the line 'Rating: N'."
 )
-# A rating may end a sentence ("8."), but not be part of a longer number.
-_RATING = re.compile(r"(?<![\d.])(10(?:\.0+)?|\d(?:\.\d+)?)(?!\d|\.\d)")
-# "7/10" or "7 out of 10" names the rating even when other numbers surround it.
-_RATING_OUT_OF = re.compile(
-    r"(?<![\d.])(10(?:\.0+)?|\d(?:\.\d+)?)\s*(?:/|out of)\s*10(?!\d)", re.IGNORECASE
+# A "Rating: N" that ends its line ("Rating: 7", "**Rating:** 7/10."), so that
+# other numbers in the text, "10/10" included, are never read as the rating.
+_RATING_LINE = re.compile(
+    r"\brating\W{0,3}[:=][\s*]*(\d+(?:\.\d+)?)(?:\s*/\s*10)?[\s*.]*$",
+    re.IGNORECASE | re.MULTILINE,
 )
 
 
-class LLMJudgeScorer:
+class _Rating(BaseModel):
+    """The judge's verdict on a proposed solution."""
+
+    rating: float = Field(ge=0, le=10, description=f"{_SCALE.capitalize()}.")
+
+
+class LLMJudgeScorer(_StepScorer):
     """Asks a chat model to rate a solution from 0 to 10; scores in [0, 1].
 
-    Each call is tagged `speedup:scorer`, so the ledger counts the judge's
-    tokens apart from the solver's. When the judge's reply holds no rating,
-    the score is `fallback` and a warning is logged: a malformed reply never
-    crashes the method. A failing judge model raises `ModelError`.
+    The rating is read with the model's structured output; from a model
+    without it (`with_structured_output` raises `NotImplementedError`), from
+    the last line of the reply that states `Rating: N`. A reply with no rating
+    scores `fallback` and logs a warning. Calls use the `config` the scorer is
+    given, so a `Ledger` counts them under the `scorer` role.
+
+    Example:
+        ```python
+        judge = LLMJudgeScorer(ChatOpenAI(model="gpt-4o-mini"))
+        judge.score("2 + 2?", "2 + 2 = 4. The final answer is 4.")  # 1.0
+        ```
 
     Args:
         model: The judge; any chat model or runnable returning a message.
-        prompt: The system prompt asking for a bare 0-10 rating.
+        prompt: The system prompt asking for the 0-10 rating.
         fallback: The score given when the reply holds no rating.
-    """
 
-    lower = 0.0
-    upper = 1.0
+    Raises:
+        ConfigurationError: An option is invalid.
+        ModelError: A judge call failed (`role == "scorer"`).
+    """
 
     def __init__(
         self,
-        model: Runnable[LanguageModelInput, BaseMessage],
+        model: ChatRunnable,
         /,
         *,
         prompt: str = _JUDGE_PROMPT,
         fallback: float = 0.0,
     ) -> None:
-        if not isinstance(model, Runnable):
-            msg = (
-                f"`model` must be a chat model or runnable, got {type(model).__name__}"
-            )
-            raise ConfigurationError(msg)
-        if isinstance(fallback, bool) or not 0.0 <= fallback <= 1.0:
-            msg = f"`fallback` must be in [0, 1], got {fallback!r}"
+        check_model(model)
+        if not _in_range(fallback, 0.0, 1.0):
+            msg = f"`fallback` must be a number in [0, 1], got {fallback!r}"
             raise ConfigurationError(msg)
         self.model = model
-        self.prompt = prompt
-        self.fallback = fallback
+        self.prompt = check_prompt("prompt", prompt)
+        self.fallback = float(fallback)
         self.malformed = 0
         """How many judge replies held no rating so far."""
+        self._judge: Runnable[Any, Any] = model
+        structured = getattr(model, "with_structured_output", None)
+        if structured is not None:
+            with contextlib.suppress(NotImplementedError):
+                self._judge = structured(_Rating, include_raw=True)
 
-    def _messages(self, question: str, candidate: str) -> list[BaseMessage]:
-        return [
+    def _step(self, query: _Query) -> _Step:
+        question, candidate, _, _, config = query
+        prompt = [
             SystemMessage(self.prompt),
             HumanMessage(f"Problem:\n{question}\n\nProposed solution:\n{candidate}"),
         ]
-
-    def _parse(self, reply: BaseMessage) -> float:
-        text = message_text(reply)
-        # A stated "N/10" wins; otherwise the last number in range, since
-        # judges tend to restate the scale ("from 0 to 10") before rating.
-        match = _RATING_OUT_OF.search(text) or next(
-            reversed(list(_RATING.finditer(text))), None
+        try:
+            reply = yield Call(
+                lambda: self._judge.invoke(prompt, config),
+                lambda: self._judge.ainvoke(prompt, config),
+            )
+        except Exception as e:  # noqa: BLE001
+            raise_model_error(e, role="scorer")
+        # Structured output gives {"raw": message, "parsed": _Rating | None, ...};
+        # when it holds no valid rating, the message's text may still state one.
+        structured = isinstance(reply, dict)
+        raw, parsed = (
+            (reply.get("raw"), reply.get("parsed")) if structured else (reply, None)
         )
-        if match is None:
-            self.malformed += 1
-            logger.warning(
-                "judge reply held no 0-10 rating, scoring %s: %r",
-                self.fallback,
-                message_text(reply)[:200],
-            )
-            return self.fallback
-        return float(match.group(1)) / 10
-
-    def score(
-        self,
-        question: str,
-        candidate: str,
-        *,
-        peers: Sequence[str] = (),
-        precedents: Sequence[str] = (),
-        config: RunnableConfig | None = None,
-    ) -> float:
-        """Ask the judge for a rating of `candidate`."""
-        try:
-            reply = self.model.invoke(self._messages(question, candidate), config)
-        except Exception as e:  # noqa: BLE001
-            raise_model_error(e, role="scorer")
-        return self._parse(reply)
-
-    async def ascore(
-        self,
-        question: str,
-        candidate: str,
-        *,
-        peers: Sequence[str] = (),
-        precedents: Sequence[str] = (),
-        config: RunnableConfig | None = None,
-    ) -> float:
-        """Async form of `score`."""
-        try:
-            reply = await self.model.ainvoke(
-                self._messages(question, candidate), config
-            )
-        except Exception as e:  # noqa: BLE001
-            raise_model_error(e, role="scorer")
-        return self._parse(reply)
+        if isinstance(parsed, _Rating):
+            return parsed.rating / 10
+        text = raw.text if isinstance(raw, BaseMessage) else str(raw)
+        stated = _RATING_LINE.findall(text)
+        if stated and float(stated[-1]) <= 10:
+            return float(stated[-1]) / 10
+        self.malformed += 1
+        logger.warning(
+            "judge reply held no 0-10 rating, scoring %s: %r", self.fallback, text[:200]
+        )
+        return self.fallback
 
 
-class FunctionScorer:
+def _async_only(_: object) -> NoReturn:
+    msg = (
+        "this FunctionScorer has only an async function: call `ascore` "
+        "(run the graph with `ainvoke`), or give it a sync `fn`"
+    )
+    raise ConfigurationError(msg)
+
+
+class FunctionScorer(_StepScorer):
     """Wraps a function `fn(question, candidate) -> float` as a scorer.
 
-    The function may be sync or async; its result is checked against the
-    declared range and a bad value raises `ScoringError`.
+    The function runs as a `RunnableLambda`: a sync `fn` serves `score`, and
+    `ascore` too (in an executor, so it never blocks the event loop); an async
+    `fn` serves `ascore` only. Pass both forms as `fn` and `afn`.
 
     Example:
         ```python
-        scorer = FunctionScorer(lambda q, c: 1.0 if "boxed" in c else 0.0)
+        scorer = FunctionScorer(lambda q, c: 1.0 if "4" in c else 0.0)
+        scorer.score("2 + 2?", "It makes 4.")  # 1.0
         ```
 
     Args:
-        fn: The scoring function.
-        lower: The lowest score `fn` returns.
-        upper: The highest score `fn` returns.
+        fn: The scoring function, sync or async.
+        afn: An async form of a sync `fn`, for `ascore`.
+        lower: The lowest score the function returns.
+        upper: The highest score the function returns.
+
+    Raises:
+        ConfigurationError: An option is invalid, or `score` is called with
+            only an async function.
+        ScoringError: The function returned no number in `[lower, upper]`.
     """
 
     def __init__(
@@ -334,46 +367,33 @@ class FunctionScorer:
         fn: Callable[[str, str], float] | Callable[[str, str], Awaitable[float]],
         /,
         *,
+        afn: Callable[[str, str], Awaitable[float]] | None = None,
         lower: float = 0.0,
         upper: float = 1.0,
     ) -> None:
-        if not callable(fn):
-            msg = f"`fn` must be callable, got {type(fn).__name__}"
+        if not callable(fn) or not (afn is None or callable(afn)):
+            msg = f"`fn` and `afn` must be callable, got {fn!r}, {afn!r}"
             raise ConfigurationError(msg)
-        if not (math.isfinite(lower) and math.isfinite(upper) and lower < upper):
-            msg = f"need finite `lower` < `upper`, got {lower!r}, {upper!r}"
+        if afn is not None and is_async_callable(fn):
+            msg = "`fn` is async already; pass `afn` only with a sync `fn`"
             raise ConfigurationError(msg)
-        self.fn = fn
-        self.lower = float(lower)
-        self.upper = float(upper)
-        self._is_async = inspect.iscoroutinefunction(fn)
+        numbers = all(_in_range(x, -math.inf, math.inf) for x in (lower, upper))
+        if not numbers or not lower < upper:
+            msg = f"need finite numbers `lower` < `upper`, got {lower!r}, {upper!r}"
+            raise ConfigurationError(msg)
+        self.fn, self.afn = fn, afn
+        self.lower, self.upper = float(lower), float(upper)
+        asyn = afn or (fn if is_async_callable(fn) else None)
+        self._runnable = RunnableLambda(
+            _async_only if asyn is fn else lambda pair: fn(*pair),
+            afunc=None if asyn is None else lambda pair: asyn(*pair),
+            name=getattr(fn, "__name__", type(self).__name__),
+        )
 
-    def score(
-        self,
-        question: str,
-        candidate: str,
-        *,
-        peers: Sequence[str] = (),
-        precedents: Sequence[str] = (),
-        config: RunnableConfig | None = None,
-    ) -> float:
-        """Call the function and check its result."""
-        value: Any = self.fn(question, candidate)
-        if self._is_async:
-            value = asyncio.run(value)
-        return check_score(self, value)
-
-    async def ascore(
-        self,
-        question: str,
-        candidate: str,
-        *,
-        peers: Sequence[str] = (),
-        precedents: Sequence[str] = (),
-        config: RunnableConfig | None = None,
-    ) -> float:
-        """Call the function (awaiting it when async) and check its result."""
-        value: Any = self.fn(question, candidate)
-        if inspect.isawaitable(value):
-            value = await value
+    def _step(self, query: _Query) -> _Step:
+        pair, config = (query.question, query.candidate), query.config
+        value = yield Call(
+            lambda: self._runnable.invoke(pair, config),
+            lambda: self._runnable.ainvoke(pair, config),
+        )
         return check_score(self, value)

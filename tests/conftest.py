@@ -36,3 +36,9 @@ def store() -> Iterator[QdrantEpisodicStore]:
     """An embedded in-memory Qdrant store."""
     with QdrantEpisodicStore() as s:
         yield s
+
+
+@pytest.fixture(params=[False, True], ids=["sync", "async"])
+def is_async(request: pytest.FixtureRequest) -> bool:
+    """Runs a test through the sync path, then through the async one."""
+    return bool(request.param)

@@ -26,7 +26,8 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import ConfigDict, Field, PrivateAttr
 
-from langchain_speedup import Episode, question_key
+from langchain_speedup import Episode, ScalingEngine, question_key
+from langchain_speedup.types import ScalingResult
 
 Responder = Callable[[list[BaseMessage]], str]
 
@@ -257,3 +258,20 @@ def make_episode(
         seconds=0.5,
         created_at=created_at,
     )
+
+
+async def solve(
+    engine: type[ScalingEngine],
+    model: Any,
+    question: Any,
+    *,
+    is_async: bool,
+    memory: Any = None,
+    config: Any = None,
+    **options: Any,
+) -> ScalingResult:
+    """Answer with `engine` built from `options`, through `run` or `arun`."""
+    built = engine.from_options(model, options)
+    if is_async:
+        return await built.arun(question, memory=memory, config=config)
+    return built.run(question, memory=memory, config=config)

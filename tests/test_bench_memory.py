@@ -13,18 +13,21 @@ from langchain_core.messages import BaseMessage, HumanMessage
 
 from langchain_speedup import ConfigurationError
 from langchain_speedup.answers import question_key
+from langchain_speedup.bench import write_report
 from langchain_speedup.bench.memory import (
     ARMS,
     MemoryBenchReport,
-    dissimilar_stream,
     format_memory_report,
     run_memory_bench,
-    similar_stream,
-    write_memory_json,
 )
-from langchain_speedup.bench.questions import TEMPLATES
+from langchain_speedup.bench.questions import (
+    TEMPLATES,
+    dissimilar_stream,
+    similar_stream,
+)
 from langchain_speedup.cli import main
 from tests.fakes import FakeChatModel, HashEmbeddings, boxed, text_of
+from tests.test_bench_methods import NamedFakeChatModel, serve_fakes
 
 DISSIMILAR = dissimilar_stream(TEMPLATES[:4])
 SIMILAR = similar_stream(TEMPLATES[:2])
@@ -41,12 +44,6 @@ def gold_solver(messages: list[BaseMessage]) -> str:
     """Answers the question asked (the last human turn) right, every time."""
     asked = [text_of(m) for m in messages if isinstance(m, HumanMessage)][-1]
     return boxed(GOLD[asked])
-
-
-class NamedFakeChatModel(FakeChatModel):
-    """A fake with a `model_name`, as the command reads one."""
-
-    model_name: str = "fake-model"
 
 
 @pytest.fixture(scope="module")
@@ -130,14 +127,22 @@ def test_memory_saves_on_paraphrases(report: MemoryBenchReport) -> None:
     assert summary["ratios"]["ungated_generations"] < 1
 
 
-def test_gated_memory_records_its_bands(report: MemoryBenchReport) -> None:
+def test_the_gate_keeps_memory_out_of_closed_bands(report: MemoryBenchReport) -> None:
+    # The gate's prior opens the bands from a similarity of 0.7; its seeded
+    # exploration draws no closed-band question here.
     for stream in ("dissimilar", "similar"):
         gated = arm_records(report, stream, "gated")
+        assert (gated[0]["similarity"], gated[0]["band"]) == (None, None)
         for r in gated[1:]:
-            assert r["similarity"] is not None
             assert r["band"] is not None
-        assert all(r["decision"] in {"scratch", "exemplars"} for r in gated)
-        assert all(r["decision"] == "exemplars" for r in gated if r["explored"])
+            assert not r["explored"]
+            assert (r["decision"] == "exemplars") is (r["similarity"] >= 0.7)
+    arms = {s["stream"]: s["arms"]["gated"] for s in report["streams"]}
+    assert arms["dissimilar"]["with_memory"] == 0
+    assert arms["similar"]["with_memory"] == 5
+    # Kept out, the gated arm spends what no memory spends.
+    dissimilar = next(s for s in report["streams"] if s["stream"] == "dissimilar")
+    assert dissimilar["ratios"]["gated_generations"] == 1.0
 
 
 def test_ratios_divide_by_the_no_memory_arm(report: MemoryBenchReport) -> None:
@@ -161,7 +166,7 @@ def test_the_table_shows_each_stream_and_the_gate(report: MemoryBenchReport) -> 
 
 
 def test_json_round_trips(report: MemoryBenchReport, tmp_path: Path) -> None:
-    path = write_memory_json(report, tmp_path / "out" / "memory.json")
+    path = write_report(report, tmp_path / "out" / "memory.json")
     assert json.loads(path.read_text()) == json.loads(json.dumps(report))
 
 
@@ -215,30 +220,18 @@ def test_exactly_one_way_to_get_a_model(both: bool) -> None:
 
 
 class TestCommand:
-    @pytest.fixture
-    def fake_stack(self, monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
-        opened: list[dict[str, Any]] = []
-
-        @contextlib.contextmanager
-        def open_chat_model(**kwargs: Any) -> Iterator[NamedFakeChatModel]:
-            opened.append(kwargs)
-            yield NamedFakeChatModel(responder=gold_solver)
-
-        monkeypatch.setattr("langchain_speedup.local.open_chat_model", open_chat_model)
-        monkeypatch.setattr("langchain_speedup.local.MiniLMEmbeddings", HashEmbeddings)
-        return opened
-
     def test_runs_both_streams_and_writes_json(
         self,
-        fake_stack: list[dict[str, Any]],
+        monkeypatch: pytest.MonkeyPatch,
         tmp_path: Path,
         capsys: pytest.CaptureFixture[str],
     ) -> None:
+        opened = serve_fakes(monkeypatch, gold_solver)
         target = tmp_path / "memory.json"
         code = main(["bench-memory", "--quiet", "--n", "4", "--json", str(target)])
         assert code == 0
         # A fresh model for each of the 3 arms of the 2 streams.
-        assert fake_stack == [{"temperature": 0.7, "max_tokens": 256}] * 6
+        assert opened == [{"temperature": 0.7, "max_tokens": 256}] * 6
         out = capsys.readouterr().out
         assert "dissimilar stream (12 questions)" in out
         assert "similar stream (16 questions)" in out
@@ -246,14 +239,3 @@ class TestCommand:
         assert loaded["model"] == "fake-model"
         assert loaded["n"] == 4
         assert [s["stream"] for s in loaded["streams"]] == ["dissimilar", "similar"]
-
-    @pytest.mark.parametrize(
-        "argv", [["bench-memory", "--n", "0"], ["bench-memory", "--quorum", "0"]]
-    )
-    def test_bad_arguments_exit_before_starting_a_server(
-        self, fake_stack: list[dict[str, Any]], argv: list[str]
-    ) -> None:
-        with pytest.raises(SystemExit) as info:
-            main(argv)
-        assert info.value.code == 2
-        assert fake_stack == []

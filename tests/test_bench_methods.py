@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +13,10 @@ import pytest
 from langchain_core.messages import BaseMessage, HumanMessage
 
 from langchain_speedup import ConfigurationError
-from langchain_speedup.bench.demo import DEMO_SYSTEM_PROMPT
+from langchain_speedup.bench import write_report
 from langchain_speedup.bench.methods import (
     BENCH_CRITIQUE_PROMPT,
+    BENCH_REVISE_PROMPT,
     BENCH_STEP_PROMPT,
     DEFAULT_SETTINGS,
     MODES,
@@ -23,13 +24,12 @@ from langchain_speedup.bench.methods import (
     MethodSetting,
     format_method_report,
     run_method_bench,
-    write_method_json,
 )
-from langchain_speedup.bench.questions import TEMPLATES, problems
+from langchain_speedup.bench.questions import DEMO_SYSTEM_PROMPT, TEMPLATES, problems
 from langchain_speedup.cli import main
-from langchain_speedup.scaling import METHODS
 from langchain_speedup.scaling.long_cot import LONG_COT_SYSTEM_PROMPT
-from tests.fakes import FakeChatModel, boxed, text_of
+from langchain_speedup.types import METHODS
+from tests.fakes import FakeChatModel, HashEmbeddings, boxed, text_of
 
 PROBLEMS = problems(TEMPLATES[:2], variants=1)
 # The first problem is answered right, the second consistently wrong: both
@@ -87,6 +87,25 @@ class NamedFakeChatModel(FakeChatModel):
     """A fake with a `model_name`, as the command reads one."""
 
     model_name: str = "fake-model"
+
+
+def serve_fakes(
+    monkeypatch: pytest.MonkeyPatch, responder: Callable[[list[BaseMessage]], str]
+) -> list[dict[str, Any]]:
+    """Stand fakes in for the local model server and embeddings.
+
+    Returns the keyword arguments of every server start, in order.
+    """
+    opened: list[dict[str, Any]] = []
+
+    @contextlib.contextmanager
+    def open_chat_model(**kwargs: Any) -> Iterator[NamedFakeChatModel]:
+        opened.append(kwargs)
+        yield NamedFakeChatModel(responder=responder)
+
+    monkeypatch.setattr("langchain_speedup.local.open_chat_model", open_chat_model)
+    monkeypatch.setattr("langchain_speedup.local.MiniLMEmbeddings", HashEmbeddings)
+    return opened
 
 
 @pytest.fixture(scope="module")
@@ -248,7 +267,7 @@ class TestTableAndJson:
         assert "critique_prompt" not in table
 
     def test_json_round_trips(self, report: MethodBenchReport, tmp_path: Path) -> None:
-        path = write_method_json(report, tmp_path / "out" / "bench.json")
+        path = write_report(report, tmp_path / "out" / "bench.json")
         loaded = json.loads(path.read_text())
         assert set(loaded) == set(report)
         assert loaded["records"] == report["records"]
@@ -268,7 +287,7 @@ class TestTableAndJson:
         nan = dict.fromkeys(("budget_used", "tokens", "seconds"), math.nan)
         summary = {**report["methods"][0], "ratios": nan}
         broken: Any = {**report, "methods": [summary]}
-        text = write_method_json(broken, tmp_path / "nan.json").read_text()
+        text = write_report(broken, tmp_path / "nan.json").read_text()
 
         def refuse(constant: str) -> None:
             raise AssertionError(f"non-standard JSON constant {constant}")
@@ -316,6 +335,23 @@ class TestRunner:
         assert summary["static"]["budget_used"] == 4
         assert summary["adaptive"]["budget_used"] == 3
         assert summary["system_prompt"] != DEMO_SYSTEM_PROMPT
+
+    def test_the_settings_prompts_reach_the_model(self) -> None:
+        model = FakeChatModel(responder=bench_solver)
+        run_method_bench(
+            model,
+            problems=PROBLEMS[:1],
+            methods=["self_refine", "tree_of_thoughts", "long_cot"],
+            progress=False,
+        )
+        systems = {text_of(call[0]) for call in model.calls}
+        assert systems == {
+            DEMO_SYSTEM_PROMPT,
+            BENCH_STEP_PROMPT,
+            LONG_COT_SYSTEM_PROMPT,
+        }
+        asked = {text_of(call[-1]) for call in model.calls}
+        assert {BENCH_CRITIQUE_PROMPT, BENCH_REVISE_PROMPT} <= asked
 
     def test_static_mode_spends_the_whole_budget(self) -> None:
         model = FakeChatModel(responder=bench_solver)
@@ -375,15 +411,7 @@ class TestRunner:
 class TestCommand:
     @pytest.fixture
     def fake_server(self, monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
-        opened: list[dict[str, Any]] = []
-
-        @contextlib.contextmanager
-        def open_chat_model(**kwargs: Any) -> Iterator[NamedFakeChatModel]:
-            opened.append(kwargs)
-            yield NamedFakeChatModel(responder=bench_solver)
-
-        monkeypatch.setattr("langchain_speedup.local.open_chat_model", open_chat_model)
-        return opened
+        return serve_fakes(monkeypatch, bench_solver)
 
     def test_runs_and_writes_json(
         self,
@@ -429,6 +457,11 @@ class TestCommand:
             ["bench-methods", "--methods", "best_of_n,mcts"],
             ["bench-methods", "--methods", ","],
             ["bench-methods", "--methods", "long_cot,long_cot"],
+            ["bench-memory", "--n", "0"],
+            ["bench-memory", "--quorum", "0"],
+            ["demo", "--n", "0"],
+            ["demo", "--quorum", "-1"],
+            ["demo", "--max-tokens", "0"],
         ],
     )
     def test_bad_arguments_exit_before_starting_a_server(

@@ -19,17 +19,16 @@ from langchain_speedup import (
     MemoryContext,
     ModelError,
     ScoringError,
-    abest_of_n,
-    best_of_n,
     create_best_of_n_graph,
 )
-from langchain_speedup.scaling.base import DEFAULT_SYSTEM_PROMPT
+from langchain_speedup._internal import DEFAULT_SYSTEM_PROMPT
 from tests.fakes import (
     FailingChatModel,
     FakeChatModel,
     Sequenced,
     boxed,
     constant,
+    solve,
     sum_solver,
     text_of,
     words,
@@ -49,21 +48,14 @@ def all_different(n: int) -> Sequenced:
 
 
 async def run(is_async: bool, model: Any, question: Any, **kwargs: Any) -> Any:
-    if is_async:
-        return await abest_of_n(model, question, **kwargs)
-    return best_of_n(model, question, **kwargs)
-
-
-@pytest.fixture(params=[False, True], ids=["sync", "async"])
-def is_async(request: pytest.FixtureRequest) -> bool:
-    return request.param
+    return await solve(BestOfN, model, question, is_async=is_async, **kwargs)
 
 
 class TestStatic:
     async def test_spends_n_and_picks_the_majority(self, is_async: bool) -> None:
         replies = [boxed(7), boxed(42), boxed(7), boxed(42), boxed(42)]
         model = FakeChatModel(responder=Sequenced(replies))
-        result = await run(is_async, model, Q, n=5, mode="static")
+        result = await run(is_async, model, Q, budget=5, mode="static")
         assert len(model.calls) == 5
         assert result["budget_used"] == 5
         assert result["budget_unit"] == "generations"
@@ -86,7 +78,7 @@ class TestStatic:
         self, is_async: bool
     ) -> None:
         model = FakeChatModel(responder=sum_solver)
-        result = await run(is_async, model, Q, n=6, mode="static")
+        result = await run(is_async, model, Q, budget=6, mode="static")
         assert len(model.calls) == 6
         assert result["budget_used"] == 6
         assert result["usage"]["generations"] == 6
@@ -99,9 +91,9 @@ class TestStatic:
         for _ in range(5):
             replies = [boxed(1), boxed(1), boxed(2), boxed(2), boxed(2)]
             model = FakeChatModel(responder=Sequenced(replies))
-            result = best_of_n(
-                model, Q, n=5, mode="static", scorer=ConsensusScorer(quorum=5)
-            )
+            result = BestOfN(
+                model, budget=5, mode="static", scorer=ConsensusScorer(quorum=5)
+            ).run(Q)
             assert result["final_answer"] == "2"
             assert result["score"] == pytest.approx(3 / 5)
             assert result["passed"] is False
@@ -116,7 +108,7 @@ def extract_of(text: str) -> str | None:
 class TestAdaptive:
     async def test_stops_at_the_threshold(self, is_async: bool) -> None:
         model = FakeChatModel(responder=sum_solver)
-        result = await run(is_async, model, Q, n=8)
+        result = await run(is_async, model, Q, budget=8)
         assert result["mode"] == "adaptive"
         assert result["stop_reason"] == "threshold"
         assert result["budget_used"] == 3  # the default quorum
@@ -131,7 +123,7 @@ class TestAdaptive:
 
     async def test_all_different_spends_the_budget(self, is_async: bool) -> None:
         model = FakeChatModel(responder=all_different(8))
-        result = await run(is_async, model, Q, n=8)
+        result = await run(is_async, model, Q, budget=8)
         assert len(model.calls) == 8
         assert result["budget_used"] == 8
         assert result["stop_reason"] == "budget"
@@ -144,21 +136,21 @@ class TestAdaptive:
     async def test_late_agreement(self, is_async: bool) -> None:
         replies = [boxed(1), boxed(2), boxed(3), boxed(2), boxed(4), boxed(2)]
         model = FakeChatModel(responder=Sequenced(replies))
-        result = await run(is_async, model, Q, n=8)
+        result = await run(is_async, model, Q, budget=8)
         assert result["budget_used"] == 6
         assert result["stop_reason"] == "threshold"
         assert result["final_answer"] == "2"
 
     async def test_custom_threshold(self, is_async: bool) -> None:
         model = FakeChatModel(responder=sum_solver)
-        result = await run(is_async, model, Q, n=8, threshold=0.5)
+        result = await run(is_async, model, Q, budget=8, threshold=0.5)
         assert result["budget_used"] == 2
         assert result["score"] == pytest.approx(2 / 3)
         assert result["stop_reason"] == "threshold"
 
     async def test_zero_threshold_stops_at_once(self, is_async: bool) -> None:
         model = FakeChatModel(responder=constant("no idea"))
-        result = await run(is_async, model, Q, n=8, threshold=0.0)
+        result = await run(is_async, model, Q, budget=8, threshold=0.0)
         assert result["budget_used"] == 1
         assert result["final_answer"] is None
 
@@ -169,7 +161,7 @@ class TestAdaptive:
         # Same answer, distinct texts, so the selected candidate is identifiable.
         replies = [f"Try {i}: the final answer is \\boxed{{42}}." for i in range(8)]
         model = FakeChatModel(responder=Sequenced(replies))
-        result = await run(is_async, model, Q, n=8, parallelism=parallelism)
+        result = await run(is_async, model, Q, budget=8, parallelism=parallelism)
         assert result["budget_used"] == spent
         assert len(model.calls) == spent
         assert result["usage"]["generations"] == spent
@@ -182,13 +174,13 @@ class TestAdaptive:
 
     async def test_parallelism_never_exceeds_n(self, is_async: bool) -> None:
         model = FakeChatModel(responder=all_different(3))
-        result = await run(is_async, model, Q, n=3, parallelism=5)
+        result = await run(is_async, model, Q, budget=3, parallelism=5)
         assert len(model.calls) == 3
         assert result["budget_used"] == 3
 
     def test_rounds_of_the_graph(self) -> None:
         model = FakeChatModel(responder=all_different(8))
-        graph = create_best_of_n_graph(model, n=8, parallelism=3)
+        graph = create_best_of_n_graph(model, budget=8, parallelism=3)
         sizes = []
         for update in graph.stream(
             {"messages": [HumanMessage(Q)]}, stream_mode="updates"
@@ -204,7 +196,7 @@ class TestScorers:
         solver = FakeChatModel(responder=sum_solver)
         judge_model = FakeChatModel(responder=constant("Rating: 9/10"))
         judge = LLMJudgeScorer(judge_model)
-        result = await run(is_async, solver, Q, n=4, scorer=judge, threshold=0.9)
+        result = await run(is_async, solver, Q, budget=4, scorer=judge, threshold=0.9)
         assert result["budget_used"] == 1
         usage = result["usage"]
         assert usage["generations"] == 1
@@ -218,7 +210,7 @@ class TestScorers:
     async def test_malformed_judge_spends_the_budget(self, is_async: bool) -> None:
         solver = FakeChatModel(responder=sum_solver)
         judge = LLMJudgeScorer(FakeChatModel(responder=constant("looks fine")))
-        result = await run(is_async, solver, Q, n=3, scorer=judge)
+        result = await run(is_async, solver, Q, budget=3, scorer=judge)
         assert judge.malformed == 3
         assert result["stop_reason"] == "budget"
         assert result["score"] == 0.0
@@ -248,7 +240,7 @@ class TestMemory:
     async def test_exemplars_only_in_the_first_samples(self, is_async: bool) -> None:
         model = FakeChatModel(responder=sum_solver)
         memory = MemoryContext(exemplars=[EXEMPLAR], precedents=[], samples=2)
-        result = await run(is_async, model, Q, n=8, memory=memory)
+        result = await run(is_async, model, Q, budget=8, memory=memory)
         assert len(model.calls) == 3
         assert [has_exemplar(p) for p in model.calls] == [True, True, False]
         assert [c["with_memory"] for c in result["candidates"]] == [True, True, False]
@@ -268,7 +260,7 @@ class TestMemory:
     ) -> None:
         model = FakeChatModel(responder=sum_solver)
         memory = MemoryContext(exemplars=[EXEMPLAR], precedents=[], samples=1)
-        result = await run(is_async, model, Q, n=4, mode="static", memory=memory)
+        result = await run(is_async, model, Q, budget=4, mode="static", memory=memory)
         assert sum(has_exemplar(p) for p in model.calls) == 1
         assert sum(c["with_memory"] for c in result["candidates"]) == 1
 
@@ -277,13 +269,13 @@ class TestMemory:
     ) -> None:
         model = FakeChatModel(responder=sum_solver)
         memory = MemoryContext(exemplars=[EXEMPLAR], precedents=[])
-        await run(is_async, model, Q, n=8, memory=memory)
+        await run(is_async, model, Q, budget=8, memory=memory)
         assert len(model.calls) == 3
         assert all(has_exemplar(p) for p in model.calls)
 
     async def test_no_memory_no_exemplars(self, is_async: bool) -> None:
         model = FakeChatModel(responder=sum_solver)
-        result = await run(is_async, model, Q, n=8)
+        result = await run(is_async, model, Q, budget=8)
         assert not any(has_exemplar(p) for p in model.calls)
         assert not any(c["with_memory"] for c in result["candidates"])
         assert all(len(p) == 2 for p in model.calls)
@@ -292,7 +284,7 @@ class TestMemory:
     async def test_precedents_count_as_votes(self, is_async: bool) -> None:
         model = FakeChatModel(responder=sum_solver)
         memory = MemoryContext(exemplars=[], precedents=["42"])
-        result = await run(is_async, model, Q, n=8, memory=memory)
+        result = await run(is_async, model, Q, budget=8, memory=memory)
         assert result["budget_used"] == 1
         assert result["score"] == 1.0
         assert result["stop_reason"] == "threshold"
@@ -301,7 +293,7 @@ class TestMemory:
     async def test_a_different_precedent_adds_nothing(self, is_async: bool) -> None:
         model = FakeChatModel(responder=sum_solver)
         memory = MemoryContext(exemplars=[], precedents=["41"])
-        result = await run(is_async, model, Q, n=8, memory=memory)
+        result = await run(is_async, model, Q, budget=8, memory=memory)
         assert result["budget_used"] == 3
         assert result["final_answer"] == "42"
 
@@ -309,7 +301,7 @@ class TestMemory:
 class TestUsage:
     async def test_usage_matches_the_calls(self, is_async: bool) -> None:
         model = FakeChatModel(responder=all_different(5))
-        result = await run(is_async, model, Q, n=5)
+        result = await run(is_async, model, Q, budget=5)
         usage = result["usage"]
         assert usage["generations"] == len(model.calls) == 5
         assert usage["solver_input_tokens"] == sum(
@@ -328,7 +320,7 @@ class TestUsage:
         from langchain_speedup.tokens import count_message_tokens, count_tokens
 
         model = FakeChatModel(responder=sum_solver, report_usage=False)
-        result = await run(is_async, model, Q, n=8)
+        result = await run(is_async, model, Q, budget=8)
         usage = result["usage"]
         assert usage["generations"] == 3
         assert usage["solver_input_tokens"] == sum(
@@ -349,7 +341,7 @@ class TestUsage:
         seen = Tags()
         model = FakeChatModel(responder=sum_solver)
         await run(
-            is_async, model, Q, n=8, config={"callbacks": [seen], "tags": ["mine"]}
+            is_async, model, Q, budget=8, config={"callbacks": [seen], "tags": ["mine"]}
         )
         assert len(seen.tags) == 3
         assert all("mine" in t and "speedup:solver" in t for t in seen.tags)
@@ -364,7 +356,7 @@ class TestConversation:
             AIMessage("3"),
             HumanMessage(Q),
         ]
-        result = await run(is_async, model, conversation, n=8)
+        result = await run(is_async, model, conversation, budget=8)
         assert result["final_answer"] == "42"
         prompt = model.calls[0]
         assert [type(m) for m in prompt] == [
@@ -377,24 +369,24 @@ class TestConversation:
 
     async def test_custom_system_prompt(self, is_async: bool) -> None:
         model = FakeChatModel(responder=sum_solver)
-        await run(is_async, model, Q, n=8, system_prompt="Answer in a box.")
+        await run(is_async, model, Q, budget=8, system_prompt="Answer in a box.")
         assert model.calls[0][0].content == "Answer in a box."
 
     async def test_empty_system_prompt_sends_none(self, is_async: bool) -> None:
         model = FakeChatModel(responder=sum_solver)
-        await run(is_async, model, Q, n=8, system_prompt="")
+        await run(is_async, model, Q, budget=8, system_prompt="")
         assert [type(m) for m in model.calls[0]] == [HumanMessage]
 
     async def test_question_is_stripped(self, is_async: bool) -> None:
         model = FakeChatModel(responder=sum_solver)
-        await run(is_async, model, f"  {Q}\n", n=8)
+        await run(is_async, model, f"  {Q}\n", budget=8)
         assert model.calls[0][-1].content == Q
 
 
 class TestGraph:
     async def test_invoke(self, is_async: bool) -> None:
         model = FakeChatModel(responder=sum_solver)
-        graph = create_best_of_n_graph(model, n=8)
+        graph = create_best_of_n_graph(model, budget=8)
         state = {"messages": [HumanMessage(Q)]}
         out = await graph.ainvoke(state) if is_async else graph.invoke(state)
         assert set(out) == {"messages", "best_of_n"}
@@ -411,7 +403,7 @@ class TestGraph:
 
     async def test_static_graph(self, is_async: bool) -> None:
         model = FakeChatModel(responder=sum_solver)
-        graph = create_best_of_n_graph(model, n=5, mode="static")
+        graph = create_best_of_n_graph(model, budget=5, mode="static")
         state = {"messages": [("user", Q)]}
         out = await graph.ainvoke(state) if is_async else graph.invoke(state)
         assert out["best_of_n"]["budget_used"] == 5
@@ -420,7 +412,7 @@ class TestGraph:
 
     async def test_memory_in_the_input(self, is_async: bool) -> None:
         model = FakeChatModel(responder=sum_solver)
-        graph = create_best_of_n_graph(model, n=8)
+        graph = create_best_of_n_graph(model, budget=8)
         state = {
             "messages": [HumanMessage(Q)],
             "memory": MemoryContext(exemplars=[EXEMPLAR], precedents=["42"], samples=1),
@@ -432,7 +424,9 @@ class TestGraph:
     async def test_as_a_node_of_a_parent_graph(self, is_async: bool) -> None:
         model = FakeChatModel(responder=sum_solver)
         builder = StateGraph(MessagesState)
-        builder.add_node("solver", create_best_of_n_graph(model, n=8, name="solver"))
+        builder.add_node(
+            "solver", create_best_of_n_graph(model, budget=8, name="solver")
+        )
         builder.add_edge(START, "solver")
         builder.add_edge("solver", END)
         parent = builder.compile()
@@ -464,11 +458,11 @@ class TestGraph:
 
 
 BAD_OPTIONS = [
-    pytest.param({"n": 0}, id="n=0"),
-    pytest.param({"n": -1}, id="n=-1"),
-    pytest.param({"n": True}, id="n=True"),
-    pytest.param({"n": 2.5}, id="n=2.5"),
-    pytest.param({"n": "4"}, id="n=str"),
+    pytest.param({"budget": 0}, id="budget=0"),
+    pytest.param({"budget": -1}, id="budget=-1"),
+    pytest.param({"budget": True}, id="budget=True"),
+    pytest.param({"budget": 2.5}, id="budget=2.5"),
+    pytest.param({"budget": "4"}, id="budget=str"),
     pytest.param({"threshold": 1.5}, id="threshold=1.5"),
     pytest.param({"threshold": -0.1}, id="threshold=-0.1"),
     pytest.param({"threshold": float("nan")}, id="threshold=nan"),
@@ -476,7 +470,8 @@ BAD_OPTIONS = [
     pytest.param({"parallelism": 0}, id="parallelism=0"),
     pytest.param({"parallelism": True}, id="parallelism=True"),
     pytest.param({"scorer": object()}, id="scorer=object"),
-    pytest.param({"system_prompt": None}, id="system_prompt=None"),
+    pytest.param({"system_prompt": 42}, id="system_prompt=int"),
+    pytest.param({"n": 4}, id="unknown option n"),
 ]
 
 
@@ -485,18 +480,9 @@ class TestConfiguration:
     def test_bad_options_at_construction(self, options: dict[str, Any]) -> None:
         model = FakeChatModel(responder=sum_solver)
         with pytest.raises(ConfigurationError):
-            BestOfN(model, **options)
+            BestOfN.from_options(model, options)
         with pytest.raises(ConfigurationError):
             create_best_of_n_graph(model, **options)
-        with pytest.raises(ConfigurationError):
-            best_of_n(model, Q, **options)
-        assert model.calls == []
-
-    @pytest.mark.parametrize("options", BAD_OPTIONS[:3])
-    async def test_bad_options_async(self, options: dict[str, Any]) -> None:
-        model = FakeChatModel(responder=sum_solver)
-        with pytest.raises(ConfigurationError):
-            await abest_of_n(model, Q, **options)
         assert model.calls == []
 
     @pytest.mark.parametrize("model", ["gpt-4o", None, lambda messages: "hi", 42])
@@ -509,15 +495,15 @@ class TestConfiguration:
     def test_threshold_follows_the_scorer_range(self) -> None:
         model = FakeChatModel(responder=sum_solver)
         scorer = FunctionScorer(lambda q, c: 0.0, lower=0, upper=10)
-        assert BestOfN(model, scorer=scorer, threshold=7).options.active_threshold == 7
-        assert BestOfN(model, scorer=scorer).options.active_threshold == 10
+        assert BestOfN(model, scorer=scorer, threshold=7).threshold == 7
+        assert BestOfN(model, scorer=scorer).threshold == 10
         with pytest.raises(ConfigurationError):
             BestOfN(model, scorer=scorer, threshold=10.5)
 
     def test_good_options(self) -> None:
-        engine = BestOfN(FakeChatModel(responder=sum_solver), n=1, mode="static")
-        assert engine.n == 1
-        assert engine.options.active_threshold == 1.0
+        engine = BestOfN(FakeChatModel(responder=sum_solver), budget=1, mode="static")
+        assert (engine.budget, engine.mode, engine.threshold) == (1, "static", 1.0)
+        assert (engine.method, engine.unit) == ("best_of_n", "generations")
 
 
 BAD_QUESTIONS = [
@@ -555,7 +541,7 @@ class TestModelFailure:
     async def test_model_error_in_a_later_round(self, is_async: bool) -> None:
         model = FailingChatModel(responder=sum_solver, fail_on=2)
         with pytest.raises(ModelError):
-            await run(is_async, model, Q, n=8)
+            await run(is_async, model, Q, budget=8)
         assert len(model.calls) == 2
 
     async def test_connection_errors_get_a_hint(self, is_async: bool) -> None:

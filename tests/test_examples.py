@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from types import ModuleType
 
-from langchain_core.messages import BaseMessage
+from langchain_core.messages import AIMessage, BaseMessage
 
 from tests.fakes import FakeChatModel, HashEmbeddings, boxed, last_human
 
@@ -29,14 +29,23 @@ def _change(messages: list[BaseMessage]) -> str:
     return boxed(bill - n * p)
 
 
-def test_speedup_agent_reuses_and_uses_memory(capsys):
-    decisions = _load("speedup_agent").main(
-        FakeChatModel(responder=_change), HashEmbeddings()
-    )
-    assert decisions[0] == "scratch"
-    assert decisions[1] == "reuse"
-    assert decisions[2] in ("exemplars", "scratch")
-    assert "answer=8" in capsys.readouterr().out
+def test_speedup_agent_solves_then_reuses_then_uses_memory(capsys):
+    model = FakeChatModel(responder=_change)
+    decisions = _load("speedup_agent").main(model, HashEmbeddings())
+    assert decisions == ["scratch", "reuse", "exemplars"]
+    shown = [line.split()[1:3] for line in capsys.readouterr().out.splitlines()]
+    assert shown == [
+        ["answer=8", "generations=3"],
+        ["answer=8", "generations=0"],
+        ["answer=35", "generations=3"],
+    ]
+    # The repeat made no call; the variant's first two samples (the router's
+    # `memory_samples`) saw the first problem's answer as an exemplar.
+    assert len(model.calls) == 6
+    exemplars = [
+        [m.text for m in call if isinstance(m, AIMessage)] for call in model.calls[3:]
+    ]
+    assert exemplars == [[boxed(8)], [boxed(8)], []]
 
 
 def test_best_of_n_in_a_graph():
@@ -44,5 +53,7 @@ def test_best_of_n_in_a_graph():
     state = _load("best_of_n_in_a_graph").main(model)
     answer = state["messages"][-2]
     assert answer.name == "best_of_n"
-    assert "42" in answer.content
+    assert answer.content == boxed(42)
     assert state["messages"][-1].content == "(answered by best_of_n)"
+    # Adaptive with a quorum of 2: two agreeing samples of the budget of 6.
+    assert len(model.calls) == 2

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from langchain_speedup import (
+    BestOfN,
     BudgetRouter,
     ConfigurationError,
     QdrantEpisodicStore,
@@ -245,28 +246,22 @@ def test_replay_learns_from_stored_outcomes_and_skips_the_rest() -> None:
 # -- through the router ---------------------------------------------------------------
 
 
-def router_with(
-    store: QdrantEpisodicStore, gate: SimilarityGate, **options: Any
-) -> BudgetRouter:
+def router_with(store: QdrantEpisodicStore, gate: SimilarityGate) -> BudgetRouter:
+    solver = BestOfN(FakeChatModel(responder=sum_solver), budget=4)
     return BudgetRouter(
-        FakeChatModel(responder=sum_solver),
-        store=store,
-        embeddings=HashEmbeddings(),
-        n=4,
-        similarity_gate=gate,
-        **options,
+        solver, store=store, embeddings=HashEmbeddings(), similarity_gate=gate
     )
 
 
-def test_the_router_records_band_and_learns_each_outcome(
-    store: QdrantEpisodicStore,
+async def test_the_router_records_band_and_learns_each_outcome(
+    store: QdrantEpisodicStore, is_async: bool
 ) -> None:
     gate = SimilarityGate(explore=0.0)
     router = router_with(store, gate)
-    first = router.solve(MAYA)
+    first = await router.asolve(MAYA) if is_async else router.solve(MAYA)
     assert first["route"]["decision"] == "scratch"
     assert first["route"]["band"] is None
-    second = router.solve(NEW_NUMBERS)
+    second = await router.asolve(NEW_NUMBERS) if is_async else router.solve(NEW_NUMBERS)
     sim = similarity(MAYA, NEW_NUMBERS)
     assert second["route"]["decision"] == "exemplars"
     assert second["route"]["band"] == gate.band_of(sim)
@@ -282,7 +277,6 @@ def test_the_router_records_band_and_learns_each_outcome(
     assert stored[MAYA]["similarity"] is None
 
 
-@pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
 async def test_a_band_closed_by_outcomes_keeps_memory_out(
     store: QdrantEpisodicStore, is_async: bool
 ) -> None:
@@ -348,10 +342,9 @@ def test_a_number_is_a_fixed_gate(store: QdrantEpisodicStore) -> None:
 async def test_the_speedup_graph_feeds_the_gate(store: QdrantEpisodicStore) -> None:
     gate = SimilarityGate(explore=0.0)
     graph = create_speedup_graph(
-        FakeChatModel(responder=sum_solver),
+        BestOfN(FakeChatModel(responder=sum_solver), budget=4),
         store=store,
         embeddings=HashEmbeddings(),
-        n=4,
         similarity_gate=gate,
     )
     await graph.ainvoke({"messages": [("user", MAYA)]})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, NotRequired
 
@@ -32,8 +33,7 @@ from langchain_speedup.memory import (
     reflect,
     reflect_update,
 )
-from langchain_speedup.memory.reflection import trim_to_sentence
-from langchain_speedup.memory.store import lessons_point_id
+from langchain_speedup.memory.reflection import _trim_to_sentence
 from tests.fakes import (
     FailingChatModel,
     FakeChatModel,
@@ -53,6 +53,18 @@ def seeded(store: QdrantEpisodicStore, emb: HashEmbeddings) -> dict[str, Any]:
     return dict(episode)
 
 
+ASYNC_FORM = {reflect: areflect, reflect_update: areflect_update}
+
+
+async def run(
+    is_async: bool, reflection: Callable[..., ReflectionResult], *args: Any, **kw: Any
+) -> ReflectionResult:
+    """`reflection(*args, **kw)`, or its async form awaited."""
+    if is_async:
+        return await ASYNC_FORM[reflection](*args, **kw)
+    return reflection(*args, **kw)
+
+
 # -- the lessons point ---------------------------------------------------------------
 
 
@@ -60,7 +72,8 @@ def test_lessons_persist_across_reopening(tmp_path: Path) -> None:
     emb = HashEmbeddings()
     with QdrantEpisodicStore(path=tmp_path) as store:
         seeded(store, emb)
-        store.put_lessons("default", "Check the units.")
+        store.put_lessons("default", "Read twice.")
+        store.put_lessons("default", "Check the units.")  # replaces, by namespace
         store.put_lessons("other", "Draw a table.")
     with QdrantEpisodicStore(path=tmp_path) as store:
         assert store.get_lessons("default") == "Check the units."
@@ -81,11 +94,6 @@ def test_lessons_never_appear_as_episodes(
     found = store.search("default", unit, limit=10)
     assert [m["episode"]["id"] for m in found] == [episode["id"]]
     assert store.find("default", question_key(MAYA)) == episode
-
-
-def test_lessons_id_is_deterministic_per_namespace() -> None:
-    assert lessons_point_id("a") == lessons_point_id("a")
-    assert lessons_point_id("a") != lessons_point_id("b")
 
 
 def test_lessons_before_any_episode_is_a_clear_error(
@@ -125,21 +133,23 @@ def test_empty_lessons_are_rejected(
     ],
 )
 def test_trim_to_sentence(text: str, limit: int, expected: str) -> None:
-    assert trim_to_sentence(text, limit) == expected
+    assert _trim_to_sentence(text, limit) == expected
 
 
 # -- Reflect-Update -------------------------------------------------------------------
 
 
 class TestReflectUpdate:
-    def test_rewrites_the_lessons_from_old_lessons_and_episode(
-        self, store: QdrantEpisodicStore, embeddings: HashEmbeddings
+    async def test_rewrites_the_lessons_from_old_lessons_and_episode(
+        self, store: QdrantEpisodicStore, embeddings: HashEmbeddings, is_async: bool
     ) -> None:
         episode = seeded(store, embeddings)
         store.put_lessons("default", "Old lesson.")
         model = FakeChatModel(responder=constant("  New lesson. Check units.  "))
         ledger = Ledger()
-        result = reflect_update(model, episode, store=store, ledger=ledger)
+        result = await run(
+            is_async, reflect_update, model, episode, store=store, ledger=ledger
+        )
         assert result == ReflectionResult(
             kind="reflect_update",
             namespace="default",
@@ -152,9 +162,21 @@ class TestReflectUpdate:
         prompt = model.calls[0][-1].content
         assert "Old lesson." in prompt
         assert MAYA in prompt
-        assert "verified" in prompt
+        assert "Outcome: verified" in prompt
         assert ledger.usage()["other_calls"] == 1
+        assert ledger.usage()["generations"] == 0
         assert store.episodes("default") == [episode]
+
+    def test_first_lessons_and_an_explicit_namespace(
+        self, store: QdrantEpisodicStore, embeddings: HashEmbeddings
+    ) -> None:
+        episode = seeded(store, embeddings)
+        model = FakeChatModel(responder=constant("First lesson."))
+        result = reflect_update(model, episode, store=store, namespace="team")
+        assert result["namespace"] == "team"
+        assert store.get_lessons("team") == "First lesson."
+        assert store.get_lessons("default") is None
+        assert "Current lessons:\n(none yet)" in model.calls[0][-1].content
 
     def test_output_is_bounded(
         self, store: QdrantEpisodicStore, embeddings: HashEmbeddings
@@ -179,21 +201,26 @@ class TestReflectUpdate:
     @pytest.mark.parametrize(
         ("model", "error"),
         [
-            (FailingChatModel(responder=constant("x")), "reflection model call failed"),
-            (FakeChatModel(responder=constant("   ")), "returned no lessons text"),
-            (FakeChatModel(responder=constant("```\n```")), "returned no lessons text"),
+            (
+                lambda: FailingChatModel(responder=constant("x")),
+                "reflection model call failed",
+            ),
+            (lambda: FakeChatModel(responder=constant("   ")), "no lessons text"),
+            (lambda: FakeChatModel(responder=constant("```\n```")), "no lessons text"),
         ],
+        ids=["model-fails", "blank-reply", "empty-fence"],
     )
-    def test_failure_keeps_the_previous_lessons_and_the_episodes(
+    async def test_failure_keeps_the_previous_lessons_and_the_episodes(
         self,
         store: QdrantEpisodicStore,
         embeddings: HashEmbeddings,
-        model: FakeChatModel,
+        model: Callable[[], FakeChatModel],
         error: str,
+        is_async: bool,
     ) -> None:
         episode = seeded(store, embeddings)
         store.put_lessons("default", "Old lesson.")
-        result = reflect_update(model, episode, store=store)
+        result = await run(is_async, reflect_update, model(), episode, store=store)
         assert not result["updated"]
         assert result["error"] is not None
         assert error in result["error"]
@@ -201,26 +228,26 @@ class TestReflectUpdate:
         assert store.get_lessons("default") == "Old lesson."
         assert store.episodes("default") == [episode]
 
-    def test_interrupts_pass_through_and_keep_the_lessons(
-        self, store: QdrantEpisodicStore, embeddings: HashEmbeddings
+    async def test_interrupts_pass_through_and_keep_the_lessons(
+        self, store: QdrantEpisodicStore, embeddings: HashEmbeddings, is_async: bool
     ) -> None:
         def interrupt(_: list[BaseMessage]) -> str:
             raise GraphInterrupt(())
 
         episode = seeded(store, embeddings)
         store.put_lessons("default", "Old lesson.")
+        model = FakeChatModel(responder=interrupt)
         with pytest.raises(GraphInterrupt):
-            reflect_update(FakeChatModel(responder=interrupt), episode, store=store)
+            await run(is_async, reflect_update, model, episode, store=store)
         assert store.get_lessons("default") == "Old lesson."
 
-    def test_store_write_failure_is_reported(
-        self, store: QdrantEpisodicStore, embeddings: HashEmbeddings
+    async def test_store_write_failure_is_reported(
+        self, store: QdrantEpisodicStore, is_async: bool
     ) -> None:
         # No episode stored yet: the lessons cannot be written.
-        result = reflect_update(
-            FakeChatModel(responder=constant("Lesson.")),
-            make_episode(MAYA),
-            store=store,
+        model = FakeChatModel(responder=constant("Lesson."))
+        result = await run(
+            is_async, reflect_update, model, make_episode(MAYA), store=store
         )
         assert not result["updated"]
         assert result["error"] is not None
@@ -234,36 +261,23 @@ class TestReflectUpdate:
             reflect_update(model, {"answer": "1"}, store=store)
         with pytest.raises(ConfigurationError, match="lessons"):
             reflect_update(model, make_episode(MAYA), store=object())  # type: ignore[arg-type]
-
-    async def test_async(
-        self, store: QdrantEpisodicStore, embeddings: HashEmbeddings
-    ) -> None:
-        episode = seeded(store, embeddings)
-        result = await areflect_update(
-            FakeChatModel(responder=constant("Async lesson.")), episode, store=store
-        )
-        assert result["updated"]
-        assert await store.aget_lessons("default") == "Async lesson."
-        failed = await areflect_update(
-            FailingChatModel(responder=constant("x")), episode, store=store
-        )
-        assert not failed["updated"]
-        assert await store.aget_lessons("default") == "Async lesson."
+        with pytest.raises(ConfigurationError, match="`max_char`"):
+            reflect_update(model, make_episode(MAYA), store=store, max_char=100)  # type: ignore[call-arg]
+        with pytest.raises(InvalidInputError, match="namespace"):
+            reflect_update(model, make_episode(MAYA), store=store, namespace=" ")
+        assert model.calls == []
 
 
 # -- Reflect (per case) ---------------------------------------------------------------
 
 
 class TestReflect:
-    def test_writes_the_reflection_onto_the_episode(
-        self, store: QdrantEpisodicStore, embeddings: HashEmbeddings
+    async def test_writes_the_reflection_onto_the_episode(
+        self, store: QdrantEpisodicStore, embeddings: HashEmbeddings, is_async: bool
     ) -> None:
         episode = seeded(store, embeddings)
-        result = reflect(
-            FakeChatModel(responder=constant("Multiply count by price.")),
-            episode,
-            store=store,
-        )
+        model = FakeChatModel(responder=constant("Multiply count by price."))
+        result = await run(is_async, reflect, model, episode, store=store)
         assert result["updated"]
         assert result["text"] == "Multiply count by price."
         [stored] = store.episodes("default")
@@ -271,36 +285,55 @@ class TestReflect:
         [found] = store.search("default", embeddings.embed_query(MAYA))
         assert found["episode"]["reflection"] == "Multiply count by price."
 
-    def test_unknown_episode_or_other_namespace_is_reported(
-        self, store: QdrantEpisodicStore, embeddings: HashEmbeddings
+    @pytest.mark.parametrize(
+        ("model", "namespace", "error"),
+        [
+            (
+                lambda: FailingChatModel(responder=constant("x")),
+                None,
+                "the reflection model call failed",
+            ),
+            (
+                lambda: FakeChatModel(responder=constant(" ")),
+                None,
+                "the reflection model returned no text",
+            ),
+            (
+                lambda: FakeChatModel(responder=constant("Lesson.")),
+                "other",
+                "writing the reflection failed: no episode",
+            ),
+        ],
+        ids=["model-fails", "blank-reply", "other-namespace"],
+    )
+    async def test_failure_leaves_the_episode(
+        self,
+        store: QdrantEpisodicStore,
+        embeddings: HashEmbeddings,
+        model: Callable[[], FakeChatModel],
+        namespace: str | None,
+        error: str,
+        is_async: bool,
     ) -> None:
         episode = seeded(store, embeddings)
-        model = FakeChatModel(responder=constant("Lesson."))
-        result = reflect(model, episode, store=store, namespace="other")
-        assert not result["updated"]
-        assert result["error"] is not None
-        assert "no episode" in result["error"]
-        assert "reflection" not in store.episodes("default")[0]
-
-    def test_model_failure_leaves_the_episode(
-        self, store: QdrantEpisodicStore, embeddings: HashEmbeddings
-    ) -> None:
-        episode = seeded(store, embeddings)
-        result = reflect(
-            FailingChatModel(responder=constant("x")), episode, store=store
+        result = await run(
+            is_async, reflect, model(), episode, store=store, namespace=namespace
         )
         assert not result["updated"]
+        assert result["text"] is None
+        assert result["error"] is not None
+        assert result["error"].startswith(error)
         assert store.episodes("default") == [episode]
 
-    async def test_async(
-        self, store: QdrantEpisodicStore, embeddings: HashEmbeddings
-    ) -> None:
-        episode = seeded(store, embeddings)
-        result = await areflect(
-            FakeChatModel(responder=constant("Async.")), episode, store=store
-        )
-        assert result["updated"]
-        assert store.episodes("default")[0]["reflection"] == "Async."
+    def test_bad_arguments_raise(self, store: QdrantEpisodicStore) -> None:
+        model = FakeChatModel(responder=constant("x"))
+        episode = dict(make_episode(MAYA))
+        del episode["id"]
+        with pytest.raises(InvalidInputError, match="no `id`"):
+            reflect(model, episode, store=store)
+        with pytest.raises(ConfigurationError, match="reflections"):
+            reflect(model, make_episode(MAYA), store=object())  # type: ignore[arg-type]
+        assert model.calls == []
 
 
 # -- the background queue ------------------------------------------------------------
@@ -381,6 +414,21 @@ class TestReflectionQueue:
             assert queue.flush(timeout=10)
         assert store.episodes("default")[0]["reflection"] == "Per case."
 
+    def test_bad_input_is_rejected_at_once(self, store: QdrantEpisodicStore) -> None:
+        model = FakeChatModel(responder=constant("x"))
+        with pytest.raises(ConfigurationError, match="mode"):
+            ReflectionQueue(model, store=store, mode="other")  # type: ignore[arg-type]
+        with pytest.raises(ConfigurationError, match="max_chars"):
+            ReflectionQueue(model, store=store, max_chars=5)
+        with ReflectionQueue(model, store=store, mode="reflect") as queue:
+            with pytest.raises(InvalidInputError, match="question"):
+                queue.submit({"answer": "1"})
+            with pytest.raises(InvalidInputError, match="no `id`"):
+                queue.submit({"question": MAYA, "answer": "1"})
+            assert queue.pending == 0
+            assert queue.flush(timeout=0)
+        assert model.calls == []
+
     async def test_aflush(
         self, store: QdrantEpisodicStore, embeddings: HashEmbeddings
     ) -> None:
@@ -418,21 +466,21 @@ def parent_graph(
 
 
 class TestReflectionUpdateNode:
-    def test_updates_the_lessons_after_an_answer(
-        self, store: QdrantEpisodicStore, embeddings: HashEmbeddings
+    async def test_updates_the_lessons_after_an_answer(
+        self, store: QdrantEpisodicStore, embeddings: HashEmbeddings, is_async: bool
     ) -> None:
         reflector = FakeChatModel(responder=constant("Add the numbers."))
         node = create_reflection_update_node(reflector, store=store)
-        out = parent_graph(store, embeddings, node).invoke(
-            {"messages": [("user", MAYA)]}
-        )
+        graph = parent_graph(store, embeddings, node)
+        inputs = {"messages": [("user", MAYA)]}
+        out = await graph.ainvoke(inputs) if is_async else graph.invoke(inputs)
         assert out["reflection"]["updated"]
         assert out["reflection"]["episode_id"] == out["speedup"]["episode_id"]
         assert store.get_lessons("default") == "Add the numbers."
         assert store.count("default") == 1
         assert "verified (its answer" in reflector.calls[0][-1].content
 
-    async def test_async_and_reuse_updates_nothing(
+    async def test_a_reused_answer_updates_nothing(
         self, store: QdrantEpisodicStore, embeddings: HashEmbeddings
     ) -> None:
         reflector = FakeChatModel(responder=constant("Add the numbers."))
@@ -477,3 +525,5 @@ class TestReflectionUpdateNode:
             create_reflection_update_node(model, store=store, max_chars=0)
         with pytest.raises(ConfigurationError):
             create_reflection_update_node(model, store=object())  # type: ignore[arg-type]
+        with pytest.raises(ConfigurationError, match="namespace"):
+            create_reflection_update_node(model, store=store, namespace="")

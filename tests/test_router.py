@@ -5,31 +5,34 @@ from __future__ import annotations
 import logging
 import math
 import uuid
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langgraph.graph import END, START, MessagesState, StateGraph
 
 from langchain_speedup import (
+    BestOfN,
     BudgetRouter,
     ConfigurationError,
     InvalidInputError,
+    LongCoT,
     MemoryStoreError,
     ModelError,
     QdrantEpisodicStore,
     create_speedup_graph,
     question_key,
 )
-from langchain_speedup.memory.episodes import Episode
+from langchain_speedup.types import Episode, EpisodeMatch, MemoryContext, empty_usage
 from tests.fakes import (
     FailingChatModel,
     FakeChatModel,
     HashEmbeddings,
     Sequenced,
     boxed,
+    constant,
     cosine,
     make_episode,
     sum_solver,
@@ -39,709 +42,604 @@ MAYA = (
     "Maya buys 3 pens at 4 dollars each and 2 notebooks at 5 dollars each. "
     "How many dollars does Maya spend in total?"
 )
-MAYA_SUM = "14"
 REWORDED = (
     "In total, how many dollars does Maya spend if she buys 3 pens at 4 dollars "
     "each and 2 notebooks at 5 dollars each?"
 )
 NEW_NUMBERS = MAYA.replace("3 pens", "7 pens")
-NEW_NUMBERS_SUM = "18"
 NEW_NAME = MAYA.replace("Maya", "Liam")
 UNRELATED = "A train travels 60 miles per hour for 3 hours. How far does the train go?"
 GATE = 0.7
 
+SYNC_AND_ASYNC = pytest.mark.parametrize(
+    "world", [False, True], ids=["sync", "async"], indirect=True
+)
+
+
+@dataclass
+class World:
+    """A test's store, model and embeddings, run sync or async."""
+
+    store: QdrantEpisodicStore
+    is_async: bool
+    model: FakeChatModel = field(
+        default_factory=lambda: FakeChatModel(responder=sum_solver)
+    )
+    embeddings: HashEmbeddings = field(default_factory=HashEmbeddings)
+
+    def router(self, solver: Any = None, **options: Any) -> BudgetRouter:
+        options = {"store": self.store, "embeddings": self.embeddings, **options}
+        return BudgetRouter(self.model if solver is None else solver, **options)
+
+    def graph(self, solver: Any = None, **options: Any) -> Any:
+        options = {"store": self.store, "embeddings": self.embeddings, **options}
+        return create_speedup_graph(self.model if solver is None else solver, **options)
+
+    def remember(self, question: str, **episode: Any) -> Episode:
+        stored = make_episode(question, **episode)
+        self.store.put(stored, self.embeddings.embed_query(question))
+        return stored
+
+    async def solve(self, router: BudgetRouter, question: Any, **kw: Any) -> Any:
+        if self.is_async:
+            return await router.asolve(question, **kw)
+        return router.solve(question, **kw)
+
+    async def route(self, router: BudgetRouter, question: str) -> Any:
+        if self.is_async:
+            return await router.aroute(question)
+        return router.route(question)
+
+    async def invoke(self, graph: Any, question: str | dict[str, Any]) -> Any:
+        state = question
+        if isinstance(question, str):
+            state = {"messages": [HumanMessage(question)]}
+        return await graph.ainvoke(state) if self.is_async else graph.invoke(state)
+
+
+@pytest.fixture(name="world")
+def world_fixture(request: pytest.FixtureRequest) -> Iterator[World]:
+    with QdrantEpisodicStore() as store:
+        yield World(store, is_async=getattr(request, "param", False))
+
 
 def has_question(prompt: Sequence[BaseMessage], question: str) -> bool:
     """Whether `question` appears in the prompt as an earlier (exemplar) turn."""
-    return any(
-        isinstance(m, HumanMessage) and m.content == question for m in prompt[:-1]
+    return any(isinstance(m, HumanMessage) and m.text == question for m in prompt[:-1])
+
+
+def pick(mapping: Any, keys: str) -> tuple[Any, ...]:
+    """The values of the space-separated `keys`, in order."""
+    return tuple(mapping[key] for key in keys.split())
+
+
+def match(question: str, similarity: float, **episode: Any) -> EpisodeMatch:
+    return EpisodeMatch(
+        episode=make_episode(question, **episode), similarity=similarity
     )
 
 
-def make_router(
-    model: Any, store: Any, embeddings: Any, **options: Any
-) -> BudgetRouter:
-    return BudgetRouter(model, store=store, embeddings=embeddings, **options)
-
-
-async def solve(router: BudgetRouter, question: Any, is_async: bool, **kw: Any) -> Any:
-    if is_async:
-        return await router.asolve(question, **kw)
-    return router.solve(question, **kw)
-
-
-async def invoke(graph: Any, state: Any, is_async: bool) -> Any:
-    return await graph.ainvoke(state) if is_async else graph.invoke(state)
-
-
-@pytest.fixture(params=[False, True], ids=["sync", "async"])
-def is_async(request: pytest.FixtureRequest) -> bool:
-    return request.param
-
-
-class FailingPutStore(QdrantEpisodicStore):
-    """An in-memory store whose writes fail (a full disk, a lost server)."""
-
-    def put(self, episode: Episode, vector: Sequence[float]) -> None:
-        raise MemoryStoreError("disk full")
-
-    async def aput(self, episode: Episode, vector: Sequence[float]) -> None:
-        raise MemoryStoreError("disk full")
-
-
-def test_premises_of_the_fake_embeddings(embeddings: HashEmbeddings) -> None:
-    # The routing tests below rely on these similarities; check them here so
-    # a change to the fakes cannot silently make those tests vacuous.
-    base = embeddings.embed_query(MAYA)
+def test_premises_of_the_fake_embeddings() -> None:
+    # The routing tests rely on these similarities; check them here so a
+    # change to the fakes cannot silently make those tests vacuous.
+    embed = HashEmbeddings().embed_query
     for similar in (REWORDED, NEW_NUMBERS, NEW_NAME):
-        assert cosine(base, embeddings.embed_query(similar)) >= GATE + 0.1
-    assert cosine(base, embeddings.embed_query(UNRELATED)) < GATE - 0.3
+        assert cosine(embed(MAYA), embed(similar)) >= GATE + 0.1
+    assert cosine(embed(MAYA), embed(UNRELATED)) < GATE - 0.3
     assert question_key(REWORDED) != question_key(MAYA)
 
 
-class TestRouting:
-    async def test_first_question_is_scratch_and_remembered(
-        self,
-        model: FakeChatModel,
-        store: QdrantEpisodicStore,
-        embeddings: HashEmbeddings,
-        is_async: bool,
-    ) -> None:
-        router = make_router(model, store, embeddings)
-        out = await solve(router, MAYA, is_async)
-        route = out["route"]
-        assert route["decision"] == "scratch"
-        assert "no verified episode is stored" in route["reason"]
-        assert route["similarity"] is None
-        assert route["exemplar_ids"] == []
-        assert route["precedents"] == []
-        assert route["budget"] == 8
-        assert out["question"] == MAYA
-        assert out["final_answer"] == MAYA_SUM
-        assert out["score"] == 1.0
-        assert out["result"] is not None
-        assert out["result"]["stop_reason"] == "threshold"
-        assert out["usage"]["generations"] == len(model.calls) == 3
-        assert "memory_error" not in out
-        # Remembered once, verified, under the returned id.
-        assert store.count("default") == 1
-        [episode] = store.episodes("default")
-        assert episode["id"] == out["episode_id"]
-        uuid.UUID(out["episode_id"])
-        assert episode["verified"] is True
-        assert episode["question"] == MAYA
-        assert episode["question_key"] == question_key(MAYA)
-        assert episode["final_answer"] == MAYA_SUM
-        assert episode["answer"] == out["answer"]
-        assert episode["decision"] == "scratch"
-        assert episode["generations"] == 3
-        assert episode["namespace"] == "default"
+# -- the decision, without I/O -----------------------------------------------------------
 
-    async def test_exact_repeat_is_reused(
-        self,
-        model: FakeChatModel,
-        store: QdrantEpisodicStore,
-        embeddings: HashEmbeddings,
-        is_async: bool,
-    ) -> None:
-        router = make_router(model, store, embeddings)
-        first = await solve(router, MAYA, is_async)
-        calls = len(model.calls)
-        again = await solve(router, MAYA, is_async)
-        assert again["route"]["decision"] == "reuse"
-        assert again["route"]["budget"] == 0
-        assert again["route"]["exemplar_ids"] == [first["episode_id"]]
-        assert again["answer"] == first["answer"]
-        assert again["final_answer"] == MAYA_SUM
-        assert again["score"] == first["score"]
-        assert again["result"] is None
-        assert again["episode_id"] is None
-        assert again["usage"]["generations"] == 0
-        assert again["usage"]["total_tokens"] == 0
-        assert len(model.calls) == calls
-        assert store.count("default") == 1
-        # Case, spacing and punctuation do not matter.
-        noisy = "  " + MAYA.upper().replace("?", "??") + " "
-        assert (await solve(router, noisy, is_async))["route"]["decision"] == "reuse"
-        assert len(model.calls) == calls
 
-    async def test_rewording_gets_exemplars_and_a_precedent(
-        self,
-        model: FakeChatModel,
-        store: QdrantEpisodicStore,
-        embeddings: HashEmbeddings,
-        is_async: bool,
-    ) -> None:
-        router = make_router(model, store, embeddings)
-        first = await solve(router, MAYA, is_async)
-        before = len(model.calls)
-        out = await solve(router, REWORDED, is_async)
-        route = out["route"]
-        assert route["decision"] == "exemplars"
-        assert "reworded" in route["reason"]
-        assert route["precedents"] == [MAYA_SUM]
-        assert route["exemplar_ids"] == [first["episode_id"]]
-        assert route["similarity"] is not None
-        assert route["similarity"] >= GATE
-        assert route["memory_samples"] == 2
-        # The precedent plus one agreeing sample is a quorum.
-        assert out["usage"]["generations"] == 1
-        assert out["final_answer"] == MAYA_SUM
-        [prompt] = model.calls[before:]
-        assert has_question(prompt, MAYA)
-        assert prompt[-1].content == REWORDED
-        assert store.count("default") == 2
+def test_decide_reuses_only_an_exact_verified_episode(world: World) -> None:
+    exact = make_episode(MAYA, final_answer="14")
+    route, memory, reuse = world.router().decide(MAYA, exact, [])
+    assert (reuse, memory) == (exact, None)
+    assert route == {
+        "decision": "reuse",
+        "reason": "a verified episode holds this exact question",
+        "similarity": None,
+        "band": None,
+        "explored": False,
+        "exemplar_ids": [exact["id"]],
+        "precedents": [],
+        "budget": 0,
+        "memory_samples": 0,
+        "method": "best_of_n",
+        "unit": "generations",
+        "usage": empty_usage(),
+    }
+    # Without reuse, the same episode is only an exemplar with a precedent.
+    same = [match(MAYA, 0.99, final_answer="14")]
+    route, _, reuse = world.router(enable_reuse=False).decide(MAYA, exact, same)
+    assert (*pick(route, "decision precedents"), reuse) == ("exemplars", ["14"], None)
+    # Nothing stored: scratch with the whole budget.
+    route, memory, reuse = world.router().decide(MAYA, None, [])
+    assert route["reason"] == "no verified episode is stored"
+    assert pick(route, "decision similarity band budget") == ("scratch", None, None, 8)
+    assert (memory, reuse) == (None, None)
 
-    async def test_new_numbers_get_exemplars_but_no_precedent(
-        self,
-        model: FakeChatModel,
-        store: QdrantEpisodicStore,
-        embeddings: HashEmbeddings,
-        is_async: bool,
-    ) -> None:
-        router = make_router(model, store, embeddings)
-        await solve(router, MAYA, is_async)
-        before = len(model.calls)
-        out = await solve(router, NEW_NUMBERS, is_async)
-        route = out["route"]
-        assert route["decision"] == "exemplars"
-        assert route["decision"] != "reuse"
-        assert route["precedents"] == []
-        assert "similar problems" in route["reason"]
-        assert out["result"] is not None
-        # Solved afresh: its own answer, not the remembered one.
-        assert out["final_answer"] == NEW_NUMBERS_SUM
-        assert out["usage"]["generations"] == 3
-        prompts = model.calls[before:]
-        assert [has_question(p, MAYA) for p in prompts] == [True, True, False]
-        assert [c["with_memory"] for c in out["result"]["candidates"]] == [
-            True,
-            True,
-            False,
-        ]
-        assert store.count("default") == 2
-        episode = next(
-            e for e in store.episodes("default") if e["id"] == out["episode_id"]
+
+@pytest.mark.parametrize(
+    ("question", "precedents", "kind"),
+    [
+        pytest.param(REWORDED, ["14"], "the same problem reworded", id="reworded"),
+        pytest.param(NEW_NUMBERS, [], "similar problems", id="new-numbers"),
+        pytest.param(NEW_NAME, [], "similar problems", id="new-name"),
+    ],
+)
+def test_decide_shows_admitted_episodes_as_exemplars(
+    world: World, question: str, precedents: list[str], kind: str
+) -> None:
+    stored = match(MAYA, 0.9, final_answer="14")
+    router = world.router(similarity_gate=GATE)
+    route, memory, reuse = router.decide(question, None, [stored])
+    assert reuse is None
+    assert memory == MemoryContext(
+        exemplars=[{"question": MAYA, "solution": stored["episode"]["answer"]}],
+        precedents=precedents,
+        samples=2,
+    )
+    assert route["decision"] == "exemplars"
+    assert route["reason"].startswith(f"1 verified episode(s) of {kind}; ")
+    assert pick(route, "similarity band explored") == (0.9, ">=0.70", False)
+    assert route["exemplar_ids"] == [stored["episode"]["id"]]
+    assert route["precedents"] == precedents
+    assert pick(route, "budget memory_samples") == (8, 2)
+
+
+@pytest.mark.parametrize(("gate", "similarity"), [(GATE, 0.5), (1.0, 0.99)])
+def test_decide_scratch_when_the_gate_keeps_memory_out(
+    world: World, gate: float, similarity: float
+) -> None:
+    router = world.router(similarity_gate=gate)
+    route, memory, reuse = router.decide(REWORDED, None, [match(MAYA, similarity)])
+    assert (route["decision"], memory, reuse) == ("scratch", None, None)
+    assert route["reason"].startswith(
+        f"memory kept out at similarity {similarity:.3f}: "
+    )
+    assert route["band"] == router.gate.band_of(similarity)
+    assert route["exemplar_ids"] == route["precedents"] == []
+    assert pick(route, "budget memory_samples") == (8, 0)
+
+
+def test_decide_keeps_the_most_similar_admitted_exemplars(world: World) -> None:
+    matches = [
+        match(NEW_NUMBERS, 0.75),
+        match(REWORDED, 0.95, final_answer="14"),
+        match(MAYA, 0.85, final_answer=None),  # no final answer: no precedent
+        match(UNRELATED, 0.6),  # below the gate
+    ]
+    ids = [m["episode"]["id"] for m in matches]
+    route, memory, _ = world.router(similarity_gate=GATE).decide(MAYA, None, matches)
+    assert route["exemplar_ids"] == [ids[2], ids[1]]  # most similar last
+    assert memory is not None
+    assert [e["question"] for e in memory["exemplars"]] == [MAYA, REWORDED]
+    assert route["precedents"] == memory["precedents"] == ["14"]
+    assert route["similarity"] == 0.95
+    router = world.router(similarity_gate=GATE, max_exemplars=1)
+    assert router.decide(MAYA, None, matches)[0]["exemplar_ids"] == [ids[1]]
+
+
+def test_decide_memorys_start_within_the_budget(world: World) -> None:
+    # Long chain-of-thought keeps one line of thought: exemplars throughout.
+    for solver, start, samples in (
+        (BestOfN(world.model, budget=1), 1, 1),
+        (LongCoT(world.model, budget=300), 300, None),
+    ):
+        router = world.router(solver, similarity_gate=GATE, memory_samples=2)
+        assert router.engine is solver
+        route, memory, _ = router.decide(NEW_NUMBERS, None, [match(MAYA, 0.9)])
+        assert route["memory_samples"] == start
+        assert memory is not None
+        assert memory.get("samples") == samples
+        expected = (solver.budget, solver.method, solver.unit)
+        assert pick(route, "budget method unit") == expected
+
+
+# -- routing through the store -----------------------------------------------------------
+
+
+@SYNC_AND_ASYNC
+@pytest.mark.parametrize(
+    "asked",
+    [MAYA, [HumanMessage("What is 1 + 1?"), AIMessage("2"), HumanMessage(MAYA)]],
+    ids=["question", "conversation"],
+)
+async def test_first_question_is_scratch_and_remembered(
+    world: World, asked: Any
+) -> None:
+    out = await world.solve(world.router(), asked)
+    route = out["route"]
+    assert (route["decision"], route["similarity"]) == ("scratch", None)
+    assert "no verified episode is stored" in route["reason"]
+    assert route["exemplar_ids"] == route["precedents"] == []
+    assert route["budget"] == 8
+    assert (out["question"], out["final_answer"], out["score"]) == (MAYA, "14", 1.0)
+    assert out["result"]["stop_reason"] == "threshold"
+    assert out["usage"]["generations"] == len(world.model.calls) == 3
+    assert "memory_error" not in out
+    # Embedded once: the vector routed is the vector stored.
+    assert world.embeddings.calls == 1
+    # Remembered once, verified, under the returned id.
+    [episode] = world.store.episodes("default")
+    assert episode["id"] == str(uuid.UUID(out["episode_id"]))
+    assert (episode["question"], episode["question_key"]) == (MAYA, question_key(MAYA))
+    assert (episode["final_answer"], episode["answer"]) == ("14", out["answer"])
+    assert (episode["decision"], episode["generations"]) == ("scratch", 3)
+    assert (episode["verified"], episode["namespace"]) == (True, "default")
+
+
+@SYNC_AND_ASYNC
+@pytest.mark.parametrize("enable_reuse", [True, False])
+async def test_rewording_gets_exemplars_and_a_precedent(
+    world: World, enable_reuse: bool
+) -> None:
+    router = world.router(enable_reuse=enable_reuse)
+    first = await world.solve(router, MAYA)
+    before = len(world.model.calls)
+    # Without reuse, even the exact question is only shown its precedent.
+    question = REWORDED if enable_reuse else MAYA
+    out = await world.solve(router, question)
+    route = out["route"]
+    assert route["decision"] == "exemplars"
+    assert "the same problem reworded" in route["reason"]
+    assert route["precedents"] == ["14"]
+    assert route["exemplar_ids"] == [first["episode_id"]]
+    assert route["similarity"] >= GATE
+    assert route["memory_samples"] == 2
+    # The precedent plus one agreeing sample is a quorum.
+    assert (out["usage"]["generations"], out["final_answer"]) == (1, "14")
+    [prompt] = world.model.calls[before:]
+    assert has_question(prompt, MAYA)
+    assert prompt[-1].text == question
+    assert world.store.count("default") == 2
+
+
+@SYNC_AND_ASYNC
+@pytest.mark.parametrize(
+    ("memory_samples", "with_memory"),
+    [(2, [True, True, False]), (1, [True, False, False])],
+)
+async def test_new_numbers_get_exemplars_for_the_first_samples_only(
+    world: World, memory_samples: int, with_memory: list[bool]
+) -> None:
+    router = world.router(memory_samples=memory_samples)
+    await world.solve(router, MAYA)
+    before = len(world.model.calls)
+    out = await world.solve(router, NEW_NUMBERS)
+    route = out["route"]
+    assert (route["decision"], route["precedents"]) == ("exemplars", [])
+    assert "similar problems" in route["reason"]
+    assert route["memory_samples"] == memory_samples
+    # Solved afresh: its own answer, not the remembered one.
+    assert (out["final_answer"], out["usage"]["generations"]) == ("18", 3)
+    assert [has_question(p, MAYA) for p in world.model.calls[before:]] == with_memory
+    assert [c["with_memory"] for c in out["result"]["candidates"]] == with_memory
+    stored = {e["id"]: e for e in world.store.episodes("default")}
+    assert len(stored) == 2
+    assert stored[out["episode_id"]]["decision"] == "exemplars"
+
+
+@SYNC_AND_ASYNC
+async def test_routing_reads_up_to_max_exemplars_from_the_store(world: World) -> None:
+    stored = [world.remember(q) for q in (NEW_NAME, MAYA, NEW_NUMBERS)]
+    route, _, _ = await world.route(world.router(max_exemplars=3), REWORDED)
+    embed = world.embeddings.embed_query
+    stored.sort(key=lambda e: cosine(embed(e["question"]), embed(REWORDED)))
+    assert route["exemplar_ids"] == [e["id"] for e in stored]  # most similar last
+
+
+@SYNC_AND_ASYNC
+async def test_unverified_episodes_are_never_reused_nor_shown(world: World) -> None:
+    unsure = FakeChatModel(responder=Sequenced([boxed(i) for i in range(8)]))
+    first = await world.solve(world.router(unsure), MAYA)
+    assert pick(first["result"], "stop_reason passed") == ("budget", False)
+    router = world.router()
+    for question in (MAYA, REWORDED, NEW_NUMBERS):
+        route, memory, reuse = await world.route(router, question)
+        assert (route["decision"], route["similarity"]) == ("scratch", None), question
+        assert (memory, reuse) == (None, None)
+    out = await world.solve(router, MAYA)
+    assert (out["route"]["decision"], out["final_answer"]) == ("scratch", "14")
+    assert len(world.model.calls) == 3
+    assert not any(isinstance(m, AIMessage) for p in world.model.calls for m in p)
+
+
+@SYNC_AND_ASYNC
+async def test_namespaces_isolate_tenants(world: World) -> None:
+    router_b = world.router(namespace="b")
+    await world.solve(router_b, MAYA)
+    assert (await world.solve(router_b, MAYA))["route"]["decision"] == "reuse"
+    model_a = FakeChatModel(responder=sum_solver)
+    out = await world.solve(world.router(model_a, namespace="a"), MAYA)
+    assert (out["route"]["decision"], out["route"]["similarity"]) == ("scratch", None)
+    assert len(model_a.calls) == 3
+    assert not any(has_question(p, MAYA) for p in model_a.calls)
+    assert (world.store.count("a"), world.store.count("b")) == (1, 1)
+    assert {e["namespace"] for e in world.store.episodes("a")} == {"a"}
+
+
+@SYNC_AND_ASYNC
+async def test_episode_id_is_checked_first_and_written_once(world: World) -> None:
+    router = world.router(enable_reuse=False)
+    with pytest.raises(InvalidInputError, match="UUID"):
+        await world.solve(router, MAYA, episode_id="not-a-uuid")
+    assert world.model.calls == []
+    fixed = str(uuid.uuid4())
+    assert (await world.solve(router, MAYA, episode_id=fixed))["episode_id"] == fixed
+    await world.solve(router, MAYA, episode_id=fixed)
+    assert [e["id"] for e in world.store.episodes("default")] == [fixed]
+
+
+class LessonMechanism:
+    """A memory mechanism that asks a model for a lesson over the gated matches."""
+
+    def __init__(self) -> None:
+        self.reflector = FakeChatModel(responder=constant("Multiply count by price."))
+        self.seen: list[str] = []
+
+    def _memory(self, matches: Sequence[EpisodeMatch], lesson: Any) -> MemoryContext:
+        self.seen = [m["episode"]["id"] for m in matches]
+        # The router keeps its own precedents and start, whatever these say.
+        return MemoryContext(
+            exemplars=[], precedents=["9"], samples=7, lessons=lesson.text
         )
-        assert episode["decision"] == "exemplars"
 
-    async def test_new_name_gets_no_precedent(
-        self,
-        model: FakeChatModel,
-        store: QdrantEpisodicStore,
-        embeddings: HashEmbeddings,
-        is_async: bool,
-    ) -> None:
-        router = make_router(model, store, embeddings)
-        await solve(router, MAYA, is_async)
-        out = await solve(router, NEW_NAME, is_async)
-        assert out["route"]["decision"] == "exemplars"
-        assert out["route"]["precedents"] == []
-        assert out["usage"]["generations"] == 3
+    def build(self, question: str, matches: Any, **kw: Any) -> MemoryContext:
+        return self._memory(matches, self.reflector.invoke(question, kw["config"]))
 
-    async def test_unrelated_question_is_scratch_without_exemplars(
-        self,
-        model: FakeChatModel,
-        store: QdrantEpisodicStore,
-        embeddings: HashEmbeddings,
-        is_async: bool,
-    ) -> None:
-        router = make_router(model, store, embeddings)
-        await solve(router, MAYA, is_async)
-        before = len(model.calls)
-        out = await solve(router, UNRELATED, is_async)
-        route = out["route"]
-        assert route["decision"] == "scratch"
-        assert route["exemplar_ids"] == []
-        assert route["similarity"] is not None
-        assert route["similarity"] < GATE
-        assert route["band"] is not None
-        assert route["explored"] is False
-        assert "closed" in route["reason"]
-        prompts = model.calls[before:]
-        assert len(prompts) == 3
-        assert all(
-            [type(m) for m in p] == [SystemMessage, HumanMessage] for p in prompts
-        )
-        assert not any(has_question(p, MAYA) for p in prompts)
-        assert out["final_answer"] == "63"
-        assert store.count("default") == 2
-
-    async def test_unverified_episodes_are_never_reused_nor_shown(
-        self, store: QdrantEpisodicStore, embeddings: HashEmbeddings, is_async: bool
-    ) -> None:
-        unsure = FakeChatModel(responder=Sequenced([boxed(i) for i in range(8)]))
-        first = await solve(make_router(unsure, store, embeddings), MAYA, is_async)
-        assert first["result"]["stop_reason"] == "budget"
-        assert first["result"]["passed"] is False
-        [episode] = store.episodes("default")
-        assert episode["verified"] is False
-        model = FakeChatModel(responder=sum_solver)
-        router = make_router(model, store, embeddings)
-        for question in (MAYA, REWORDED, NEW_NUMBERS):
-            decided = (
-                await router.aroute(question) if is_async else router.route(question)
-            )
-            route, memory, reuse, _ = decided
-            assert route["decision"] == "scratch", question
-            assert route["similarity"] is None
-            assert memory is None
-            assert reuse is None
-        out = await solve(router, MAYA, is_async)
-        assert out["route"]["decision"] == "scratch"
-        assert out["final_answer"] == MAYA_SUM
-        assert len(model.calls) == 3
-        assert not any(has_question(p, MAYA) for p in model.calls)
-        assert not any(
-            isinstance(m, AIMessage) for prompt in model.calls for m in prompt
-        )
-
-    async def test_reuse_disabled(
-        self,
-        model: FakeChatModel,
-        store: QdrantEpisodicStore,
-        embeddings: HashEmbeddings,
-        is_async: bool,
-    ) -> None:
-        router = make_router(model, store, embeddings, enable_reuse=False)
-        await solve(router, MAYA, is_async)
-        out = await solve(router, MAYA, is_async)
-        assert out["route"]["decision"] == "exemplars"
-        assert out["route"]["precedents"] == [MAYA_SUM]
-        assert out["usage"]["generations"] == 1
-
-    async def test_max_exemplars_keeps_the_most_similar(
-        self,
-        model: FakeChatModel,
-        store: QdrantEpisodicStore,
-        embeddings: HashEmbeddings,
-        is_async: bool,
-    ) -> None:
-        router = make_router(model, store, embeddings, max_exemplars=1)
-        near = await solve(router, MAYA, is_async)
-        await solve(router, NEW_NAME, is_async)
-        out = await solve(router, REWORDED, is_async)
-        assert out["route"]["exemplar_ids"] == [near["episode_id"]]
-
-    async def test_gate_one_keeps_memory_out(
-        self,
-        model: FakeChatModel,
-        store: QdrantEpisodicStore,
-        embeddings: HashEmbeddings,
-        is_async: bool,
-    ) -> None:
-        router = make_router(model, store, embeddings, similarity_gate=1.0)
-        await solve(router, MAYA, is_async)
-        out = await solve(router, NEW_NUMBERS, is_async)
-        assert out["route"]["decision"] == "scratch"
-
-    async def test_memory_samples_option(
-        self,
-        model: FakeChatModel,
-        store: QdrantEpisodicStore,
-        embeddings: HashEmbeddings,
-        is_async: bool,
-    ) -> None:
-        router = make_router(model, store, embeddings, memory_samples=1)
-        await solve(router, MAYA, is_async)
-        before = len(model.calls)
-        out = await solve(router, NEW_NUMBERS, is_async)
-        assert out["route"]["memory_samples"] == 1
-        assert [has_question(p, MAYA) for p in model.calls[before:]] == [
-            True,
-            False,
-            False,
-        ]
-
-    async def test_namespaces_isolate_tenants(
-        self, store: QdrantEpisodicStore, embeddings: HashEmbeddings, is_async: bool
-    ) -> None:
-        model_b = FakeChatModel(responder=sum_solver)
-        router_b = make_router(model_b, store, embeddings, namespace="b")
-        await solve(router_b, MAYA, is_async)
-        assert (await solve(router_b, MAYA, is_async))["route"]["decision"] == "reuse"
-        model_a = FakeChatModel(responder=sum_solver)
-        router_a = make_router(model_a, store, embeddings, namespace="a")
-        for question in (MAYA,):
-            out = await solve(router_a, question, is_async)
-            assert out["route"]["decision"] == "scratch"
-            assert out["route"]["similarity"] is None
-        assert len(model_a.calls) == 3
-        assert not any(has_question(p, MAYA) for p in model_a.calls)
-        assert store.count("a") == 1
-        assert store.count("b") == 1
-        assert {e["namespace"] for e in store.episodes("a")} == {"a"}
-
-    async def test_conversation_input(
-        self,
-        model: FakeChatModel,
-        store: QdrantEpisodicStore,
-        embeddings: HashEmbeddings,
-        is_async: bool,
-    ) -> None:
-        router = make_router(model, store, embeddings)
-        conversation = [
-            HumanMessage("What is 1 + 1?"),
-            AIMessage("2"),
-            HumanMessage(MAYA),
-        ]
-        out = await solve(router, conversation, is_async)
-        assert out["question"] == MAYA
-        assert out["final_answer"] == MAYA_SUM
-        assert store.episodes("default")[0]["question"] == MAYA
-        assert (await solve(router, MAYA, is_async))["route"]["decision"] == "reuse"
-
-    async def test_episode_id_makes_writes_idempotent(
-        self,
-        model: FakeChatModel,
-        store: QdrantEpisodicStore,
-        embeddings: HashEmbeddings,
-        is_async: bool,
-    ) -> None:
-        router = make_router(model, store, embeddings, enable_reuse=False)
-        fixed = str(uuid.uuid4())
-        out = await solve(router, MAYA, is_async, episode_id=fixed)
-        assert out["episode_id"] == fixed
-        await solve(router, MAYA, is_async, episode_id=fixed)
-        assert store.count("default") == 1
-
-    async def test_invalid_episode_id_writes_nothing(
-        self,
-        model: FakeChatModel,
-        store: QdrantEpisodicStore,
-        embeddings: HashEmbeddings,
-        is_async: bool,
-    ) -> None:
-        router = make_router(model, store, embeddings)
-        with pytest.raises(InvalidInputError):
-            await solve(router, MAYA, is_async, episode_id="not-a-uuid")
-        assert store.count("default") == 0
+    async def abuild(self, question: str, matches: Any, **kw: Any) -> MemoryContext:
+        lesson = await self.reflector.ainvoke(question, kw["config"])
+        return self._memory(matches, lesson)
 
 
-class TestGraph:
-    async def test_standalone(
-        self,
-        model: FakeChatModel,
-        store: QdrantEpisodicStore,
-        embeddings: HashEmbeddings,
-        is_async: bool,
-    ) -> None:
-        graph = create_speedup_graph(model, store=store, embeddings=embeddings)
-        out = await invoke(graph, {"messages": [("user", MAYA)]}, is_async)
-        assert set(out) == {"messages", "speedup"}
-        first = out["speedup"]
-        assert first["route"]["decision"] == "scratch"
-        assert first["final_answer"] == MAYA_SUM
-        assert first["usage"]["generations"] == len(model.calls) == 3
-        last = out["messages"][-1]
-        assert isinstance(last, AIMessage)
-        assert last.content == first["answer"]
-        assert len(out["messages"]) == 2
-        assert store.count("default") == 1
-        assert store.episodes("default")[0]["id"] == first["episode_id"]
+@SYNC_AND_ASYNC
+async def test_the_memory_mechanism_builds_memory_and_its_calls_count(
+    world: World,
+) -> None:
+    near = world.remember(MAYA, final_answer="14")
+    world.remember(UNRELATED)
+    mechanism = LessonMechanism()
+    router = world.router(memory=mechanism, similarity_gate=GATE)
+    route, memory, _ = await world.route(router, REWORDED)
+    assert mechanism.seen == [near["id"]]  # only what the gate admitted
+    lesson = "Multiply count by price."
+    assert memory == MemoryContext(
+        exemplars=[], precedents=["14"], samples=2, lessons=lesson
+    )
+    assert (route["decision"], route["precedents"]) == ("exemplars", ["14"])
+    assert pick(route["usage"], "other_calls generations") == (1, 0)
+    assert route["usage"]["total_tokens"] > 0
+    out = await world.solve(router, REWORDED)
+    usage, route_usage = out["usage"], out["route"]["usage"]
+    solving = out["result"]["usage"]["total_tokens"]
+    assert usage["total_tokens"] == solving + route_usage["total_tokens"]
+    assert usage["other_calls"] == route_usage["other_calls"] == 1
+    # The lesson reaches the prompt; the precedent makes one sample a quorum.
+    [prompt] = world.model.calls
+    assert lesson in prompt[0].text
+    assert out["final_answer"] == "14"
 
-        again = await invoke(graph, {"messages": [HumanMessage(MAYA)]}, is_async)
-        assert again["speedup"]["route"]["decision"] == "reuse"
-        assert again["speedup"]["usage"]["generations"] == 0
-        assert again["messages"][-1].content == first["answer"]
-        assert len(model.calls) == 3
-        assert store.count("default") == 1
 
-        reworded = await invoke(graph, {"messages": [HumanMessage(REWORDED)]}, is_async)
-        assert reworded["speedup"]["route"]["decision"] == "exemplars"
-        assert reworded["speedup"]["route"]["precedents"] == [MAYA_SUM]
-        assert reworded["speedup"]["usage"]["generations"] == 1
-        assert has_question(model.calls[-1], MAYA)
-        assert store.count("default") == 2
+# -- the speedup graph -------------------------------------------------------------------
 
-    async def test_graph_and_router_agree(
-        self, store: QdrantEpisodicStore, embeddings: HashEmbeddings, is_async: bool
-    ) -> None:
-        graph_model = FakeChatModel(responder=sum_solver)
-        graph = create_speedup_graph(
-            graph_model, store=store, embeddings=embeddings, namespace="g"
-        )
-        await invoke(graph, {"messages": [HumanMessage(MAYA)]}, is_async)
-        out = await invoke(graph, {"messages": [HumanMessage(NEW_NUMBERS)]}, is_async)
-        assert out["speedup"]["route"]["decision"] == "exemplars"
-        assert out["speedup"]["final_answer"] == NEW_NUMBERS_SUM
-        assert [has_question(p, MAYA) for p in graph_model.calls[3:]] == [
-            True,
-            True,
-            False,
-        ]
-        assert store.count("g") == 2
-        assert store.count("default") == 0
 
-    async def test_as_a_node_of_a_parent_graph(
-        self,
-        model: FakeChatModel,
-        store: QdrantEpisodicStore,
-        embeddings: HashEmbeddings,
-        is_async: bool,
-    ) -> None:
-        builder = StateGraph(MessagesState)
-        builder.add_node(
-            "speedup", create_speedup_graph(model, store=store, embeddings=embeddings)
-        )
-        builder.add_edge(START, "speedup")
-        builder.add_edge("speedup", END)
-        parent = builder.compile()
-        out = await invoke(parent, {"messages": [HumanMessage(MAYA)]}, is_async)
+@SYNC_AND_ASYNC
+async def test_the_speedup_graph_as_a_node_of_a_parent_graph(world: World) -> None:
+    speedup = world.graph(name="fast", namespace="g")
+    builder = StateGraph(MessagesState)
+    builder.add_node("fast", speedup)
+    builder.add_edge(START, "fast")
+    builder.add_edge("fast", END)
+    parent = builder.compile()
+    for _ in range(2):
+        out = await world.invoke(parent, MAYA)
         assert [type(m) for m in out["messages"]] == [HumanMessage, AIMessage]
-        assert "14" in out["messages"][-1].content
-        out = await invoke(parent, {"messages": [HumanMessage(MAYA)]}, is_async)
-        assert "14" in out["messages"][-1].content
-        assert len(model.calls) == 3  # the second was reused
-        assert store.count("default") == 1
+        assert out["messages"][-1].text == boxed(14)
+    assert len(world.model.calls) == 3  # the second was reused
+    assert (world.store.count("g"), world.store.count("default")) == (1, 0)
+    # Standalone, its result is under its name.
+    out = await world.invoke(speedup, REWORDED)
+    assert set(out) == {"messages", "fast"}
+    assert pick(out["fast"]["route"], "decision precedents") == ("exemplars", ["14"])
+    assert has_question(world.model.calls[-1], MAYA)
 
-    async def test_no_human_message(
-        self,
-        model: FakeChatModel,
-        store: QdrantEpisodicStore,
-        embeddings: HashEmbeddings,
-        is_async: bool,
-    ) -> None:
-        graph = create_speedup_graph(model, store=store, embeddings=embeddings)
-        with pytest.raises(InvalidInputError):
-            await invoke(graph, {"messages": [AIMessage("hello")]}, is_async)
-        assert model.calls == []
-        assert store.count("default") == 0
 
-    async def test_model_failure_writes_nothing(
-        self, store: QdrantEpisodicStore, embeddings: HashEmbeddings, is_async: bool
-    ) -> None:
-        model = FailingChatModel(responder=sum_solver, fail_on=3)
-        graph = create_speedup_graph(model, store=store, embeddings=embeddings)
-        with pytest.raises(ModelError):
-            await invoke(graph, {"messages": [HumanMessage(MAYA)]}, is_async)
-        assert store.count("default") == 0
+@SYNC_AND_ASYNC
+async def test_the_speedup_graph_streams_the_methods_events(world: World) -> None:
+    graph, state = world.graph(), {"messages": [("user", MAYA)]}
+    options: Any = {"stream_mode": "custom", "subgraphs": True}
+    if world.is_async:
+        chunks = [c async for c in graph.astream(state, **options)]
+    else:
+        chunks = list(graph.stream(state, **options))
+    assert {namespace[0].split(":")[0] for namespace, _ in chunks} == {"best_of_n"}
+    events = [event for _, event in chunks]
+    assert [(e["event"], e.get("index")) for e in events] == [
+        *[(kind, i) for i in range(3) for kind in ("candidate", "score")],
+        ("stop", None),
+    ]
+    assert {e["method"] for e in events} == {"best_of_n"}
+    assert (events[-1]["stop_reason"], events[-1]["answer"]) == ("threshold", "14")
 
-    async def test_failing_write_still_answers(
-        self, model: FakeChatModel, embeddings: HashEmbeddings, is_async: bool
-    ) -> None:
-        store = FailingPutStore()
-        graph = create_speedup_graph(model, store=store, embeddings=embeddings)
-        out = await invoke(graph, {"messages": [HumanMessage(MAYA)]}, is_async)
-        assert out["speedup"]["final_answer"] == MAYA_SUM
-        assert out["speedup"]["episode_id"] is None
-        assert "disk full" in out["speedup"]["memory_error"]
-        assert store.count("default") == 0
 
-    def test_uses_the_given_store_even_when_it_is_falsy(
-        self, model: FakeChatModel, embeddings: HashEmbeddings
-    ) -> None:
-        class SizedStore(QdrantEpisodicStore):
-            def __len__(self) -> int:  # an empty store is falsy
-                return self.count("default")
+def test_the_speedup_graph_uses_the_given_store_even_when_it_is_falsy(
+    world: World,
+) -> None:
+    class SizedStore(QdrantEpisodicStore):
+        def __len__(self) -> int:  # an empty store is falsy
+            return self.count("default")
 
-        store = SizedStore()
-        graph = create_speedup_graph(model, store=store, embeddings=embeddings)
-        graph.invoke({"messages": [HumanMessage(MAYA)]})
-        assert len(store) == 1
+    world.store = SizedStore()
+    world.graph().invoke({"messages": [HumanMessage(MAYA)]})
+    assert len(world.store) == 1
 
-    @pytest.mark.parametrize(
-        "options",
-        [
-            {"similarity_gate": 2},
-            {"namespace": ""},
-            {"memory_samples": 0},
-            {"n": 0},
-            {"mode": "fast"},
-            {"threshold": 1.5},
-        ],
+
+# -- failures ----------------------------------------------------------------------------
+
+
+@SYNC_AND_ASYNC
+@pytest.mark.parametrize(
+    "question",
+    ["", "  \n ", None, 42, [], [AIMessage("hi")], "x" * 20_001],
+    ids=["empty", "whitespace", "None", "int", "no-messages", "no-human", "too-long"],
+)
+async def test_bad_input_writes_nothing(world: World, question: object) -> None:
+    router = world.router()
+    await world.solve(router, MAYA)
+    calls = len(world.model.calls)
+    with pytest.raises(InvalidInputError):
+        await world.solve(router, question)
+    with pytest.raises(InvalidInputError):
+        await world.route(router, question)
+    assert world.store.count("default") == 1
+    assert len(world.model.calls) == calls
+
+
+@SYNC_AND_ASYNC
+@pytest.mark.parametrize(
+    "state",
+    [
+        {"messages": [AIMessage("hello")]},
+        {"messages": [HumanMessage(MAYA)], "episode_id": "7"},
+    ],
+    ids=["no-question", "bad-episode-id"],
+)
+async def test_the_graph_checks_its_input_before_any_call(
+    world: World, state: dict[str, Any]
+) -> None:
+    with pytest.raises(InvalidInputError):
+        await world.invoke(world.graph(), state)
+    assert world.model.calls == []
+    assert world.store.count("default") == 0
+
+
+@SYNC_AND_ASYNC
+async def test_a_model_failing_mid_question_writes_nothing(world: World) -> None:
+    model = FailingChatModel(responder=sum_solver, fail_on=3)
+    router = world.router(model)
+    with pytest.raises(ModelError) as info:
+        await world.solve(router, MAYA)
+    assert info.value.role == "solver"
+    assert len(model.calls) == 3
+    assert world.store.count("default") == 0
+    # The next question is unaffected by the failed one.
+    assert (await world.solve(router, MAYA))["route"]["decision"] == "scratch"
+    assert world.store.count("default") == 1
+    # A failure on a question routed to exemplars leaves memory alone too.
+    failing = world.router(FailingChatModel(responder=sum_solver, fail_on=1))
+    with pytest.raises(ModelError):
+        await world.solve(failing, NEW_NUMBERS)
+    assert world.store.count("default") == 1
+
+
+@SYNC_AND_ASYNC
+async def test_an_unreachable_model_server_is_a_model_error(world: World) -> None:
+    import openai
+    from langchain_openai import ChatOpenAI
+
+    # Port 9 (discard) on loopback: nothing listens, the connection is refused.
+    model = ChatOpenAI(
+        base_url="http://127.0.0.1:9/v1", api_key="x", max_retries=0, timeout=2
     )
-    def test_bad_options_at_build(
-        self,
-        model: FakeChatModel,
-        store: QdrantEpisodicStore,
-        embeddings: HashEmbeddings,
-        options: dict[str, Any],
-    ) -> None:
-        with pytest.raises(ConfigurationError):
-            create_speedup_graph(model, store=store, embeddings=embeddings, **options)
-
-    def test_store_not_a_store_at_build(
-        self, model: FakeChatModel, embeddings: HashEmbeddings
-    ) -> None:
-        with pytest.raises(ConfigurationError, match="store"):
-            create_speedup_graph(model, store=object(), embeddings=embeddings)  # type: ignore[arg-type]
+    with pytest.raises(ModelError, match="reachable") as info:
+        await world.solve(world.router(model), MAYA)
+    assert info.value.role == "solver"
+    assert isinstance(info.value.__cause__, openai.APIConnectionError)
+    assert world.store.count("default") == 0
 
 
-BAD_QUESTIONS = [
-    pytest.param("", id="empty"),
-    pytest.param("  \n ", id="whitespace"),
-    pytest.param(None, id="None"),
-    pytest.param(42, id="int"),
-    pytest.param([], id="no-messages"),
-    pytest.param([AIMessage("hi")], id="no-human"),
-    pytest.param("x" * 20_001, id="too-long"),
-]
+class DiskFull(QdrantEpisodicStore):
+    """An in-memory store whose writes fail."""
+
+    def put(self, *_: Any) -> None:
+        raise MemoryStoreError("disk full")
+
+    async def aput(self, *_: Any) -> None:
+        raise MemoryStoreError("disk full")
 
 
-class TestFailures:
-    @pytest.mark.parametrize("question", BAD_QUESTIONS)
-    async def test_bad_input_writes_nothing(
-        self,
-        model: FakeChatModel,
-        store: QdrantEpisodicStore,
-        embeddings: HashEmbeddings,
-        is_async: bool,
-        question: object,
-    ) -> None:
-        router = make_router(model, store, embeddings)
-        await solve(router, MAYA, is_async)
-        calls = len(model.calls)
-        with pytest.raises(InvalidInputError):
-            await solve(router, question, is_async)
-        assert store.count("default") == 1
-        assert len(model.calls) == calls
+class ServerGone(QdrantEpisodicStore):
+    """An in-memory store whose reads fail."""
 
-    async def test_model_failing_mid_question_writes_nothing(
-        self, store: QdrantEpisodicStore, embeddings: HashEmbeddings, is_async: bool
-    ) -> None:
-        model = FailingChatModel(responder=sum_solver, fail_on=3)
-        router = make_router(model, store, embeddings)
-        with pytest.raises(ModelError) as info:
-            await solve(router, MAYA, is_async)
-        assert info.value.role == "solver"
-        assert len(model.calls) == 3
-        assert store.count("default") == 0
-        # The next question is unaffected by the failed one.
-        out = await solve(router, MAYA, is_async)
-        assert out["route"]["decision"] == "scratch"
-        assert store.count("default") == 1
+    def find(self, *_: Any) -> None:
+        raise MemoryStoreError("server gone")
 
-    async def test_model_failure_leaves_existing_memory_alone(
-        self, store: QdrantEpisodicStore, embeddings: HashEmbeddings, is_async: bool
-    ) -> None:
-        store.put(
-            make_episode(MAYA, final_answer=MAYA_SUM), embeddings.embed_query(MAYA)
-        )
-        model = FailingChatModel(responder=sum_solver, fail_on=1)
-        router = make_router(model, store, embeddings)
-        with pytest.raises(ModelError):
-            await solve(router, NEW_NUMBERS, is_async)
-        assert store.count("default") == 1
-
-    @pytest.mark.allow_hosts(["127.0.0.1"])
-    async def test_unreachable_model_server(
-        self, store: QdrantEpisodicStore, embeddings: HashEmbeddings, is_async: bool
-    ) -> None:
-        import openai
-        from langchain_openai import ChatOpenAI
-
-        # Port 9 (discard) on loopback: nothing listens, the connection is refused.
-        model = ChatOpenAI(
-            base_url="http://127.0.0.1:9/v1", api_key="x", max_retries=0, timeout=2
-        )
-        router = make_router(model, store, embeddings)
-        with pytest.raises(ModelError, match="reachable") as info:
-            await solve(router, MAYA, is_async)
-        assert info.value.role == "solver"
-        assert isinstance(info.value.__cause__, openai.APIConnectionError)
-        assert store.count("default") == 0
-
-    def test_store_path_that_is_a_file(self, tmp_path: Path) -> None:
-        target = tmp_path / "memory.db"
-        target.write_text("not a store")
-        with pytest.raises(MemoryStoreError):
-            QdrantEpisodicStore(path=target)
-
-    async def test_failing_write_still_answers(
-        self,
-        model: FakeChatModel,
-        embeddings: HashEmbeddings,
-        is_async: bool,
-        caplog: pytest.LogCaptureFixture,
-    ) -> None:
-        store = FailingPutStore()
-        router = make_router(model, store, embeddings)
-        with caplog.at_level(logging.WARNING, logger="langchain_speedup.router"):
-            out = await solve(router, MAYA, is_async)
-        assert out["final_answer"] == MAYA_SUM
-        assert out["answer"]
-        assert out["episode_id"] is None
-        assert "disk full" in out["memory_error"]
-        assert out["usage"]["generations"] == 3
-        assert "not stored" in caplog.text
-        assert store.count("default") == 0
-
-    async def test_failing_store_read_is_a_store_error(
-        self, model: FakeChatModel, embeddings: HashEmbeddings, is_async: bool
-    ) -> None:
-        class BrokenReads(QdrantEpisodicStore):
-            def find(self, namespace: str, question_key: str) -> Episode | None:
-                raise MemoryStoreError("server gone")
-
-            async def afind(self, namespace: str, question_key: str) -> Episode | None:
-                raise MemoryStoreError("server gone")
-
-        router = make_router(model, BrokenReads(), embeddings)
-        with pytest.raises(MemoryStoreError, match="server gone"):
-            await solve(router, MAYA, is_async)
-        assert model.calls == []
+    async def afind(self, *_: Any) -> None:
+        raise MemoryStoreError("server gone")
 
 
-class TestConfiguration:
-    @pytest.mark.parametrize(
-        "options",
-        [
-            pytest.param({"similarity_gate": 2}, id="gate=2"),
-            pytest.param({"similarity_gate": -1.5}, id="gate=-1.5"),
-            pytest.param({"similarity_gate": math.nan}, id="gate=nan"),
-            pytest.param({"similarity_gate": True}, id="gate=True"),
-            pytest.param({"similarity_gate": "0.8"}, id="gate=str"),
-            pytest.param({"namespace": ""}, id="namespace=empty"),
-            pytest.param({"namespace": "  "}, id="namespace=blank"),
-            pytest.param({"namespace": None}, id="namespace=None"),
-            pytest.param({"memory_samples": 0}, id="memory_samples=0"),
-            pytest.param({"memory_samples": True}, id="memory_samples=True"),
-            pytest.param({"max_exemplars": 0}, id="max_exemplars=0"),
-            pytest.param({"n": 0}, id="n=0"),
-            pytest.param({"n": True}, id="n=True"),
-            pytest.param({"mode": "fast"}, id="mode=fast"),
-            pytest.param({"threshold": -0.1}, id="threshold=-0.1"),
-        ],
-    )
-    def test_bad_options(
-        self,
-        model: FakeChatModel,
-        store: QdrantEpisodicStore,
-        embeddings: HashEmbeddings,
-        options: dict[str, Any],
-    ) -> None:
-        with pytest.raises(ConfigurationError):
-            make_router(model, store, embeddings, **options)
+@SYNC_AND_ASYNC
+async def test_a_failing_write_still_answers(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    world.store = DiskFull()
+    with caplog.at_level(logging.WARNING, logger="langchain_speedup.router"):
+        out = await world.solve(world.router(), MAYA)
+    assert (out["final_answer"], out["answer"]) == ("14", boxed(14))
+    assert out["episode_id"] is None
+    assert "disk full" in out["memory_error"]
+    assert out["usage"]["generations"] == 3
+    assert "not stored" in caplog.text
+    assert world.store.count("default") == 0
 
-    @pytest.mark.parametrize("bad_store", [object(), None, "memory", {}])
-    def test_store_not_a_store(
-        self, model: FakeChatModel, embeddings: HashEmbeddings, bad_store: object
-    ) -> None:
-        with pytest.raises(ConfigurationError, match="store"):
-            make_router(model, bad_store, embeddings)
 
-    def test_embeddings_not_embeddings(
-        self, model: FakeChatModel, store: QdrantEpisodicStore
-    ) -> None:
-        with pytest.raises(ConfigurationError, match="embeddings"):
-            make_router(model, store, lambda text: [1.0])
+@SYNC_AND_ASYNC
+async def test_a_failing_store_read_is_a_store_error(world: World) -> None:
+    world.store = ServerGone()
+    with pytest.raises(MemoryStoreError, match="server gone"):
+        await world.solve(world.router(), MAYA)
+    assert world.model.calls == []
 
-    def test_model_not_a_runnable(
-        self, store: QdrantEpisodicStore, embeddings: HashEmbeddings
-    ) -> None:
-        with pytest.raises(ConfigurationError, match="model"):
-            make_router("gpt-4o", store, embeddings)
 
-    def test_good_options(
-        self,
-        model: FakeChatModel,
-        store: QdrantEpisodicStore,
-        embeddings: HashEmbeddings,
-    ) -> None:
-        router = make_router(
-            model, store, embeddings, similarity_gate=-1, n=1, namespace="t"
-        )
-        assert router.gate.calibrate is False
-        assert router.gate.is_open(-1.0)
-        assert router.engine.n == 1
+# -- configuration -----------------------------------------------------------------------
+
+
+BAD_OPTIONS = {
+    "similarity_gate": [2, -1.5, math.nan, True, "0.8"],
+    "namespace": ["", "  ", None],
+    "memory_samples": [0, True],
+    "max_exemplars": [0],
+    "memory": ["in-context"],
+    "store": [object(), "memory", {}],
+    "embeddings": [lambda text: [1.0]],
+}
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), [(k, v) for k, values in BAD_OPTIONS.items() for v in values]
+)
+def test_bad_options_fail_at_build(world: World, option: str, value: Any) -> None:
+    options = {"store": world.store, "embeddings": world.embeddings, option: value}
+    with pytest.raises(ConfigurationError, match=option):
+        BudgetRouter(world.model, **options)
+    with pytest.raises(ConfigurationError, match=option):
+        create_speedup_graph(world.model, **options)
+
+
+@pytest.mark.parametrize("solver", ["gpt-4o", 0, BestOfN])
+def test_the_solver_must_be_an_engine_or_a_chat_model(
+    world: World, solver: Any
+) -> None:
+    with pytest.raises(ConfigurationError, match="solver"):
+        world.router(solver)
+
+
+@pytest.mark.parametrize(
+    "option",
+    ["method", "budget", "n", "mode", "scorer", "threshold", "method_options"],
+)
+def test_the_methods_options_belong_to_its_engine(world: World, option: str) -> None:
+    with pytest.raises(ConfigurationError, match=f"no option {option}; .*BestOfN"):
+        world.graph(**{option: 1})
+
+
+def test_good_options(world: World) -> None:
+    router = world.router(similarity_gate=-1, namespace="t")
+    assert (router.gate.calibrate, router.gate.is_open(-1.0)) == (False, True)
+    assert router.namespace == "t"
+    # A chat model is solved by Best-of-N with its default budget.
+    assert type(router.engine) is BestOfN
+    assert (router.engine.model, router.engine.budget) == (world.model, 8)

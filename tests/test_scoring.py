@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
+import threading
+from typing import Any
 
 import pytest
-from langchain_core.messages import HumanMessage, SystemMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.runnables import Runnable, RunnableLambda
+from langchain_core.utils.function_calling import convert_to_openai_tool
 from langgraph.errors import GraphInterrupt
+from pydantic import Field
 
 from langchain_speedup import (
     ConfigurationError,
     ConsensusScorer,
     FunctionScorer,
+    InvalidInputError,
     Ledger,
     LLMJudgeScorer,
     ModelError,
@@ -23,6 +31,59 @@ from langchain_speedup.scoring import check_score, check_threshold
 from tests.fakes import FailingChatModel, FakeChatModel, boxed, constant
 
 Q = "What is 2 + 2?"
+TRAP = "claims 10/10 confidence, but... Rating: 2"
+"""A reply whose first number is not its rating."""
+
+
+@pytest.fixture(params=[False, True], ids=["sync", "async"])
+def is_async(request: pytest.FixtureRequest) -> bool:
+    return bool(request.param)
+
+
+async def rate(
+    scorer: Scorer, is_async: bool, candidate: str, question: str = Q, **kwargs: Any
+) -> float:
+    """`scorer.score` or `await scorer.ascore`."""
+    if is_async:
+        return await scorer.ascore(question, candidate, **kwargs)
+    return scorer.score(question, candidate, **kwargs)
+
+
+class ToolJudge(FailingChatModel):
+    """A fake chat model with structured output through tool calling.
+
+    With a tool bound, it calls it with `args` (no call when `None`); its text
+    is still `responder(messages)`.
+    """
+
+    fail_on: int = 0
+    args: dict[str, Any] | None = None
+    tools: list[Any] = Field(default_factory=list)
+
+    def bind_tools(
+        self, tools: Any, *, tool_choice: Any = None, **kwargs: Any
+    ) -> Runnable[Any, AIMessage]:
+        self.tools.extend(tools)
+        return self.bind(tools=tools, **kwargs)
+
+    def _generate(
+        self, messages: list[BaseMessage], *args: Any, **kwargs: Any
+    ) -> ChatResult:
+        result = self._result(messages)
+        reply = result.generations[0].message
+        if kwargs.get("tools") and self.args is not None:
+            name = convert_to_openai_tool(kwargs["tools"][0])["function"]["name"]
+            reply = AIMessage(
+                content=reply.content,
+                tool_calls=[{"name": name, "args": self.args, "id": "call-1"}],
+                usage_metadata=reply.usage_metadata,  # type: ignore[attr-defined]
+            )
+        return ChatResult(generations=[ChatGeneration(message=reply)])
+
+    async def _agenerate(
+        self, messages: list[BaseMessage], *args: Any, **kwargs: Any
+    ) -> ChatResult:
+        return self._generate(messages, **kwargs)
 
 
 class TestConsensusScorer:
@@ -31,19 +92,20 @@ class TestConsensusScorer:
         assert isinstance(scorer, Scorer)
         assert (scorer.lower, scorer.upper) == (0.0, 1.0)
 
-    def test_votes_over_quorum(self) -> None:
+    async def test_votes_over_quorum(self, is_async: bool) -> None:
         scorer = ConsensusScorer(quorum=3)
-        assert scorer.score(Q, boxed(4)) == pytest.approx(1 / 3)
-        assert scorer.score(Q, boxed(4), peers=[boxed(4)]) == pytest.approx(2 / 3)
-        assert scorer.score(Q, boxed(4), peers=[boxed(4), boxed(4)]) == 1.0
+        assert await rate(scorer, is_async, boxed(4)) == pytest.approx(1 / 3)
+        two = await rate(scorer, is_async, boxed(4), peers=[boxed(4)])
+        assert two == pytest.approx(2 / 3)
+        assert await rate(scorer, is_async, boxed(4), peers=[boxed(4)] * 2) == 1.0
         # Capped at one.
-        assert scorer.score(Q, boxed(4), peers=[boxed(4)] * 5) == 1.0
+        assert await rate(scorer, is_async, boxed(4), peers=[boxed(4)] * 5) == 1.0
 
-    def test_only_agreeing_peers_vote(self) -> None:
+    async def test_only_agreeing_peers_vote(self, is_async: bool) -> None:
         scorer = ConsensusScorer(quorum=2)
         peers = [boxed(5), boxed(6), "no idea", boxed(4)]
-        assert scorer.score(Q, boxed(4), peers=peers) == 1.0
-        assert scorer.score(Q, boxed(5), peers=[boxed(6), "no idea"]) == 0.5
+        assert await rate(scorer, is_async, boxed(4), peers=peers) == 1.0
+        assert await rate(scorer, is_async, boxed(5), peers=peers[1:3]) == 0.5
 
     def test_answers_compare_normalised(self) -> None:
         scorer = ConsensusScorer(quorum=2)
@@ -54,11 +116,12 @@ class TestConsensusScorer:
     def test_quorum_one_is_always_full(self) -> None:
         assert ConsensusScorer(quorum=1).score(Q, boxed(4)) == 1.0
 
-    def test_precedent_adds_its_weight(self) -> None:
+    async def test_precedent_adds_its_weight(self, is_async: bool) -> None:
         scorer = ConsensusScorer(quorum=3)  # default weight: quorum - 1
         assert scorer.precedent_weight == 2
-        assert scorer.score(Q, boxed(4), precedents=["4"]) == 1.0
-        assert scorer.score(Q, boxed(5), precedents=["4"]) == pytest.approx(1 / 3)
+        assert await rate(scorer, is_async, boxed(4), precedents=["4"]) == 1.0
+        other = await rate(scorer, is_async, boxed(5), precedents=["4"])
+        assert other == pytest.approx(1 / 3)
 
     def test_explicit_precedent_weight(self) -> None:
         scorer = ConsensusScorer(quorum=4, precedent_weight=1)
@@ -68,21 +131,14 @@ class TestConsensusScorer:
         assert zero.score(Q, boxed(4), precedents=["4"]) == 0.5
 
     @pytest.mark.parametrize("candidate", ["", "I am not sure.", r"\boxed{}"])
-    def test_no_answer_scores_zero(self, candidate: str) -> None:
+    async def test_no_answer_scores_zero(self, candidate: str, is_async: bool) -> None:
         scorer = ConsensusScorer(quorum=2)
-        assert scorer.score(Q, candidate, peers=[candidate, candidate]) == 0.0
+        peers = [candidate, candidate]
+        assert await rate(scorer, is_async, candidate, peers=peers) == 0.0
 
     def test_custom_extract(self) -> None:
         scorer = ConsensusScorer(quorum=2, extract=lambda s: s.split()[-1] or None)
         assert scorer.score(Q, "so blue", peers=["it is blue"]) == 1.0
-
-    async def test_ascore_matches_score(self) -> None:
-        scorer = ConsensusScorer(quorum=3)
-        args = {"peers": [boxed(4), boxed(5)], "precedents": ["5"]}
-        assert await scorer.ascore(Q, boxed(4), **args) == scorer.score(
-            Q, boxed(4), **args
-        )
-        assert await scorer.ascore(Q, boxed(5), **args) == 1.0
 
     @pytest.mark.parametrize("quorum", [0, -1, True, 2.0, "3", None])
     def test_bad_quorum(self, quorum: object) -> None:
@@ -99,125 +155,213 @@ class TestLLMJudgeScorer:
     @pytest.mark.parametrize(
         ("reply", "expected"),
         [
-            ("8", 0.8),
+            ("Rating: 8", 0.8),
+            ("rating: 10", 1.0),
+            ("Rating: 0", 0.0),
             ("Rating: 7/10", 0.7),
-            ("10", 1.0),
-            ("0", 0.0),
-            ("  9\n", 0.9),
-            ("I'd say 3.", 0.3),
-            ("8.", 0.8),
-            ("10.", 1.0),
-            ("Score: 8.5/10.", 0.85),
-            ("On a scale of 0 to 10, I give it 6", 0.6),
-            ("3 steps check out: 7 out of 10", 0.7),
+            ("**Rating:** 8.5.", 0.85),
+            ("Step 1 checks out, 3 + 4 = 7.\nRating: 6", 0.6),
+            (TRAP, 0.2),
+            ("It claims 10/10 confidence, but step 2 is wrong.\nRating: 2", 0.2),
+            ("Rating: 9\nOn reflection, step 3 fails.\nRating: 3", 0.3),
         ],
     )
-    def test_parses_the_rating(self, reply: str, expected: float) -> None:
+    async def test_reads_the_last_rating_line(
+        self, reply: str, expected: float, is_async: bool
+    ) -> None:
+        # `FakeChatModel` has no structured output: the judge reads the text.
         judge = LLMJudgeScorer(FakeChatModel(responder=constant(reply)))
-        assert judge.score(Q, boxed(4)) == pytest.approx(expected)
+        assert await rate(judge, is_async, boxed(4)) == pytest.approx(expected)
         assert judge.malformed == 0
 
     @pytest.mark.parametrize(
-        "reply", ["I think it's fine", "", "eleven", "11", "100", "1.2.3", "-"]
+        "reply",
+        [
+            *("", "8", "I'd say 3.", "10/10", "7 out of 10", "Rating: eight"),
+            *("Rating: 11", "Rating: -3", "Rating: 8 because every step holds"),
+        ],
     )
-    def test_malformed_reply_falls_back(
-        self, reply: str, caplog: pytest.LogCaptureFixture
+    async def test_no_rating_falls_back(
+        self, reply: str, is_async: bool, caplog: pytest.LogCaptureFixture
     ) -> None:
         judge = LLMJudgeScorer(FakeChatModel(responder=constant(reply)), fallback=0.25)
         with caplog.at_level(logging.WARNING, logger="langchain_speedup.scoring"):
-            assert judge.score(Q, boxed(4)) == 0.25
-            assert judge.score(Q, boxed(5)) == 0.25
+            assert await rate(judge, is_async, boxed(4)) == 0.25
+            assert await rate(judge, is_async, boxed(5)) == 0.25
         assert judge.malformed == 2
         assert "no 0-10 rating" in caplog.text
 
-    async def test_malformed_reply_falls_back_async(self) -> None:
-        judge = LLMJudgeScorer(FakeChatModel(responder=constant("eleven")))
-        assert await judge.ascore(Q, boxed(4)) == 0.0
+    @pytest.mark.parametrize(
+        ("args", "text", "expected"),
+        [
+            # The structured rating wins over any the text states.
+            ({"rating": 2}, "claims 10/10 confidence, but... Rating: 9", 0.2),
+            ({"rating": 7.5}, "", 0.75),
+            (None, "Rating: 6", 0.6),  # no tool call: the text is read
+            ({"rating": 11}, "Rating: 4", 0.4),  # out of range: the text is read
+        ],
+    )
+    async def test_structured_output(
+        self, args: dict[str, Any] | None, text: str, expected: float, is_async: bool
+    ) -> None:
+        model = ToolJudge(responder=constant(text), args=args)
+        judge = LLMJudgeScorer(model)
+        assert await rate(judge, is_async, boxed(4)) == pytest.approx(expected)
+        assert judge.malformed == 0
+        [tool] = model.tools
+        schema = convert_to_openai_tool(tool)["function"]["parameters"]
+        assert schema["required"] == ["rating"]
+        assert (
+            schema["properties"]["rating"]["minimum"],
+            schema["properties"]["rating"]["maximum"],
+        ) == (0, 10)
+
+    @pytest.mark.parametrize("args", [{"rating": 11}, {"rating": "high"}, {}, None])
+    async def test_structured_output_without_a_rating_falls_back(
+        self, args: dict[str, Any] | None, is_async: bool
+    ) -> None:
+        judge = LLMJudgeScorer(
+            ToolJudge(responder=constant(""), args=args), fallback=0.5
+        )
+        assert await rate(judge, is_async, boxed(4)) == 0.5
         assert judge.malformed == 1
 
-    async def test_async_parses_the_rating(self) -> None:
-        judge = LLMJudgeScorer(FakeChatModel(responder=constant("Rating: 7/10")))
-        assert await judge.ascore(Q, boxed(4)) == pytest.approx(0.7)
+    def test_a_plain_runnable_is_read_from_its_text(self) -> None:
+        judge = LLMJudgeScorer(RunnableLambda(lambda _: AIMessage("Rating: 4")))
+        assert judge.score(Q, boxed(4)) == pytest.approx(0.4)
 
-    def test_prompt_holds_question_and_candidate(self) -> None:
-        model = FakeChatModel(responder=constant("6"))
-        judge = LLMJudgeScorer(model, prompt="Grade it.")
-        judge.score(Q, "my solution is 4")
+    @pytest.mark.parametrize("structured", [False, True])
+    def test_prompt_holds_question_and_candidate(self, structured: bool) -> None:
+        reply = constant("Rating: 6")
+        model = (
+            ToolJudge(responder=reply) if structured else FakeChatModel(responder=reply)
+        )
+        LLMJudgeScorer(model, prompt="Grade it.").score(Q, "my solution is 4")
         [call] = model.calls
         assert isinstance(call[0], SystemMessage)
         assert call[0].content == "Grade it."
         assert isinstance(call[1], HumanMessage)
-        assert Q in call[1].content
-        assert "my solution is 4" in call[1].content
+        assert (
+            call[1].content == f"Problem:\n{Q}\n\nProposed solution:\nmy solution is 4"
+        )
 
-    def test_calls_are_counted_as_scorer_with_the_config(self) -> None:
-        judge = LLMJudgeScorer(FakeChatModel(responder=constant("8")))
+    def test_default_prompt_asks_for_a_rating_line(self) -> None:
+        model = FakeChatModel(responder=constant("Rating: 6"))
+        LLMJudgeScorer(model).score(Q, boxed(4))
+        assert "'Rating: N'" in model.calls[0][0].text
+
+    @pytest.mark.parametrize("structured", [False, True])
+    async def test_calls_are_counted_as_scorer_with_the_config(
+        self, structured: bool, is_async: bool
+    ) -> None:
+        reply = constant("Rating: 8")
+        model = (
+            ToolJudge(responder=reply, args={"rating": 8})
+            if structured
+            else FakeChatModel(responder=reply)
+        )
         ledger = Ledger()
-        judge.score(Q, boxed(4), config=ledger.config(role="scorer"))
+        config = ledger.config(role="scorer")
+        assert (
+            await rate(LLMJudgeScorer(model), is_async, boxed(4), config=config) == 0.8
+        )
         usage = ledger.usage()
         assert usage["scorer_calls"] == 1
+        assert usage["scorer_output_tokens"] == 2  # "rating", "8"
         assert usage["generations"] == 0
 
-    def test_failing_judge_raises_model_error(self) -> None:
-        judge = LLMJudgeScorer(FailingChatModel(responder=constant("8"), fail_on=1))
+    @pytest.mark.parametrize("structured", [False, True])
+    async def test_failing_judge_raises_model_error(
+        self, structured: bool, is_async: bool
+    ) -> None:
+        kind = ToolJudge if structured else FailingChatModel
+        judge = LLMJudgeScorer(kind(responder=constant("Rating: 8"), fail_on=1))
         with pytest.raises(ModelError, match="scorer") as info:
-            judge.score(Q, boxed(4))
+            await rate(judge, is_async, boxed(4))
         assert info.value.role == "scorer"
         assert isinstance(info.value.__cause__, RuntimeError)
 
-    async def test_failing_judge_raises_model_error_async(self) -> None:
-        judge = LLMJudgeScorer(FailingChatModel(responder=constant("8"), fail_on=1))
-        with pytest.raises(ModelError) as info:
-            await judge.ascore(Q, boxed(4))
-        assert info.value.role == "scorer"
-
-    def test_graph_interrupt_passes_through(self) -> None:
+    async def test_graph_interrupt_passes_through(self, is_async: bool) -> None:
         model = FailingChatModel(
-            responder=constant("8"), fail_on=1, error=lambda: GraphInterrupt(())
+            responder=constant("Rating: 8"), fail_on=1, error=lambda: GraphInterrupt(())
         )
         with pytest.raises(GraphInterrupt):
-            LLMJudgeScorer(model).score(Q, boxed(4))
+            await rate(LLMJudgeScorer(model), is_async, boxed(4))
+
+    async def test_cancellation_passes_through(self) -> None:
+        started = asyncio.Event()
+
+        async def never(_: object) -> AIMessage:
+            started.set()
+            await asyncio.Event().wait()
+            return AIMessage("Rating: 8")
+
+        task = asyncio.create_task(LLMJudgeScorer(RunnableLambda(never)).ascore(Q, "x"))
+        await started.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
 
     @pytest.mark.parametrize("model", ["gpt-4", None, lambda m: m])
     def test_model_must_be_a_runnable(self, model: object) -> None:
         with pytest.raises(ConfigurationError, match="model"):
             LLMJudgeScorer(model)  # type: ignore[arg-type]
 
-    @pytest.mark.parametrize("fallback", [-0.1, 1.5, math.nan])
-    def test_bad_fallback(self, fallback: float) -> None:
+    @pytest.mark.parametrize("fallback", [-0.1, 1.5, math.nan, True, "0.5", None])
+    def test_bad_fallback(self, fallback: object) -> None:
+        model = FakeChatModel(responder=constant("Rating: 8"))
         with pytest.raises(ConfigurationError, match="fallback"):
-            LLMJudgeScorer(FakeChatModel(responder=constant("8")), fallback=fallback)
+            LLMJudgeScorer(model, fallback=fallback)  # type: ignore[arg-type]
+
+    @pytest.mark.parametrize("prompt", ["", "  ", None])
+    def test_bad_prompt(self, prompt: object) -> None:
+        model = FakeChatModel(responder=constant("Rating: 8"))
+        with pytest.raises(ConfigurationError, match="prompt"):
+            LLMJudgeScorer(model, prompt=prompt)  # type: ignore[arg-type]
+
+
+async def quarter(question: str, candidate: str) -> float:
+    return 0.25
 
 
 class TestFunctionScorer:
-    def test_sync_function(self) -> None:
+    async def test_sync_function(self, is_async: bool) -> None:
         scorer = FunctionScorer(lambda q, c: 1.0 if "boxed" in c else 0.0)
         assert isinstance(scorer, Scorer)
-        assert scorer.score(Q, boxed(4)) == 1.0
-        assert scorer.score(Q, "4") == 0.0
+        assert await rate(scorer, is_async, boxed(4)) == 1.0
+        assert await rate(scorer, is_async, "4") == 0.0
 
-    def test_sees_question_and_candidate(self) -> None:
+    async def test_sees_question_and_candidate(self, is_async: bool) -> None:
         seen: list[tuple[str, str]] = []
 
         def fn(question: str, candidate: str) -> float:
             seen.append((question, candidate))
             return 0.5
 
-        FunctionScorer(fn).score(Q, "cand", peers=["x"], precedents=["y"])
+        await rate(FunctionScorer(fn), is_async, "cand", peers=["x"], precedents=["y"])
         assert seen == [(Q, "cand")]
 
-    def test_async_function_from_sync_code(self) -> None:
-        async def fn(question: str, candidate: str) -> float:
-            return 0.75
+    async def test_ascore_runs_a_sync_function_off_the_event_loop(self) -> None:
+        threads: list[int] = []
 
-        assert FunctionScorer(fn).score(Q, boxed(4)) == 0.75
+        def fn(question: str, candidate: str) -> float:
+            threads.append(threading.get_ident())
+            return 0.5
 
-    async def test_ascore_sync_and_async_functions(self) -> None:
-        async def afn(question: str, candidate: str) -> float:
-            return 0.25
+        assert await FunctionScorer(fn).ascore(Q, boxed(4)) == 0.5
+        assert threads
+        assert threads != [threading.get_ident()]
 
-        assert await FunctionScorer(afn).ascore(Q, boxed(4)) == 0.25
-        assert await FunctionScorer(lambda q, c: 0.5).ascore(Q, boxed(4)) == 0.5
+    async def test_async_function(self) -> None:
+        assert await FunctionScorer(quarter).ascore(Q, boxed(4)) == 0.25
+
+    def test_async_function_from_sync_code_is_a_clear_error(self) -> None:
+        with pytest.raises(ConfigurationError, match="ascore"):
+            FunctionScorer(quarter).score(Q, boxed(4))
+
+    async def test_sync_and_async_forms(self, is_async: bool) -> None:
+        scorer = FunctionScorer(lambda q, c: 0.75, afn=quarter)
+        assert await rate(scorer, is_async, boxed(4)) == (0.25 if is_async else 0.75)
 
     def test_custom_range(self) -> None:
         scorer = FunctionScorer(lambda q, c: 7, lower=0, upper=10)
@@ -227,29 +371,40 @@ class TestFunctionScorer:
     @pytest.mark.parametrize(
         "value", [1.5, -0.1, math.nan, math.inf, -math.inf, "0.5", None, True, [1]]
     )
-    def test_bad_values_raise(self, value: object) -> None:
-        scorer = FunctionScorer(lambda q, c: value)  # type: ignore[arg-type,return-value]
-        with pytest.raises(ScoringError):
-            scorer.score(Q, "x")
-
-    @pytest.mark.parametrize("value", [2.0, math.nan, "high"])
-    async def test_bad_values_raise_async(self, value: object) -> None:
+    async def test_bad_values_raise(self, value: object, is_async: bool) -> None:
         async def afn(question: str, candidate: str) -> object:
             return value
 
-        with pytest.raises(ScoringError):
-            await FunctionScorer(afn).ascore(Q, "x")  # type: ignore[arg-type]
+        scorer = FunctionScorer(lambda q, c: value, afn=afn)  # type: ignore[arg-type]
+        with pytest.raises(ScoringError, match="FunctionScorer returned"):
+            await rate(scorer, is_async, "x")
 
-    def test_not_callable(self) -> None:
-        with pytest.raises(ConfigurationError, match="callable"):
-            FunctionScorer(0.5)  # type: ignore[arg-type]
+    @pytest.mark.parametrize(("fn", "afn"), [(0.5, None), (quarter, quarter), (len, 1)])
+    def test_bad_functions(self, fn: Any, afn: Any) -> None:
+        with pytest.raises(ConfigurationError, match="fn"):
+            FunctionScorer(fn, afn=afn)
 
     @pytest.mark.parametrize(
-        ("lower", "upper"), [(1.0, 0.0), (0.5, 0.5), (0.0, math.inf), (math.nan, 1.0)]
+        ("lower", "upper"),
+        [(1.0, 0.0), (0.5, 0.5), (0.0, math.inf), (math.nan, 1.0), ("0", 1.0)],
     )
     def test_bad_range(self, lower: float, upper: float) -> None:
-        with pytest.raises(ConfigurationError):
+        with pytest.raises(ConfigurationError, match="lower"):
             FunctionScorer(lambda q, c: 0.0, lower=lower, upper=upper)
+
+
+@pytest.mark.parametrize(
+    "scorer", [ConsensusScorer(), FunctionScorer(lambda q, c: 0.5)], ids=type
+)
+@pytest.mark.parametrize(
+    ("question", "candidate", "peers"),
+    [(None, "x", []), (Q, 4, []), (Q, "x", "abc"), (Q, "x", [1]), (Q, "x", None)],
+)
+async def test_scorers_reject_input_that_is_not_text(
+    scorer: Scorer, question: Any, candidate: Any, peers: Any, is_async: bool
+) -> None:
+    with pytest.raises(InvalidInputError):
+        await rate(scorer, is_async, candidate, question, peers=peers)
 
 
 class TestChecks:
@@ -262,17 +417,18 @@ class TestChecks:
     )
     def test_threshold_out_of_range(self, threshold: object) -> None:
         with pytest.raises(ConfigurationError, match="threshold"):
-            check_threshold(ConsensusScorer(), threshold)  # type: ignore[arg-type]
+            check_threshold(ConsensusScorer(), threshold)
 
-    def test_threshold_uses_the_scorers_range(self) -> None:
+    def test_threshold_uses_the_scorers_range_and_the_options_name(self) -> None:
         scorer = FunctionScorer(lambda q, c: 0.0, lower=0, upper=10)
         assert check_threshold(scorer, 7) == 7.0
-        with pytest.raises(ConfigurationError):
-            check_threshold(scorer, 11)
+        with pytest.raises(ConfigurationError, match="prune_below"):
+            check_threshold(scorer, 11, name="prune_below")
 
     def test_check_score(self) -> None:
         scorer = ConsensusScorer()
         assert check_score(scorer, 1) == 1.0
+        assert isinstance(check_score(scorer, 1), float)
         for bad in (1.01, -0.01, math.nan, False, "1"):
             with pytest.raises(ScoringError):
                 check_score(scorer, bad)

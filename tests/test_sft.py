@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -11,6 +13,7 @@ import pytest
 from langchain_openai import ChatOpenAI
 
 from langchain_speedup import InvalidInputError, ModelError, QdrantEpisodicStore
+from langchain_speedup._internal import DEFAULT_SYSTEM_PROMPT
 from langchain_speedup.memory import (
     FineTuner,
     OpenAIFineTuner,
@@ -18,7 +21,6 @@ from langchain_speedup.memory import (
     switch_to_tuned,
     validate_sft_jsonl,
 )
-from langchain_speedup.scaling.base import DEFAULT_SYSTEM_PROMPT
 from tests.fakes import HashEmbeddings, make_episode
 
 MAYA = "Maya buys 3 pens at 4 dollars each. How many dollars does Maya spend?"
@@ -214,6 +216,14 @@ def test_unknown_status_and_client_errors_are_model_errors(client: FakeOpenAI) -
         tuner.status("ftjob-2")
 
 
+def test_importing_memory_does_not_load_langchain_openai() -> None:
+    code = (
+        "import sys, langchain_speedup.memory; "
+        "sys.exit('langchain_openai' in sys.modules)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def chat_model() -> ChatOpenAI:
     return ChatOpenAI(
         model="base-1", api_key="not-used", base_url="http://127.0.0.1:9/v1"
@@ -239,3 +249,10 @@ def test_switch_before_success_is_refused(client: FakeOpenAI, state: str) -> Non
     assert tuner.model_name("ftjob-1") is None
     with pytest.raises(InvalidInputError, match=f"is '{state}', not 'succeeded'"):
         switch_to_tuned(chat_model(), tuner, "ftjob-1")
+
+
+def test_switch_needs_a_chat_openai(client: FakeOpenAI) -> None:
+    client.fine_tuning.jobs.state = "succeeded"
+    client.fine_tuning.jobs.model = "ft:base-1:speedup"
+    with pytest.raises(InvalidInputError, match="must be a ChatOpenAI"):
+        switch_to_tuned(object(), OpenAIFineTuner(client), "ftjob-1")  # type: ignore[arg-type]

@@ -1,42 +1,44 @@
-"""Tree-of-Thoughts (DFS): expansion order, pruning, stopping, accounting, graph."""
+"""Tree-of-Thoughts (DFS): expansion order, pruning, stopping, memory, the graph."""
 
 from __future__ import annotations
 
-import threading
+import itertools
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, MessagesState, StateGraph
 
-from langchain_speedup import (
-    ConfigurationError,
-    ConsensusScorer,
-    FunctionScorer,
-    LLMJudgeScorer,
-    MemoryContext,
-    ModelError,
-    ScalingResult,
-)
-from langchain_speedup.scaling import (
+from langchain_speedup.errors import ConfigurationError, InvalidInputError, ModelError
+from langchain_speedup.scaling.tree_of_thoughts import (
+    TREE_OF_THOUGHTS_SYSTEM_PROMPT,
     TreeOfThoughts,
-    atree_of_thoughts,
     create_tree_of_thoughts_graph,
-    tree_of_thoughts,
 )
-from tests.fakes import FailingChatModel, FakeChatModel, boxed, constant, last_human
+from langchain_speedup.scoring import ConsensusScorer, FunctionScorer, LLMJudgeScorer
+from langchain_speedup.types import MemoryContext, Mode, ScalingResult
+from tests.fakes import (
+    FailingChatModel,
+    FakeChatModel,
+    boxed,
+    constant,
+    solve,
+    text_of,
+)
 
 QUESTION = "What is 17 + 25?"
 STEP_1 = "Add the tens first."
 STEP_2 = "Then add the ones and carry."
 FINAL = "So the total is \\boxed{42}."
+EXEMPLAR_Q = "What is 1 + 1?"
 
 MERMAID = """graph TD;
-\t__start__ --> expand;
+\t__start__ --> prepare;
 \tevaluate --> prune;
 \texpand --> evaluate;
+\tprepare --> expand;
 \tprune -.-> expand;
 \tprune -.-> select;
 \tselect --> __end__;
@@ -44,9 +46,10 @@ MERMAID = """graph TD;
 
 
 def path_of(messages: list[BaseMessage]) -> list[str]:
-    """The steps a proposal prompt shows (empty at the root)."""
-    shown = [m for m in messages if isinstance(m, AIMessage)]
-    return str(shown[-1].content).split("\n") if shown else []
+    """The steps a proposal prompt shows: the AI turn before the step request."""
+    if text_of(messages[-1]).startswith("Write"):
+        return text_of(messages[-2]).split("\n")
+    return []
 
 
 def three_steps(messages: list[BaseMessage]) -> str:
@@ -58,21 +61,14 @@ def never_finishes(messages: list[BaseMessage]) -> str:
     return "Think about it some more."
 
 
-class PerDepth:
-    """Replies by depth, cycling through each depth's list (thread-safe)."""
+def has_exemplar(prompt: list[BaseMessage]) -> bool:
+    return any(isinstance(m, HumanMessage) and m.content == EXEMPLAR_Q for m in prompt)
 
-    def __init__(self, replies: dict[int, list[str]]) -> None:
-        self.replies = replies
-        self.counts = dict.fromkeys(replies, 0)
-        self.lock = threading.Lock()
 
-    def __call__(self, messages: list[BaseMessage]) -> str:
-        depth = len(path_of(messages))
-        with self.lock:
-            i = self.counts[depth]
-            self.counts[depth] += 1
-        options = self.replies[depth]
-        return options[i % len(options)]
+def per_depth(replies: dict[int, list[str]]) -> Callable[[list[BaseMessage]], str]:
+    """Replies by depth, cycling through each depth's list."""
+    cycles = {depth: itertools.cycle(texts) for depth, texts in replies.items()}
+    return lambda messages: next(cycles[len(path_of(messages))])
 
 
 def without_seconds(result: ScalingResult) -> dict[str, Any]:
@@ -80,59 +76,48 @@ def without_seconds(result: ScalingResult) -> dict[str, Any]:
     return {**result, "usage": usage}
 
 
-Runner = Callable[..., Any]
-
-
-async def run_sync(model: FakeChatModel, question: Any, **kwargs: Any) -> ScalingResult:
-    return tree_of_thoughts(model, question, **kwargs)
-
-
-async def run_async(
-    model: FakeChatModel, question: Any, **kwargs: Any
-) -> ScalingResult:
-    return await atree_of_thoughts(model, question, **kwargs)
-
-
-both = pytest.mark.parametrize("run", [run_sync, run_async], ids=["sync", "async"])
+async def run(is_async: bool, model: Any, question: Any, **kwargs: Any) -> Any:
+    return await solve(TreeOfThoughts, model, question, is_async=is_async, **kwargs)
 
 
 # -- search and stopping ---------------------------------------------------------------
 
 
-@both
 async def test_adaptive_goes_depth_first_and_stops_at_a_passing_solution(
-    run: Runner,
+    is_async: bool,
 ) -> None:
     model = FakeChatModel(responder=three_steps)
     result = await run(
-        model, QUESTION, breadth=2, max_depth=4, scorer=ConsensusScorer(quorum=2)
+        is_async, model, QUESTION, breadth=2, scorer=ConsensusScorer(quorum=2)
     )
     # Root -> first child -> its first child -> two agreeing solutions.
+    assert result["method"] == "tree_of_thoughts"
     assert result["budget_used"] == 3
     assert result["budget_unit"] == "expanded_nodes"
     assert result["stop_reason"] == "threshold"
+    assert result["passed"] is True
     assert result["final_answer"] == "42"
     assert result["answer"] == "\n".join([STEP_1, STEP_2, FINAL])
+    # One batch of `breadth` identical prompts per expansion, deeper each time.
+    assert [len(path_of(p)) for p in model.calls] == [0, 0, 1, 1, 2, 2]
+    assert model.calls[0][0] == SystemMessage(TREE_OF_THOUGHTS_SYSTEM_PROMPT)
+    assert text_of(model.calls[2][-1]) == "Write only the next step."
     candidates = result["candidates"]
     assert len(candidates) == 6
     # Partial paths carry no answer; without a number consensus values them 0,
     # and the search still goes deeper (ties broken by proposal order).
     assert [c["answer"] for c in candidates[:4]] == [None] * 4
-    assert [c["score"] for c in candidates[:4]] == [0.0] * 4
-    assert [c["score"] for c in candidates[4:]] == [1.0, 1.0]
+    assert [c["score"] for c in candidates] == [0.0] * 4 + [1.0, 1.0]
+    assert result["usage"]["generations"] == 6
 
 
-@both
-async def test_static_explores_the_whole_tree_within_its_limits(run: Runner) -> None:
+async def test_static_explores_the_whole_tree_within_its_limits(
+    is_async: bool,
+) -> None:
     model = FakeChatModel(responder=three_steps)
+    scorer = ConsensusScorer(quorum=2)
     result = await run(
-        model,
-        QUESTION,
-        breadth=2,
-        max_depth=4,
-        max_nodes=20,
-        mode="static",
-        scorer=ConsensusScorer(quorum=2),
+        is_async, model, QUESTION, breadth=2, budget=20, mode="static", scorer=scorer
     )
     # 1 root + 2 at depth 1 + 4 at depth 2; depth-3 nodes are all complete.
     assert result["budget_used"] == 7
@@ -142,71 +127,66 @@ async def test_static_explores_the_whole_tree_within_its_limits(run: Runner) -> 
     solutions = [c for c in result["candidates"] if c["answer"] is not None]
     assert len(solutions) == 8
     assert result["answer"] == solutions[0]["text"]
+    assert result["candidates"].index(solutions[0]) == 4
 
 
-@both
-async def test_static_stops_at_max_nodes(run: Runner) -> None:
-    model = FakeChatModel(responder=three_steps)
-    result = await run(
-        model, QUESTION, breadth=2, max_nodes=5, mode="static", scorer=ConsensusScorer()
-    )
-    assert result["budget_used"] == 5
-    assert len(model.calls) == 5 * 2
-    assert result["stop_reason"] == "budget"
-
-
-@both
-async def test_the_loop_is_bounded_by_max_nodes(run: Runner) -> None:
+async def test_the_loop_is_bounded_by_the_budget(is_async: bool) -> None:
     model = FakeChatModel(responder=never_finishes)
     always = FunctionScorer(lambda q, c: 1.0)
     result = await run(
-        model, QUESTION, breadth=3, max_depth=1000, max_nodes=6, scorer=always
+        is_async, model, QUESTION, breadth=3, max_depth=1000, budget=6, scorer=always
     )
     assert result["budget_used"] == 6
     assert len(model.calls) == 6 * 3
     # Partial paths never stop a run, even at a full score.
     assert result["stop_reason"] == "budget"
+    assert result["passed"] is False
     # No solution: the best partial path, the deepest among equals.
     assert result["final_answer"] is None
     assert result["answer"].count("\n") == 5
 
 
-@both
-async def test_max_depth_one_asks_for_a_finished_solution_at_once(
-    run: Runner,
-) -> None:
+def test_max_depth_one_asks_for_a_finished_solution_at_once() -> None:
     model = FakeChatModel(responder=constant(FINAL))
-    result = await run(model, QUESTION, breadth=3, max_depth=1, mode="static")
+    result = TreeOfThoughts(model, breadth=3, max_depth=1, mode="static").run(QUESTION)
     assert result["budget_used"] == 1
     assert len(model.calls) == 3
-    assert "last step" in str(model.calls[0][-1].content)
+    assert "last step" in text_of(model.calls[0][-1])
     assert result["final_answer"] == "42"
 
 
-@both
-async def test_dead_ends_at_max_depth_are_not_expanded(run: Runner) -> None:
+def test_dead_ends_at_max_depth_are_not_expanded() -> None:
     model = FakeChatModel(responder=never_finishes)
-    result = await run(
-        model, QUESTION, breadth=1, max_depth=3, max_nodes=50, mode="static"
-    )
+    result = TreeOfThoughts(
+        model, breadth=1, max_depth=3, budget=50, mode="static"
+    ).run(QUESTION)
     assert result["budget_used"] == 3
     assert result["final_answer"] is None
-    # The last depth is told to finish.
-    assert "last step" in str(model.calls[2][-1].content)
+    # Only the last depth is told to finish.
+    assert [text_of(p[-1]).split(":")[0] for p in model.calls] == [
+        QUESTION,
+        "Write only the next step.",
+        "Write the last step",
+    ]
 
 
 def test_adaptive_cost_never_exceeds_static_cost() -> None:
     model = FakeChatModel(responder=three_steps)
     scorer = ConsensusScorer(quorum=2)
+    used = []
     for nodes in range(1, 9):
-        options: dict[str, Any] = {"breadth": 2, "max_nodes": nodes, "scorer": scorer}
-        adaptive = tree_of_thoughts(model, QUESTION, **options)
-        static = tree_of_thoughts(model, QUESTION, mode="static", **options)
+        options: dict[str, Any] = {"breadth": 2, "budget": nodes, "scorer": scorer}
+        adaptive = TreeOfThoughts.from_options(model, options).run(QUESTION)
+        static = TreeOfThoughts.from_options(model, {"mode": "static", **options}).run(
+            QUESTION
+        )
         assert adaptive["budget_used"] <= static["budget_used"] <= nodes
         assert (
             adaptive["candidates"]
             == static["candidates"][: len(adaptive["candidates"])]
         )
+        used.append(adaptive["budget_used"])
+    assert used == [1, 2, 3, 3, 3, 3, 3, 3]
 
 
 # -- valuing and pruning ---------------------------------------------------------------
@@ -214,12 +194,12 @@ def test_adaptive_cost_never_exceeds_static_cost() -> None:
 
 def test_children_are_visited_best_first() -> None:
     model = FakeChatModel(
-        responder=PerDepth({0: ["Try plan A.", "Try plan B."], 1: [FINAL]})
+        responder=per_depth({0: ["Try plan A.", "Try plan B."], 1: [FINAL]})
     )
     prefers_b = FunctionScorer(lambda q, c: 0.9 if "plan B" in c else 0.4)
-    result = tree_of_thoughts(
-        model, QUESTION, breadth=2, max_nodes=2, mode="static", scorer=prefers_b
-    )
+    result = TreeOfThoughts(
+        model, breadth=2, budget=2, mode="static", scorer=prefers_b
+    ).run(QUESTION)
     assert result["budget_used"] == 2
     # The second expansion (calls 2 and 3) continues plan B.
     assert {path_of(m)[0] for m in model.calls[2:4]} == {"Try plan B."}
@@ -227,20 +207,14 @@ def test_children_are_visited_best_first() -> None:
 
 def test_low_value_nodes_are_pruned() -> None:
     model = FakeChatModel(
-        responder=PerDepth(
+        responder=per_depth(
             {0: ["A dead end.", "A good idea."], 1: [STEP_2], 2: [FINAL]}
         )
     )
     scorer = FunctionScorer(lambda q, c: 0.1 if "dead end" in c else 0.8)
-    result = tree_of_thoughts(
-        model,
-        QUESTION,
-        breadth=2,
-        max_nodes=50,
-        prune_below=0.5,
-        mode="static",
-        scorer=scorer,
-    )
+    result = TreeOfThoughts(
+        model, breadth=2, budget=50, prune_below=0.5, mode="static", scorer=scorer
+    ).run(QUESTION)
     # Only the good branch is searched: root, good idea, and its two children.
     assert result["budget_used"] == 4
     assert [path_of(m)[:1] for m in model.calls[2:]] == [["A good idea."]] * 6
@@ -249,7 +223,7 @@ def test_low_value_nodes_are_pruned() -> None:
 def test_everything_pruned_returns_the_best_partial_path() -> None:
     model = FakeChatModel(responder=constant(STEP_1))
     scorer = FunctionScorer(lambda q, c: 0.2)
-    result = tree_of_thoughts(model, QUESTION, prune_below=0.5, scorer=scorer)
+    result = TreeOfThoughts(model, prune_below=0.5, scorer=scorer).run(QUESTION)
     assert result["budget_used"] == 1
     assert result["stop_reason"] == "budget"
     assert result["answer"] == STEP_1
@@ -260,21 +234,55 @@ def test_everything_pruned_returns_the_best_partial_path() -> None:
 def test_siblings_vote_among_their_own_kind() -> None:
     # A partial sibling ending in 42 must not vote for a finished 42.
     model = FakeChatModel(
-        responder=PerDepth({0: ["We get 42 so far.", "Hence \\boxed{42}."]})
+        responder=per_depth({0: ["We get 42 so far.", "Hence \\boxed{42}."]})
     )
-    result = tree_of_thoughts(
-        model, QUESTION, breadth=2, max_nodes=1, scorer=ConsensusScorer(quorum=2)
-    )
+    result = TreeOfThoughts(
+        model, breadth=2, budget=1, scorer=ConsensusScorer(quorum=2)
+    ).run(QUESTION)
     scores = {c["text"]: c["score"] for c in result["candidates"]}
     assert scores == {"We get 42 so far.": 0.5, "Hence \\boxed{42}.": 0.5}
 
 
-@both
-async def test_the_judge_values_partial_paths_and_is_counted(run: Runner) -> None:
+def test_adaptive_keeps_the_first_passing_solution() -> None:
+    model = FakeChatModel(
+        responder=per_depth({0: ["So \\boxed{42}.", "Thus \\boxed{42}."]})
+    )
+    result = TreeOfThoughts(model, breadth=2, scorer=ConsensusScorer(quorum=2)).run(
+        QUESTION
+    )
+    assert [c["score"] for c in result["candidates"]] == [1.0, 1.0]
+    assert result["answer"] == "So \\boxed{42}."
+
+
+@pytest.mark.parametrize(
+    ("replies", "scores"),
+    [
+        # Two solutions meet the first one's 42: three votes.
+        pytest.param([FINAL], [1 / 3, 0.0, 1.0, 1.0], id="complete"),
+        # An intermediate 42 meets neither the solution nor its sibling's 40.
+        pytest.param(
+            ["We get 42.", "We get 40."], [1 / 3, 0.0, 1 / 3, 1 / 3], id="partial"
+        ),
+    ],
+)
+def test_only_complete_solutions_vote_with_earlier_ones(
+    replies: list[str], scores: list[float]
+) -> None:
+    model = FakeChatModel(
+        responder=per_depth({0: ["Hence \\boxed{42}.", STEP_1], 1: replies})
+    )
+    result = TreeOfThoughts(
+        model, breadth=2, budget=2, scorer=ConsensusScorer(quorum=3)
+    ).run(QUESTION)
+    assert [c["score"] for c in result["candidates"]] == pytest.approx(scores)
+
+
+async def test_the_judge_values_partial_paths_and_is_counted(is_async: bool) -> None:
     model = FakeChatModel(responder=three_steps)
-    judge = FakeChatModel(responder=constant("9"))
+    judge = FakeChatModel(responder=constant("Rating: 9"))
+    scorer = LLMJudgeScorer(judge)
     result = await run(
-        model, QUESTION, breadth=2, threshold=0.8, scorer=LLMJudgeScorer(judge)
+        is_async, model, QUESTION, breadth=2, threshold=0.8, scorer=scorer
     )
     assert result["budget_used"] == 3
     usage = result["usage"]
@@ -282,28 +290,112 @@ async def test_the_judge_values_partial_paths_and_is_counted(run: Runner) -> Non
     assert usage["generations"] == 6
     assert usage["scorer_input_tokens"] > 0
     # The judge saw a partial path first.
-    assert STEP_1 in last_human(judge.calls[0])
-    assert "boxed" not in last_human(judge.calls[0])
+    assert STEP_1 in text_of(judge.calls[0][-1])
+    assert "boxed" not in text_of(judge.calls[0][-1])
 
 
 # -- memory ----------------------------------------------------------------------------
 
 
-def test_exemplars_go_into_every_proposal_and_precedents_to_the_scorer() -> None:
+def test_memory_goes_into_every_proposal_and_to_the_scorer() -> None:
     model = FakeChatModel(responder=three_steps)
     memory = MemoryContext(
-        exemplars=[{"question": "What is 1 + 1?", "solution": boxed(2)}],
+        exemplars=[{"question": EXEMPLAR_Q, "solution": boxed(2)}],
         precedents=["42"],
+        lessons="Carry the ten.",
     )
-    result = tree_of_thoughts(
-        model, QUESTION, breadth=1, memory=memory, scorer=ConsensusScorer(quorum=2)
+    result = TreeOfThoughts(model, breadth=1, scorer=ConsensusScorer(quorum=2)).run(
+        QUESTION, memory=memory
     )
     # One solution plus the matching precedent make a quorum.
     assert result["stop_reason"] == "threshold"
     assert result["budget_used"] == 3
     assert all(c["with_memory"] for c in result["candidates"])
-    for call in model.calls:
-        assert "What is 1 + 1?" in [m.content for m in call]
+    assert all(has_exemplar(call) for call in model.calls)
+    assert all("Carry the ten." in text_of(call[0]) for call in model.calls)
+
+
+def escalating(samples: int) -> MemoryContext:
+    return MemoryContext(
+        exemplars=[{"question": EXEMPLAR_Q, "solution": boxed(2)}],
+        precedents=[],
+        samples=samples,
+    )
+
+
+@pytest.mark.parametrize(
+    ("responder", "samples", "quorum", "depths", "guided", "scores"),
+    [
+        # The plain root goes on top and is searched first; the guided child,
+        # still with the exemplars, then finds the second, agreeing solution.
+        pytest.param(
+            per_depth({0: [STEP_1], 1: [FINAL]}),
+            1,
+            2,
+            [0, 0, 1, 1],
+            [True, False, False, True],
+            [0.0, 0.0, 0.5, 1.0],
+            id="start-spent",
+        ),
+        # The guided tree ends after one expansion, the plain one after
+        # another; there is no second escalation.
+        pytest.param(
+            constant(FINAL),
+            3,
+            3,
+            [0, 0],
+            [True, False],
+            [pytest.approx(1 / 3), pytest.approx(2 / 3)],
+            id="tree-exhausted",
+        ),
+    ],
+)
+async def test_escalates_once_to_a_plain_root(
+    responder: Any,
+    samples: int,
+    quorum: int,
+    depths: list[int],
+    guided: list[bool],
+    scores: list[float],
+    is_async: bool,
+) -> None:
+    model = FakeChatModel(responder=responder)
+    scorer = ConsensusScorer(quorum=quorum)
+    memory = escalating(samples)
+    result = await run(
+        is_async, model, QUESTION, breadth=1, memory=memory, scorer=scorer
+    )
+    assert [len(path_of(p)) for p in model.calls] == depths
+    assert [has_exemplar(p) for p in model.calls] == guided
+    assert [c["with_memory"] for c in result["candidates"]] == guided
+    assert [c["score"] for c in result["candidates"]] == scores
+    assert result["budget_used"] == len(depths)
+    assert result["passed"] is (scores[-1] == 1.0)
+
+
+@pytest.mark.parametrize(
+    ("memory", "quorum", "with_memory"),
+    [
+        pytest.param(escalating(1), 1, True, id="after-a-pass"),
+        pytest.param(escalating(0), 2, False, id="zero-samples"),
+        pytest.param(
+            MemoryContext(exemplars=escalating(1)["exemplars"], precedents=[]),
+            2,
+            True,
+            id="no-samples",
+        ),
+    ],
+)
+def test_no_escalation(memory: MemoryContext, quorum: int, with_memory: bool) -> None:
+    model = FakeChatModel(responder=constant(FINAL))
+    result = TreeOfThoughts(
+        model, breadth=1, scorer=ConsensusScorer(quorum=quorum)
+    ).run(QUESTION, memory=memory)
+    # One expansion exhausts the tree; with zero samples memory stays out.
+    assert result["budget_used"] == 1
+    assert result["passed"] is (quorum == 1)
+    assert [has_exemplar(p) for p in model.calls] == [with_memory]
+    assert [c["with_memory"] for c in result["candidates"]] == [with_memory]
 
 
 # -- errors ----------------------------------------------------------------------------
@@ -312,8 +404,10 @@ def test_exemplars_go_into_every_proposal_and_precedents_to_the_scorer() -> None
 @pytest.mark.parametrize(
     "options",
     [
-        {"max_nodes": 0},
-        {"max_nodes": -1},
+        {"budget": 0},
+        {"budget": -1},
+        {"budget": True},
+        {"max_nodes": 5},
         {"breadth": 0},
         {"breadth": -3},
         {"max_depth": 0},
@@ -328,10 +422,13 @@ def test_exemplars_go_into_every_proposal_and_precedents_to_the_scorer() -> None
 )
 def test_invalid_options_fail_when_built(options: dict[str, Any]) -> None:
     model = FakeChatModel(responder=three_steps)
-    with pytest.raises(ConfigurationError):
-        TreeOfThoughts(model, **options)
-    with pytest.raises(ConfigurationError):
+    (name,) = options
+    with pytest.raises(ConfigurationError, match=name):
+        TreeOfThoughts.from_options(model, options)
+    with pytest.raises(ConfigurationError, match=name):
         create_tree_of_thoughts_graph(model, **options)
+    with pytest.raises(ConfigurationError, match=name):
+        TreeOfThoughts.from_options(model, options).run(QUESTION)
     assert model.calls == []
 
 
@@ -344,11 +441,20 @@ def test_prune_below_uses_the_scorers_range() -> None:
     assert TreeOfThoughts(FakeChatModel(responder=three_steps)).prune_below == 0.0
 
 
-@both
-async def test_a_failing_proposal_raises_a_solver_model_error(run: Runner) -> None:
+@pytest.mark.parametrize("question", ["", "   ", 42, [AIMessage("no question")]])
+async def test_a_bad_question_fails_before_any_call(
+    question: Any, is_async: bool
+) -> None:
+    model = FakeChatModel(responder=three_steps)
+    with pytest.raises(InvalidInputError):
+        await run(is_async, model, question)
+    assert model.calls == []
+
+
+async def test_a_failing_proposal_raises_a_solver_model_error(is_async: bool) -> None:
     model = FailingChatModel(responder=three_steps, fail_on=3)
     with pytest.raises(ModelError) as caught:
-        await run(model, QUESTION, breadth=2)
+        await run(is_async, model, QUESTION, breadth=2)
     assert caught.value.role == "solver"
 
 
@@ -360,25 +466,29 @@ def test_graph_shape_snapshot() -> None:
     assert graph.get_graph().draw_mermaid(with_styles=False) == MERMAID
 
 
-@pytest.mark.parametrize("mode", ["static", "adaptive"])
-async def test_graph_matches_the_functional_core(mode: str) -> None:
+@pytest.mark.parametrize(("mode", "expanded"), [("static", 6), ("adaptive", 3)])
+async def test_graph_returns_the_answer_and_the_result_under_its_name(
+    mode: Mode, expanded: int
+) -> None:
     model = FakeChatModel(responder=three_steps)
-    options: dict[str, Any] = {
-        "breadth": 2,
-        "max_nodes": 6,
-        "mode": mode,
-        "scorer": ConsensusScorer(quorum=2),
-    }
-    expected = tree_of_thoughts(model, QUESTION, **options)
-    graph = create_tree_of_thoughts_graph(model, **options)
-    inputs = {"messages": [HumanMessage(QUESTION)]}
-    for state in (graph.invoke(inputs), await graph.ainvoke(inputs)):
-        assert set(state) == {"messages", "tree_of_thoughts"}
-        assert without_seconds(state["tree_of_thoughts"]) == without_seconds(expected)
-        last = state["messages"][-1]
+    graph = create_tree_of_thoughts_graph(
+        model,
+        name="tot",
+        breadth=2,
+        budget=6,
+        mode=mode,
+        scorer=ConsensusScorer(quorum=2),
+    )
+    inputs: Any = {"messages": [HumanMessage(QUESTION)]}
+    outputs = [graph.invoke(inputs), await graph.ainvoke(inputs)]
+    for out in outputs:
+        assert set(out) == {"messages", "tot"}
+        assert out["tot"]["budget_used"] == expanded
+        last = out["messages"][-1]
         assert isinstance(last, AIMessage)
-        assert last.name == "tree_of_thoughts"
-        assert last.content == expected["answer"]
+        assert last.name == "tot"
+        assert last.content == out["tot"]["answer"] == f"{STEP_1}\n{STEP_2}\n{FINAL}"
+    assert without_seconds(outputs[0]["tot"]) == without_seconds(outputs[1]["tot"])
 
 
 async def test_graph_streams_candidates_scores_and_the_stop() -> None:
@@ -386,7 +496,7 @@ async def test_graph_streams_candidates_scores_and_the_stop() -> None:
     graph = create_tree_of_thoughts_graph(
         model, breadth=2, scorer=ConsensusScorer(quorum=2)
     )
-    inputs = {"messages": [HumanMessage(QUESTION)]}
+    inputs: Any = {"messages": [HumanMessage(QUESTION)]}
     events = list(graph.stream(inputs, stream_mode="custom"))
     aevents = [e async for e in graph.astream(inputs, stream_mode="custom")]
     assert events == aevents
@@ -394,6 +504,7 @@ async def test_graph_streams_candidates_scores_and_the_stop() -> None:
     assert [e["event"] for e in events] == per_expansion * 3 + ["stop"]
     assert [e["index"] for e in events if e["event"] == "candidate"] == list(range(6))
     assert events[0]["text"] == STEP_1
+    assert events[4]["text"] == f"{STEP_1}\n{STEP_2}"
     scores = [e for e in events if e["event"] == "score"]
     # Partial paths never count as passing.
     assert [e["passed"] for e in scores] == [False] * 4 + [True] * 2
@@ -404,12 +515,14 @@ async def test_graph_streams_candidates_scores_and_the_stop() -> None:
 
 def test_graph_stops_gracefully_near_the_recursion_limit() -> None:
     model = FakeChatModel(responder=never_finishes)
-    graph = create_tree_of_thoughts_graph(model, breadth=1, max_depth=100, max_nodes=50)
+    graph = create_tree_of_thoughts_graph(model, breadth=1, max_depth=100, budget=50)
     config: RunnableConfig = {"recursion_limit": 10}
     out = graph.invoke({"messages": [HumanMessage(QUESTION)]}, config)
     result = out["tree_of_thoughts"]
     assert result["stop_reason"] == "budget"
-    assert 1 <= result["budget_used"] < 50
+    # prepare, two expansions of three supersteps and select fit in ten; a
+    # third expansion would leave no room for select.
+    assert result["budget_used"] == 2
 
 
 def test_graph_runs_as_a_node_of_a_parent_graph() -> None:
@@ -422,5 +535,6 @@ def test_graph_runs_as_a_node_of_a_parent_graph() -> None:
     )
     builder.add_edge(START, "tree_of_thoughts")
     builder.add_edge("tree_of_thoughts", END)
-    out = builder.compile().invoke({"messages": [("user", QUESTION)]})
+    out = builder.compile().invoke({"messages": [HumanMessage(QUESTION)]})
     assert out["messages"][-1].content.endswith(FINAL)
+    assert out["messages"][-1].name == "tree_of_thoughts"

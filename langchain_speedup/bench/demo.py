@@ -1,149 +1,88 @@
-"""The demo: one stream of questions, three ways, measured in one run.
+"""The demo: one question stream, three ways, measured in one run.
 
-1. `baseline`: static Best-of-N without memory (the paper's baseline);
-2. `adaptive`: adaptive Best-of-N without memory, so the share of the saving
-   that adaptive stopping alone brings is visible;
-3. `speedup`: the memory-aware router over adaptive Best-of-N.
-
-All three use the same model, scorer, prompt and questions. Gold answers only
-grade the final answers, after the fact.
+Static Best-of-N (the baseline), adaptive Best-of-N, and the memory-aware
+router over adaptive Best-of-N share the model, scorer, prompt and questions.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from langchain_core.embeddings import Embeddings
-from tqdm import tqdm
 from typing_extensions import TypedDict
 
-from langchain_speedup.budget import Usage
-from langchain_speedup.memory.store import QdrantEpisodicStore
-from langchain_speedup.router import BudgetRouter
-from langchain_speedup.scaling.best_of_n import BestOfN, ChatRunnable
+from langchain_speedup.scaling.best_of_n import BestOfN
 from langchain_speedup.scoring import ConsensusScorer
+from langchain_speedup.types import ChatRunnable, Mode
 
-from ._report import ratio, write_report
-from .questions import TEMPLATES, StreamQuestion, build_stream
+from ._report import Graded, Recorder, Summary, graded, ratios, summarize
+from .questions import DEMO_SYSTEM_PROMPT, TEMPLATES, StreamQuestion, build_stream
+
+if TYPE_CHECKING:
+    from langchain_speedup.router import BudgetRouter
 
 __all__ = [
     "DEMO_SYSTEM_PROMPT",
     "PHASES",
     "DemoReport",
-    "PhaseSummary",
     "QuestionRecord",
     "format_report",
     "plot_report",
     "run_demo",
 ]
 
-logger = logging.getLogger(__name__)
-
 Phase = Literal["baseline", "adaptive", "speedup"]
 PHASES: tuple[Phase, ...] = ("baseline", "adaptive", "speedup")
 
-DEMO_SYSTEM_PROMPT = (
-    "You solve grade-school math word problems. Write only the arithmetic, one "
-    "short step per line, then the final answer. Example:\n"
-    "Problem: Tom has 3 bags with 5 apples in each bag. He eats 2 apples. How "
-    "many apples are left?\n"
-    "3 * 5 = 15\n"
-    "15 - 2 = 13\n"
-    "The final answer is \\boxed{13}."
-)
-"""Short answers keep the demo fast on a CPU; the example is not from the stream."""
 
-
-class QuestionRecord(TypedDict):
+class QuestionRecord(Graded):
     """One question of one phase."""
 
     phase: Phase
-    index: int
     kind: str
-    template: str
-    question: str
-    gold: int
-    final_answer: str | None
-    correct: bool
-    passed: bool
     decision: str
-    generations: int
-    tokens: int
-    seconds: float
-
-
-class PhaseSummary(TypedDict):
-    """Totals of one phase."""
-
-    questions: int
-    correct: int
-    accuracy: float
-    generations: int
-    tokens: int
-    passed: int
-    """Questions whose answer scored at or above the threshold."""
-    passed_correct: int
-    """Of those, how many were right: the scorer's precision is the ratio."""
-    seconds: float
+    """The router's decision; `static` or `adaptive` for the plain engines."""
 
 
 class DemoReport(TypedDict):
-    """The demo's results: per-phase totals, ratios and every question."""
+    """The demo's results: per-phase totals, ratios to the baseline, every question."""
 
     model: str
     n: int
     quorum: int
     memory: str | None
     memory_episodes_at_start: int
-    baseline: PhaseSummary
-    adaptive: PhaseSummary
-    speedup: PhaseSummary
+    baseline: Summary
+    adaptive: Summary
+    speedup: Summary
     ratios: dict[str, float]
+    """`<phase>_generations` and `<phase>_tokens` over the baseline's."""
     records: list[QuestionRecord]
 
 
-def _record(
+def _answer(
     phase: Phase,
     index: int,
     item: StreamQuestion,
-    final: str | None,
-    passed: bool,
-    decision: str,
-    usage: Usage,
+    engines: dict[str, BestOfN],
+    router: BudgetRouter,
 ) -> QuestionRecord:
-    return QuestionRecord(
-        phase=phase,
-        index=index,
-        kind=item["kind"],
-        template=item["template"],
-        question=item["question"],
-        gold=item["gold"],
-        final_answer=final,
-        correct=final == str(item["gold"]),
-        passed=passed,
-        decision=decision,
-        generations=usage["generations"],
-        tokens=usage["total_tokens"],
-        seconds=usage["seconds"],
-    )
-
-
-def _summary(records: Sequence[QuestionRecord], seconds: float) -> PhaseSummary:
-    correct = sum(r["correct"] for r in records)
-    return PhaseSummary(
-        questions=len(records),
-        correct=correct,
-        accuracy=round(correct / len(records), 4) if records else 0.0,
-        generations=sum(r["generations"] for r in records),
-        tokens=sum(r["tokens"] for r in records),
-        passed=sum(r["passed"] for r in records),
-        passed_correct=sum(r["passed"] and r["correct"] for r in records),
-        seconds=round(seconds, 1),
-    )
+    if phase == "speedup":
+        answer = router.solve(item["question"])
+        score = answer["score"]
+        passed = score is not None and score >= router.engine.threshold
+        found = graded(index, item, answer["final_answer"], passed, answer["usage"])
+        decision: str = answer["route"]["decision"]
+    else:
+        result = engines[phase].run(item["question"])
+        found = graded(
+            index, item, result["final_answer"], result["passed"], result["usage"]
+        )
+        decision = result["mode"]
+    return QuestionRecord(phase=phase, kind=item["kind"], decision=decision, **found)
 
 
 def run_demo(
@@ -174,76 +113,48 @@ def run_demo(
 
     Returns:
         The report.
+
+    Raises:
+        ConfigurationError: `n` or `quorum` is below 1 (before any call).
+        ModelError: A model call failed.
     """
+    from langchain_speedup.memory import QdrantEpisodicStore
+    from langchain_speedup.router import BudgetRouter
+
     items = list(stream or build_stream(TEMPLATES[:4]))
     scorer = ConsensusScorer(quorum=quorum)
-    options: dict[str, Any] = {
-        "n": n,
-        "scorer": scorer,
-        "system_prompt": DEMO_SYSTEM_PROMPT,
-    }
-    store = (
-        QdrantEpisodicStore(path=memory_path) if memory_path else QdrantEpisodicStore()
-    )
-    namespace = "demo"
-    at_start = store.count(namespace)
-    engines = {
-        "baseline": BestOfN(model, mode="static", **options),
-        "adaptive": BestOfN(model, mode="adaptive", **options),
-    }
-    router = BudgetRouter(
-        model, store=store, embeddings=embeddings, namespace=namespace, **options
-    )
-    records: dict[Phase, list[QuestionRecord]] = {p: [] for p in PHASES}
+
+    def engine(mode: Mode) -> BestOfN:
+        return BestOfN(
+            model, budget=n, mode=mode, scorer=scorer, system_prompt=DEMO_SYSTEM_PROMPT
+        )
+
+    engines = {"baseline": engine("static"), "adaptive": engine("adaptive")}
+    store = QdrantEpisodicStore(path=memory_path or None)
     seconds: dict[Phase, float] = {}
-    bar = tqdm(
-        total=len(items) * len(PHASES), disable=not progress, unit="q", desc="demo"
-    )
-    try:
+    with (
+        store,
+        Recorder(
+            len(items) * len(PHASES),
+            desc="demo",
+            unit="q",
+            progress=progress,
+            on_record=on_record,
+        ) as run,
+    ):
+        at_start = store.count("demo")
+        router = BudgetRouter(
+            engines["adaptive"], store=store, embeddings=embeddings, namespace="demo"
+        )
         for phase in PHASES:
             started = time.perf_counter()
             for index, item in enumerate(items):
-                bar.set_postfix_str(phase)
-                if phase == "speedup":
-                    answer = router.solve(item["question"])
-                    record = _record(
-                        phase,
-                        index,
-                        item,
-                        answer["final_answer"],
-                        bool(
-                            answer["score"] is not None
-                            and answer["score"]
-                            >= router.engine.options.active_threshold
-                        ),
-                        answer["route"]["decision"],
-                        answer["usage"],
-                    )
-                else:
-                    result = engines[phase].run(item["question"])
-                    record = _record(
-                        phase,
-                        index,
-                        item,
-                        result["final_answer"],
-                        result["passed"],
-                        "static" if phase == "baseline" else "adaptive",
-                        result["usage"],
-                    )
-                records[phase].append(record)
-                if on_record:
-                    on_record(record)
-                bar.update()
+                run.label(phase)
+                run.add(_answer(phase, index, item, engines, router))
             seconds[phase] = time.perf_counter() - started
-    finally:
-        bar.close()
-        store.close()
-    summaries = {p: _summary(records[p], seconds[p]) for p in PHASES}
-    base = summaries["baseline"]
-    ratios = {
-        f"{p}_{k}": ratio(summaries[p][k], base[k])
-        for p in ("adaptive", "speedup")
-        for k in ("generations", "tokens")
+    summaries = {
+        p: summarize([r for r in run.records if r["phase"] == p], seconds=seconds[p])
+        for p in PHASES
     }
     return DemoReport(
         model=model_name,
@@ -254,12 +165,12 @@ def run_demo(
         baseline=summaries["baseline"],
         adaptive=summaries["adaptive"],
         speedup=summaries["speedup"],
-        ratios=ratios,
-        records=[r for p in PHASES for r in records[p]],
+        ratios=ratios(summaries, "baseline", ("generations", "tokens")),
+        records=run.records,
     )
 
 
-def _precision(summary: PhaseSummary) -> str:
+def _precision(summary: Summary) -> str:
     if not summary["passed"]:
         return "n/a"
     return f"{summary['passed_correct']}/{summary['passed']}"
@@ -274,14 +185,12 @@ def format_report(report: DemoReport) -> str:
         + " | ".join(f"{'answer ok gen tokens':<22}" for _ in PHASES),
     ]
     by_phase = {p: [r for r in report["records"] if r["phase"] == p] for p in PHASES}
+    tags = {"reuse": "R", "exemplars": "M", "scratch": "S"}
     for i, first in enumerate(by_phase["baseline"]):
         cells = []
         for p in PHASES:
             r = by_phase[p][i]
-            mark = "y" if r["correct"] else "n"
-            tag = {"reuse": "R", "exemplars": "M", "scratch": "S"}.get(
-                r["decision"], " "
-            )
+            mark, tag = "y" if r["correct"] else "n", tags.get(r["decision"], " ")
             cells.append(
                 f"{r['final_answer'] or '-':>6} {mark} {tag}{r['generations']:>3} {r['tokens']:>6}  "
             )
@@ -289,24 +198,24 @@ def format_report(report: DemoReport) -> str:
             f"{i + 1:>3} {first['kind']:<12} {first['template']:<9} {first['gold']:>5} | "
             + " | ".join(cells)
         )
-    lines.append("(speedup decisions: R reuse, M memory exemplars, S scratch)")
-    lines.append("")
-    lines.append(
-        f"{'phase':<9} {'accuracy':>9} {'generations':>12} {'tokens':>8} {'passing right':>14} {'seconds':>8}"
-    )
+    lines += [
+        "(speedup decisions: R reuse, M memory exemplars, S scratch)",
+        "",
+        f"{'phase':<9} {'accuracy':>9} {'generations':>12} {'tokens':>8} {'passing right':>14} {'seconds':>8}",
+    ]
     for p in PHASES:
         s = report[p]
         lines.append(
             f"{p:<9} {s['correct']:>4}/{s['questions']:<4} {s['generations']:>12} "
             f"{s['tokens']:>8} {_precision(s):>14} {s['seconds']:>8.1f}"
         )
-    ratios = report["ratios"]
+    ratio = report["ratios"]
     lines += [
         "",
-        f"speedup / baseline: generations {ratios['speedup_generations']:.2f}, "
-        f"tokens {ratios['speedup_tokens']:.2f}",
-        f"adaptive / baseline: generations {ratios['adaptive_generations']:.2f}, "
-        f"tokens {ratios['adaptive_tokens']:.2f}",
+        f"speedup / baseline: generations {ratio['speedup_generations']:.2f}, "
+        f"tokens {ratio['speedup_tokens']:.2f}",
+        f"adaptive / baseline: generations {ratio['adaptive_generations']:.2f}, "
+        f"tokens {ratio['adaptive_tokens']:.2f}",
         f"memory: {report['memory'] or 'in memory (empty at start)'}, "
         f"{report['memory_episodes_at_start']} episodes at start",
     ]
@@ -314,7 +223,11 @@ def format_report(report: DemoReport) -> str:
 
 
 def plot_report(report: DemoReport, path: str | Path) -> Path:
-    """Plot generated tokens per question for each phase to a PNG file."""
+    """Plot generations and tokens per question for each phase to a PNG file.
+
+    Raises:
+        ImportError: matplotlib is not installed.
+    """
     try:
         import matplotlib as mpl
 
@@ -348,8 +261,3 @@ def plot_report(report: DemoReport, path: str | Path) -> Path:
     figure.savefig(target, dpi=110)
     plt.close(figure)
     return target
-
-
-def write_json(report: DemoReport, path: str | Path) -> Path:
-    """Write the report as JSON (NaN ratios become `null`)."""
-    return write_report(report, path)

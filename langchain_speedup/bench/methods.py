@@ -1,90 +1,27 @@
 """Each scaling method, static versus adaptive, on the same problems, in one run.
 
-`run_method_bench` runs every chosen method twice on every problem, once in
-static mode (the whole budget: the paper's baseline) and once in adaptive
-mode (stop at the first answer that reaches the threshold), with the same
-model, the same scorer (`ConsensusScorer(quorum=3)`) and the same budget. It
-reports, per method and mode, accuracy against the gold answers, budget units
-spent, total tokens (every model call, scorer calls included) and the
-adaptive/static ratios. Gold answers only grade, after the fact: no method
-and no scorer ever sees them. Neither memory nor the router takes part: the
-problems are all different, and the comparison is stopping alone.
-
-The two modes of one problem run back to back, static first, so that a
-machine whose speed drifts (other work, thermal limits) slows both alike, and
-an interrupted run still holds matched pairs.
-
-Budgets (`DEFAULT_SETTINGS`) keep the default run, 4 methods x 2 modes x 24
-problems, to about an hour on 2 CPU cores with the embedded 0.5B model (about
-30 tokens/s): calls are kept short (the demo's short-answer format, one-line
-steps and critiques) except long chain-of-thought's, which needs room to
-think. Each budget is the smallest that still leaves adaptive mode room to
-stop early where the scorer allows it: a consensus of 3 needs 3 agreeing
-answers, so a method producing one answer per unit cannot pass before its
-third unit. Calls per problem, static + adaptive:
-
-- Best-of-N, `n=6` generations: 6 + 3 to 6. Three agreeing samples stop a run
-  at half its budget; 6 keeps static mode's majority vote meaningful.
-- Self-Refine, `max_rounds=4` rounds, quorum 2: 7 + 3 to 7 (an answer, then
-  a critique and a revision per round). Its rounds are not independent
-  samples but revisions of one answer, so its stop rule is "a revision kept
-  the answer": a quorum of 2 over the rounds' answers. With a quorum of 3 an
-  answer could not pass before round 3 of a 3-round budget and adaptive mode
-  could save nothing. Critique and revision prompts ask for one sentence and
-  for the short format, since the package's defaults draw ~250-token replies
-  from this model.
-- Tree-of-Thoughts, `breadth=3`, `max_depth=3`, `max_nodes=6` expanded
-  nodes: at most 18 + 18 one-line steps. Three agreeing complete solutions
-  stop an adaptive run (with a quorum of 2, two agreeing wrong solutions
-  stopped it too often: 8/24 right against static mode's 11/24); static
-  mode searches on until 6 nodes are expanded or the tree is exhausted. It gets a one-line-per-reply version of
-  the demo prompt (`BENCH_STEP_PROMPT`, with the demo's worked example: a
-  bare "one line of arithmetic" instruction made the model copy the
-  instruction's sample line). This model often writes a whole solution as
-  its "next line", so many trees end at the root in both modes.
-- Long chain-of-thought, `max_tokens=384` reasoning tokens in 3 segments of
-  128, probes of at most 32 tokens, quorum 2, with the method's own "think
-  at length" prompt: 4 + 2 to 6 calls. A probe that agrees with the one
-  before stops the thinking; a segment that already states a boxed answer
-  is its own probe. Shorter segments (24-32 tokens) cut the model off
-  mid-step, and its continuations then drift (3/24 right at 96 tokens).
-  Static mode's single probe can never make a consensus of 2, so its
-  `passed` count is 0 by construction; accuracy compares as usual. The
-  token budget holds only where the server honours each call's
-  `max_tokens`.
-
-Best-of-N and Self-Refine use the demo's short-answer system prompt
-(`DEMO_SYSTEM_PROMPT`) as it is. Pass `settings` to change any
-of this, and `--problems N` on the command line to shorten the run.
+Both modes of a method share the model, the scorer and the budget, and run
+back to back on each problem, so that a machine whose speed drifts slows both
+alike. `DEFAULT_SETTINGS` holds the budgets of the default run.
 """
 
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any, NotRequired, cast
 
-from tqdm import tqdm
 from typing_extensions import TypedDict
 
 from langchain_speedup.errors import ConfigurationError
-from langchain_speedup.scaling._common import ChatRunnable
-from langchain_speedup.scaling.base import Mode, ScalingResult
-from langchain_speedup.scaling.engines import (
-    METHODS,
-    Method,
-    ScalingEngine,
-    check_method,
-    create_engine,
-)
+from langchain_speedup.scaling import ScalingEngine
+from langchain_speedup.scaling.engines import check_method, create_engine
 from langchain_speedup.scoring import ConsensusScorer
+from langchain_speedup.types import METHODS, ChatRunnable, Method, Mode
 
-from ._report import ratio, write_report
-from .demo import DEMO_SYSTEM_PROMPT
-from .questions import StreamQuestion
+from ._report import Graded, Recorder, Summary, graded, ratio, summarize
+from .questions import DEMO_SYSTEM_PROMPT, StreamQuestion
 
 __all__ = [
     "BENCH_CRITIQUE_PROMPT",
@@ -99,7 +36,6 @@ __all__ = [
     "ModeSummary",
     "format_method_report",
     "run_method_bench",
-    "write_method_json",
 ]
 
 MODES: tuple[Mode, ...] = ("static", "adaptive")
@@ -145,9 +81,12 @@ class MethodSetting(TypedDict):
 
 DEFAULT_SETTINGS: Mapping[Method, MethodSetting] = MappingProxyType(
     {
+        # Three agreeing samples stop an adaptive run at half the budget.
         "best_of_n": MethodSetting(
             budget=6, system_prompt=DEMO_SYSTEM_PROMPT, options={}
         ),
+        # Rounds revise one answer rather than sample anew: a revision that
+        # keeps the answer (a quorum of 2) stops the run.
         "self_refine": MethodSetting(
             budget=4,
             system_prompt=DEMO_SYSTEM_PROMPT,
@@ -162,6 +101,8 @@ DEFAULT_SETTINGS: Mapping[Method, MethodSetting] = MappingProxyType(
             system_prompt=BENCH_STEP_PROMPT,
             options={"breadth": 3, "max_depth": 3},
         ),
+        # Shorter segments cut the model off mid-step; a probe that agrees
+        # with the one before (a quorum of 2) stops the thinking.
         "long_cot": MethodSetting(
             budget=384,
             system_prompt=None,
@@ -170,48 +111,27 @@ DEFAULT_SETTINGS: Mapping[Method, MethodSetting] = MappingProxyType(
         ),
     }
 )
-"""The budgets of the default run; the module docstring explains them."""
+"""The budgets of the default run: the smallest that leave adaptive mode room
+to stop early, with calls kept short except long chain-of-thought's."""
 
 
-class MethodRecord(TypedDict):
+class MethodRecord(Graded):
     """One problem, one method, one mode."""
 
     method: str
     mode: Mode
-    index: int
-    template: str
-    question: str
-    gold: int
-    final_answer: str | None
-    correct: bool
-    passed: bool
     stop_reason: str
     budget_used: int
     budget_unit: str
-    generations: int
-    """Solver calls, probes and revisions included."""
-    tokens: int
-    """Total tokens of every call, scorer calls included."""
     scorer_tokens: int
-    seconds: float
 
 
-class ModeSummary(TypedDict):
+class ModeSummary(Summary):
     """Totals of one method in one mode."""
 
-    questions: int
-    correct: int
-    accuracy: float
-    passed: int
-    """Answers whose score reached the threshold."""
-    passed_correct: int
-    """Of those, how many were right."""
     budget_used: int
     """Budget units spent, summed over the problems."""
-    generations: int
-    tokens: int
     scorer_tokens: int
-    seconds: float
 
 
 class MethodSummary(TypedDict):
@@ -262,79 +182,61 @@ def _engines(
 ) -> dict[Mode, ScalingEngine]:
     # One scorer object for both modes: the same scorer, not just an equal one.
     scorer = ConsensusScorer(quorum=setting.get("quorum", quorum))
+    options = dict(setting["options"])
+    if setting["system_prompt"] is not None:
+        options["system_prompt"] = setting["system_prompt"]
     return {
         mode: create_engine(
-            model,
-            method,
-            budget=setting["budget"],
-            mode=mode,
-            scorer=scorer,
-            system_prompt=setting["system_prompt"],
-            **setting["options"],
+            model, method, budget=setting["budget"], mode=mode, scorer=scorer, **options
         )
         for mode in MODES
     }
 
 
-def _record(
-    method: Method, mode: Mode, index: int, item: StreamQuestion, result: ScalingResult
+def _run(
+    method: Method, mode: Mode, index: int, item: StreamQuestion, engine: ScalingEngine
 ) -> MethodRecord:
+    result = engine.run(item["question"])
     usage = result["usage"]
-    final = result["final_answer"]
     return MethodRecord(
         method=method,
         mode=mode,
-        index=index,
-        template=item["template"],
-        question=item["question"],
-        gold=item["gold"],
-        final_answer=final,
-        correct=final == str(item["gold"]),
-        passed=result["passed"],
+        **graded(index, item, result["final_answer"], result["passed"], usage),
         stop_reason=result["stop_reason"],
         budget_used=result["budget_used"],
         budget_unit=result["budget_unit"],
-        generations=usage["generations"],
-        tokens=usage["total_tokens"],
         scorer_tokens=usage["scorer_input_tokens"] + usage["scorer_output_tokens"],
-        seconds=usage["seconds"],
     )
 
 
-def _mode_summary(records: Sequence[MethodRecord]) -> ModeSummary:
-    correct = sum(r["correct"] for r in records)
-    return ModeSummary(
-        questions=len(records),
-        correct=correct,
-        accuracy=round(correct / len(records), 4) if records else 0.0,
-        passed=sum(r["passed"] for r in records),
-        passed_correct=sum(r["passed"] and r["correct"] for r in records),
-        budget_used=sum(r["budget_used"] for r in records),
-        generations=sum(r["generations"] for r in records),
-        tokens=sum(r["tokens"] for r in records),
-        scorer_tokens=sum(r["scorer_tokens"] for r in records),
-        seconds=round(sum(r["seconds"] for r in records), 1),
-    )
-
-
-def _method_summary(
+def _summary(
     method: Method,
-    engines: Mapping[Mode, ScalingEngine],
+    engine: ScalingEngine,
     setting: MethodSetting,
+    quorum: int,
     records: Sequence[MethodRecord],
 ) -> MethodSummary:
-    static = _mode_summary([r for r in records if r["mode"] == "static"])
-    adaptive = _mode_summary([r for r in records if r["mode"] == "adaptive"])
-    engine = engines["static"]
+    modes = {
+        mode: cast(
+            ModeSummary,
+            summarize(
+                [r for r in records if r["mode"] == mode],
+                sums=("budget_used", "scorer_tokens"),
+            ),
+        )
+        for mode in MODES
+    }
+    static: Mapping[str, Any] = modes["static"]
+    adaptive: Mapping[str, Any] = modes["adaptive"]
     return MethodSummary(
         method=method,
         unit=engine.unit,
-        budget=engine.options.budget,
-        system_prompt=engine.options.system_prompt,
+        budget=engine.budget,
+        system_prompt=engine.system_prompt,
         options=dict(setting["options"]),
-        quorum=cast(ConsensusScorer, engine.options.active_scorer).quorum,
-        static=static,
-        adaptive=adaptive,
+        quorum=setting.get("quorum", quorum),
+        static=modes["static"],
+        adaptive=modes["adaptive"],
         ratios={
             key: ratio(adaptive[key], static[key])
             for key in ("budget_used", "tokens", "seconds")
@@ -389,34 +291,34 @@ def run_method_bench(
     chosen = _settings(methods, settings)
     # Build every engine first, so a bad setting fails before any model call.
     engines = {m: _engines(model, m, s, quorum) for m, s in chosen.items()}
-    records: dict[Method, list[MethodRecord]] = {m: [] for m in chosen}
-    started = time.perf_counter()
-    bar = tqdm(
-        total=len(items) * len(chosen) * len(MODES),
-        disable=not progress,
-        unit="run",
+    with Recorder[MethodRecord](
+        len(items) * len(chosen) * len(MODES),
         desc="methods",
-    )
-    try:
+        unit="run",
+        progress=progress,
+        on_record=on_record,
+    ) as run:
         for method in chosen:
             for index, item in enumerate(items):
                 for mode in MODES:
-                    bar.set_postfix_str(f"{method} {mode}")
-                    result = engines[method][mode].run(item["question"])
-                    record = _record(method, mode, index, item, result)
-                    records[method].append(record)
-                    if on_record:
-                        on_record(record)
-                    bar.update()
-    finally:
-        bar.close()
+                    run.label(f"{method} {mode}")
+                    run.add(_run(method, mode, index, item, engines[method][mode]))
     return MethodBenchReport(
         model=model_name,
         quorum=quorum,
         problems=len(items),
-        methods=[_method_summary(m, engines[m], chosen[m], records[m]) for m in chosen],
-        records=[r for m in chosen for r in records[m]],
-        seconds=round(time.perf_counter() - started, 1),
+        methods=[
+            _summary(
+                m,
+                engines[m]["static"],
+                chosen[m],
+                quorum,
+                [r for r in run.records if r["method"] == m],
+            )
+            for m in chosen
+        ],
+        records=run.records,
+        seconds=run.elapsed(),
     )
 
 
@@ -427,11 +329,9 @@ def _fmt_ratio(value: float) -> str:
 def _setting_text(summary: MethodSummary) -> str:
     # Prompts are in the JSON; the table line shows the numbers.
     shown = {k: v for k, v in summary["options"].items() if not k.endswith("_prompt")}
-    text = f"{summary['method']} {summary['budget']} {summary['unit']}"
     shown["quorum"] = summary["quorum"]
-    if shown:
-        text += " (" + ", ".join(f"{k}={v}" for k, v in shown.items()) + ")"
-    return text
+    options = ", ".join(f"{k}={v}" for k, v in shown.items())
+    return f"{summary['method']} {summary['budget']} {summary['unit']} ({options})"
 
 
 def format_method_report(report: MethodBenchReport) -> str:
@@ -444,15 +344,12 @@ def format_method_report(report: MethodBenchReport) -> str:
         best_of_n         generations        18/24  19/24       144      98     21000   14500   0.68   0.69
         ```
     """
-    head = (
+    lines = [
         f"{'method':<17} {'unit':<17} {'accuracy':^15} {'budget units':^17} "
-        f"{'total tokens':^19} {'adaptive/static':^15}"
-    )
-    sub = (
+        f"{'total tokens':^19} {'adaptive/static':^15}",
         f"{'':<17} {'':<17} {'static':>7} {'adapt.':>7} {'static':>8} {'adapt.':>8} "
-        f"{'static':>9} {'adapt.':>9} {'units':>7} {'tokens':>7}"
-    )
-    lines = [head, sub]
+        f"{'static':>9} {'adapt.':>9} {'units':>7} {'tokens':>7}",
+    ]
     for s in report["methods"]:
         st, ad = s["static"], s["adaptive"]
         lines.append(
@@ -472,8 +369,3 @@ def format_method_report(report: MethodBenchReport) -> str:
         f"{report['seconds']:.0f} s",
     ]
     return "\n".join(lines)
-
-
-def write_method_json(report: MethodBenchReport, path: str | Path) -> Path:
-    """Write the report as JSON (NaN ratios become `null`)."""
-    return write_report(report, path)

@@ -1,14 +1,8 @@
-"""GSM-style word problems for the demo and benchmarks.
+"""GSM-style word problems for the demo and benchmarks, and the prompt they use.
 
-Each `ProblemTemplate` is a small grade-school word problem written for this
-package: a wording, a paraphrase that keeps every number and name, value sets
-for variants with new numbers and names, and a function that computes the gold
-answer from the values. Gold answers are only ever used to grade, never handed
-to the method.
-
-`build_stream` lays the problems out as a stream that mixes the paper's
-similarity levels: exact repeats (S1), paraphrases (S2), the same problem with
-new numbers (S3) and different problems (S4).
+Each `ProblemTemplate` has a wording, a paraphrase with the same numbers and
+names, value sets for variants with new numbers, and its gold answer as a
+function; gold answers only ever grade.
 """
 
 from __future__ import annotations
@@ -20,18 +14,32 @@ from typing import Literal
 from typing_extensions import TypedDict
 
 __all__ = [
+    "DEMO_SYSTEM_PROMPT",
     "TEMPLATES",
     "Kind",
     "ProblemTemplate",
     "StreamQuestion",
     "build_stream",
+    "dissimilar_stream",
     "problems",
+    "similar_stream",
 ]
 
 Kind = Literal["new", "repeat", "paraphrase", "new_numbers"]
 """How a question of a stream relates to the questions before it."""
 
 Values = Mapping[str, int | str]
+
+DEMO_SYSTEM_PROMPT = (
+    "You solve grade-school math word problems. Write only the arithmetic, one "
+    "short step per line, then the final answer. Example:\n"
+    "Problem: Tom has 3 bags with 5 apples in each bag. He eats 2 apples. How "
+    "many apples are left?\n"
+    "3 * 5 = 15\n"
+    "15 - 2 = 13\n"
+    "The final answer is \\boxed{13}."
+)
+"""Short answers keep runs fast on a CPU; the example is not from any stream."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,14 +76,8 @@ def _int(values: Values, key: str) -> int:
 TEMPLATES: tuple[ProblemTemplate, ...] = (
     ProblemTemplate(
         key="change",
-        text=(
-            "{name} buys {n} notebooks at ${p} each and pays with a ${bill} bill. "
-            "How much change does {name} get, in dollars?"
-        ),
-        paraphrase=(
-            "Paying with a ${bill} bill, {name} gets {n} notebooks that cost ${p} "
-            "apiece. How many dollars of change should {name} receive?"
-        ),
+        text="{name} buys {n} notebooks at ${p} each and pays with a ${bill} bill. How much change does {name} get, in dollars?",
+        paraphrase="Paying with a ${bill} bill, {name} gets {n} notebooks that cost ${p} apiece. How many dollars of change should {name} receive?",
         solve=lambda v: _int(v, "bill") - _int(v, "n") * _int(v, "p"),
         variants=(
             {"name": "Maya", "n": 3, "p": 4, "bill": 20},
@@ -85,14 +87,8 @@ TEMPLATES: tuple[ProblemTemplate, ...] = (
     ),
     ProblemTemplate(
         key="garden",
-        text=(
-            "{name} plants {rows} rows of {crop} with {per} plants in each row. "
-            "Then {lost} of the plants die. How many plants are left?"
-        ),
-        paraphrase=(
-            "In {name}'s garden there are {rows} rows of {crop}, each row holding "
-            "{per} plants. If {lost} plants die, how many plants remain?"
-        ),
+        text="{name} plants {rows} rows of {crop} with {per} plants in each row. Then {lost} of the plants die. How many plants are left?",
+        paraphrase="In {name}'s garden there are {rows} rows of {crop}, each row holding {per} plants. If {lost} plants die, how many plants remain?",
         solve=lambda v: _int(v, "rows") * _int(v, "per") - _int(v, "lost"),
         variants=(
             {"name": "Ben", "rows": 6, "crop": "tomatoes", "per": 8, "lost": 5},
@@ -102,14 +98,8 @@ TEMPLATES: tuple[ProblemTemplate, ...] = (
     ),
     ProblemTemplate(
         key="reading",
-        text=(
-            "{name} reads {p} pages every day for {d} days, then reads {extra} more "
-            "pages on Sunday. How many pages does {name} read in total?"
-        ),
-        paraphrase=(
-            "For {d} days {name} reads {p} pages a day, and on Sunday {name} reads "
-            "another {extra} pages. What is the total number of pages read?"
-        ),
+        text="{name} reads {p} pages every day for {d} days, then reads {extra} more pages on Sunday. How many pages does {name} read in total?",
+        paraphrase="For {d} days {name} reads {p} pages a day, and on Sunday {name} reads another {extra} pages. What is the total number of pages read?",
         solve=lambda v: _int(v, "p") * _int(v, "d") + _int(v, "extra"),
         variants=(
             {"name": "Nina", "p": 12, "d": 5, "extra": 9},
@@ -119,14 +109,8 @@ TEMPLATES: tuple[ProblemTemplate, ...] = (
     ),
     ProblemTemplate(
         key="savings",
-        text=(
-            "{name} saves ${w} every week. After {n} weeks, {name} spends ${s} on "
-            "a {thing}. How many dollars does {name} have left?"
-        ),
-        paraphrase=(
-            "Each week {name} puts away ${w}. Once {n} weeks have passed, {name} "
-            "buys a {thing} for ${s}. How much money, in dollars, is left?"
-        ),
+        text="{name} saves ${w} every week. After {n} weeks, {name} spends ${s} on a {thing}. How many dollars does {name} have left?",
+        paraphrase="Each week {name} puts away ${w}. Once {n} weeks have passed, {name} buys a {thing} for ${s}. How much money, in dollars, is left?",
         solve=lambda v: _int(v, "w") * _int(v, "n") - _int(v, "s"),
         variants=(
             {"name": "Leo", "w": 7, "n": 6, "s": 15, "thing": "kite"},
@@ -136,15 +120,8 @@ TEMPLATES: tuple[ProblemTemplate, ...] = (
     ),
     ProblemTemplate(
         key="tickets",
-        text=(
-            "Adult tickets cost ${a} and child tickets cost ${c}. A family buys "
-            "{na} adult tickets and {nc} child tickets. What is the total cost "
-            "in dollars?"
-        ),
-        paraphrase=(
-            "A family gets {na} tickets for adults at ${a} each and {nc} tickets "
-            "for children at ${c} each. How many dollars do they pay altogether?"
-        ),
+        text="Adult tickets cost ${a} and child tickets cost ${c}. A family buys {na} adult tickets and {nc} child tickets. What is the total cost in dollars?",
+        paraphrase="A family gets {na} tickets for adults at ${a} each and {nc} tickets for children at ${c} each. How many dollars do they pay altogether?",
         solve=lambda v: _int(v, "a") * _int(v, "na") + _int(v, "c") * _int(v, "nc"),
         variants=(
             {"a": 12, "c": 5, "na": 2, "nc": 3},
@@ -154,14 +131,8 @@ TEMPLATES: tuple[ProblemTemplate, ...] = (
     ),
     ProblemTemplate(
         key="pizza",
-        text=(
-            "A pizza is cut into {s} slices. {name} orders {p} pizzas, and {k} "
-            "friends eat {e} slices each. How many slices are left?"
-        ),
-        paraphrase=(
-            "{name} orders {p} pizzas with {s} slices in each. If {k} friends each "
-            "eat {e} slices, how many slices remain?"
-        ),
+        text="A pizza is cut into {s} slices. {name} orders {p} pizzas, and {k} friends eat {e} slices each. How many slices are left?",
+        paraphrase="{name} orders {p} pizzas with {s} slices in each. If {k} friends each eat {e} slices, how many slices remain?",
         solve=lambda v: _int(v, "s") * _int(v, "p") - _int(v, "k") * _int(v, "e"),
         variants=(
             {"name": "Eva", "s": 8, "p": 3, "k": 5, "e": 4},
@@ -171,14 +142,8 @@ TEMPLATES: tuple[ProblemTemplate, ...] = (
     ),
     ProblemTemplate(
         key="boxes",
-        text=(
-            "A baker has {total} cookies and puts {per} cookies in each box. She "
-            "sells every full box for ${price}. How many dollars does she make?"
-        ),
-        paraphrase=(
-            "{total} cookies are packed {per} to a box, and each box sells for "
-            "${price}. How much money, in dollars, do the boxes bring in?"
-        ),
+        text="A baker has {total} cookies and puts {per} cookies in each box. She sells every full box for ${price}. How many dollars does she make?",
+        paraphrase="{total} cookies are packed {per} to a box, and each box sells for ${price}. How much money, in dollars, do the boxes bring in?",
         solve=lambda v: _int(v, "total") // _int(v, "per") * _int(v, "price"),
         variants=(
             {"total": 48, "per": 6, "price": 5},
@@ -188,14 +153,8 @@ TEMPLATES: tuple[ProblemTemplate, ...] = (
     ),
     ProblemTemplate(
         key="ages",
-        text=(
-            "{a} is {x} years old. {b} is {y} years older than {a}. How old will "
-            "{b} be in {z} years?"
-        ),
-        paraphrase=(
-            "{b} is {y} years older than {a}, who is {x} now. What will {b}'s age "
-            "be {z} years from now?"
-        ),
+        text="{a} is {x} years old. {b} is {y} years older than {a}. How old will {b} be in {z} years?",
+        paraphrase="{b} is {y} years older than {a}, who is {x} now. What will {b}'s age be {z} years from now?",
         solve=lambda v: _int(v, "x") + _int(v, "y") + _int(v, "z"),
         variants=(
             {"a": "Mia", "b": "Jon", "x": 9, "y": 4, "z": 6},
@@ -205,16 +164,8 @@ TEMPLATES: tuple[ProblemTemplate, ...] = (
     ),
     ProblemTemplate(
         key="marbles",
-        text=(
-            "{name} has {total} marbles and shares them equally among {k} friends. "
-            "Each friend then finds {more} more marbles. How many marbles does "
-            "each friend have now?"
-        ),
-        paraphrase=(
-            "{k} friends split {name}'s {total} marbles evenly, and afterwards "
-            "each of them finds another {more}. How many marbles does each friend "
-            "hold?"
-        ),
+        text="{name} has {total} marbles and shares them equally among {k} friends. Each friend then finds {more} more marbles. How many marbles does each friend have now?",
+        paraphrase="{k} friends split {name}'s {total} marbles evenly, and afterwards each of them finds another {more}. How many marbles does each friend hold?",
         solve=lambda v: _int(v, "total") // _int(v, "k") + _int(v, "more"),
         variants=(
             {"name": "Luis", "total": 24, "k": 4, "more": 3},
@@ -224,15 +175,8 @@ TEMPLATES: tuple[ProblemTemplate, ...] = (
     ),
     ProblemTemplate(
         key="train",
-        text=(
-            "A train travels at {v} miles per hour for {h} hours, then {extra} "
-            "more miles to the last stop. How many miles does it travel in all?"
-        ),
-        paraphrase=(
-            "Moving at {v} miles per hour, a train runs for {h} hours and then "
-            "covers another {extra} miles to reach its last stop. What total "
-            "distance, in miles, does it cover?"
-        ),
+        text="A train travels at {v} miles per hour for {h} hours, then {extra} more miles to the last stop. How many miles does it travel in all?",
+        paraphrase="Moving at {v} miles per hour, a train runs for {h} hours and then covers another {extra} miles to reach its last stop. What total distance, in miles, does it cover?",
         solve=lambda v: _int(v, "v") * _int(v, "h") + _int(v, "extra"),
         variants=(
             {"v": 60, "h": 3, "extra": 25},
@@ -242,14 +186,8 @@ TEMPLATES: tuple[ProblemTemplate, ...] = (
     ),
     ProblemTemplate(
         key="apples",
-        text=(
-            "{name} picks {a} apples in the morning and twice as many in the "
-            "afternoon. {name} gives away {g} apples. How many apples are left?"
-        ),
-        paraphrase=(
-            "In the morning {name} picks {a} apples, and in the afternoon double "
-            "that number. After giving {g} apples away, how many does {name} keep?"
-        ),
+        text="{name} picks {a} apples in the morning and twice as many in the afternoon. {name} gives away {g} apples. How many apples are left?",
+        paraphrase="In the morning {name} picks {a} apples, and in the afternoon double that number. After giving {g} apples away, how many does {name} keep?",
         solve=lambda v: _int(v, "a") * 3 - _int(v, "g"),
         variants=(
             {"name": "Ella", "a": 14, "g": 10},
@@ -259,14 +197,8 @@ TEMPLATES: tuple[ProblemTemplate, ...] = (
     ),
     ProblemTemplate(
         key="class",
-        text=(
-            "A class has {g} girls and {b} boys. The teacher puts all of them into "
-            "teams of {s}. How many teams are there?"
-        ),
-        paraphrase=(
-            "There are {b} boys and {g} girls in a class, and the teacher makes "
-            "teams of {s} students from all of them. How many teams does she make?"
-        ),
+        text="A class has {g} girls and {b} boys. The teacher puts all of them into teams of {s}. How many teams are there?",
+        paraphrase="There are {b} boys and {g} girls in a class, and the teacher makes teams of {s} students from all of them. How many teams does she make?",
         solve=lambda v: (_int(v, "g") + _int(v, "b")) // _int(v, "s"),
         variants=(
             {"g": 14, "b": 10, "s": 4},
@@ -342,3 +274,28 @@ def problems(
         `len(templates) * variants` questions, every one a new problem.
     """
     return [_item(t, v, "new") for v in range(variants) for t in templates]
+
+
+def dissimilar_stream(
+    templates: Sequence[ProblemTemplate] = TEMPLATES,
+) -> list[StreamQuestion]:
+    """One problem of each template: no two questions share a problem."""
+    return problems(templates, variants=1)
+
+
+def similar_stream(
+    templates: Sequence[ProblemTemplate] = TEMPLATES[:4],
+) -> list[StreamQuestion]:
+    """Each problem, then its paraphrase and two variants with new numbers.
+
+    The problems come first, then the paraphrases, then each round of new
+    numbers, so every question after the first `len(templates)` has a solved
+    relative earlier in the stream, and none repeats one exactly.
+    """
+    plan: list[tuple[int, Kind]] = [
+        (0, "new"),
+        (0, "paraphrase"),
+        (1, "new_numbers"),
+        (2, "new_numbers"),
+    ]
+    return [_item(t, v, kind) for v, kind in plan for t in templates]

@@ -1,20 +1,6 @@
-"""Episodic memory: episodes of solved questions, stored on Qdrant.
+"""Episodic memory: the store, the similarity gate, memory mechanisms, reflections, SFT."""
 
-Also the memory mechanisms that turn retrieved episodes into a method's
-memory (`InContextMemory`, `ReflectMemory`, `MultiCaseReflectMemory`,
-`ReflectUpdateMemory`), the reflections they read (`reflect`,
-`reflect_update`, `ReflectionQueue`, `create_reflection_update_node`), the
-similarity gate that decides when memory may enter a prompt
-(`SimilarityGate`), and the SFT export and fine-tuning helpers
-(`export_sft_dataset`, `OpenAIFineTuner`, `switch_to_tuned`).
-"""
-
-from langchain_speedup.memory.episodes import (
-    Episode,
-    EpisodeMatch,
-    episode_from_result,
-    episode_id,
-)
+from langchain_speedup.memory.episodes import episode_from_result
 from langchain_speedup.memory.gating import (
     BandStats,
     GateVerdict,
@@ -30,6 +16,7 @@ from langchain_speedup.memory.mechanisms import (
 )
 from langchain_speedup.memory.reflection import (
     LessonsStore,
+    ReflectionOptions,
     ReflectionQueue,
     ReflectionResult,
     ReflectionStore,
@@ -47,17 +34,10 @@ from langchain_speedup.memory.sft import (
     switch_to_tuned,
     validate_sft_jsonl,
 )
-from langchain_speedup.memory.store import (
-    DEFAULT_COLLECTION,
-    EpisodicStore,
-    QdrantEpisodicStore,
-)
+from langchain_speedup.memory.store import EpisodicStore, QdrantEpisodicStore
 
 __all__ = [
-    "DEFAULT_COLLECTION",
     "BandStats",
-    "Episode",
-    "EpisodeMatch",
     "EpisodicStore",
     "FineTuneStatus",
     "FineTuner",
@@ -70,6 +50,7 @@ __all__ = [
     "QdrantEpisodicStore",
     "ReflectMemory",
     "ReflectUpdateMemory",
+    "ReflectionOptions",
     "ReflectionQueue",
     "ReflectionResult",
     "ReflectionStore",
@@ -78,7 +59,6 @@ __all__ = [
     "areflect_update",
     "create_reflection_update_node",
     "episode_from_result",
-    "episode_id",
     "export_sft_dataset",
     "reflect",
     "reflect_update",

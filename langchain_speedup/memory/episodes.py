@@ -1,70 +1,13 @@
-"""Episodes: what the system remembers about one solved question."""
+"""The episode stored for one answered question."""
 
 from __future__ import annotations
 
 import time
-import uuid
-from typing import NotRequired
-
-from typing_extensions import TypedDict
 
 from langchain_speedup.answers import question_key
-from langchain_speedup.scaling.base import ScalingResult
+from langchain_speedup.types import Episode, ScalingResult
 
-__all__ = ["Episode", "EpisodeMatch", "episode_from_result", "episode_id"]
-
-_ID_NAMESPACE = uuid.UUID("6c1f4e0a-52b5-4c1e-9d0f-3b7a5d3e2a11")
-
-
-class Episode(TypedDict):
-    """One answered question, as stored in the episodic store."""
-
-    id: str
-    """A UUID; writing the same id twice overwrites, never duplicates."""
-    namespace: str
-    """The tenant; every read and write is confined to one namespace."""
-    question: str
-    question_key: str
-    answer: str
-    """The selected solution's text."""
-    final_answer: str | None
-    score: float
-    verified: bool
-    """Whether the score reached the method's threshold; only verified
-    episodes are reused or shown as exemplars."""
-    method: str
-    mode: str
-    budget_used: int
-    budget_unit: str
-    stop_reason: str
-    decision: str
-    """The router's decision for this question."""
-    generations: int
-    total_tokens: int
-    seconds: float
-    created_at: float
-    """Unix time of the write."""
-    similarity: NotRequired[float | None]
-    """The closest verified episode's similarity when this question was
-    routed; `None` when nothing similar was stored."""
-    budget: NotRequired[int]
-    """The most the question was allowed to spend, in `budget_unit`."""
-    reflection: NotRequired[str]
-    """A short lesson drawn from this episode (`reflect`), if one was written."""
-
-
-class EpisodeMatch(TypedDict):
-    """An episode returned by a similarity search, with its similarity."""
-
-    episode: Episode
-    similarity: float
-    """Cosine similarity of the questions' embeddings, in [-1, 1]."""
-    vector: NotRequired[list[float]]
-
-
-def episode_id(namespace: str, run_id: str) -> str:
-    """A deterministic episode id for one question of one run (idempotent)."""
-    return str(uuid.uuid5(_ID_NAMESPACE, f"{namespace}\x00{run_id}"))
+__all__ = ["episode_from_result"]
 
 
 def episode_from_result(
@@ -79,8 +22,19 @@ def episode_from_result(
 ) -> Episode:
     """Build the episode to store for a scaling method's result.
 
-    `similarity` and `budget` record the routing outcome the similarity gate
-    learns from (`SimilarityGate.observe_episodes`).
+    Args:
+        id: The episode's UUID.
+        namespace: The tenant it belongs to.
+        question: The question answered.
+        result: The scaling method's result.
+        decision: The router's decision for the question.
+        similarity: The closest verified episode's similarity at routing.
+        budget: The most the question was allowed to spend; with it,
+            `similarity` and `budget` are recorded for the similarity gate to
+            learn from (`SimilarityGate.observe_episodes`).
+
+    Returns:
+        The episode, verified when the result passed with a final answer.
     """
     usage = result["usage"]
     episode = Episode(

@@ -1,32 +1,4 @@
-"""Similarity gating, calibrated from outcomes: when memory may enter a prompt.
-
-Memory helps a question that resembles what was solved before and misleads
-one that does not (SpeedupLLM finds more compute and lower accuracy for
-dissimilar questions). Where "resembles" begins depends on the embedding
-model, the domain and the solver, so a fixed cosine threshold is a guess.
-`SimilarityGate` learns it per *similarity band* (by default `<0.50`,
-`0.50-0.60`, ..., `>=0.90`, on the closest verified episode's similarity):
-
-- Every question solved is an *outcome*: its band, whether memory entered the
-  prompt, and its *saving*, the share of the budget left unspent when the
-  answer passed the threshold (0 when it did not pass). Saving rewards both
-  stopping early and passing at all.
-- Outcomes without memory are pooled over all bands into one baseline: with
-  no memory in the prompt, the similarity of what is stored cannot change
-  how a question is solved.
-- A band is open when memory's mean saving there is at least the baseline.
-  Each band starts from a prior, `prior_weight` pseudo-outcomes worth
-  `prior_margin` above the baseline for bands at or above `prior_gate` and
-  below it for the others, so that few outcomes move a band little.
-- A closed band never sees memory, so it would never learn; a share
-  `explore` of its questions gets memory anyway (from a seeded generator, so
-  runs repeat), marked `explored`.
-
-A gate is fed by the router (`BudgetRouter(similarity_gate=...)`), which also
-replays the outcomes stored with past episodes when it starts, so the
-calibration survives restarts. `SimilarityGate.fixed(0.7)` is the plain
-constant threshold, never calibrated.
-"""
+"""The similarity gate: when memory may enter a prompt, learnt from outcomes."""
 
 from __future__ import annotations
 
@@ -130,6 +102,28 @@ class _Arm:
 
 class SimilarityGate:
     """Admits memory per similarity band, calibrated from solved questions.
+
+    Memory helps a question like those solved before and misleads one that is
+    not, and where "like" begins depends on the embeddings, the domain and the
+    solver. The gate learns it per band of the closest verified episode's
+    similarity (by default `<0.50`, `0.50-0.60`, ..., `>=0.90`):
+
+    - Each solved question is an outcome: its band, whether memory entered
+      the prompt, and its saving (`saving_of`), the share of the budget left
+      unspent by a passing answer (0 when it did not pass).
+    - Outcomes without memory are pooled over all bands into one baseline,
+      since the similarity of what is stored cannot change a question solved
+      without it.
+    - A band is open when memory's mean saving there is at least the
+      baseline. Each band starts from a prior worth `prior_weight` outcomes,
+      `prior_margin` above the baseline from `prior_gate` up and below it
+      under, so few outcomes move a band little.
+    - A closed band would never learn, so a share `explore` of its questions
+      gets memory anyway (seeded, so runs repeat), marked `explored`.
+
+    The router feeds the gate and replays the outcomes stored with past
+    episodes when it starts (`observe_episodes`), so the calibration survives
+    restarts. `SimilarityGate.fixed(0.7)` is a plain constant threshold.
 
     Example:
         ```python

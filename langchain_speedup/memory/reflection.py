@@ -1,23 +1,7 @@
-"""Reflection memories: per-case reflections and the Reflect-Update lessons.
+"""Reflections written by the model: a lesson per episode, or lessons per namespace.
 
-Two textual memories built from past episodes by the model itself:
-
-- **Reflect** (`reflect` / `areflect`): one short lesson written from one
-  episode and stored on it, as its `reflection` field. `ReflectMemory` shows
-  the reflections of similar episodes.
-- **Reflect-Update** (`reflect_update` / `areflect_update`): one bounded,
-  generalised lessons text per namespace, rewritten after each new episode
-  from the old lessons and that episode. `ReflectUpdateMemory` shows it.
-
-The lessons text lives in the episodic store's own collection as one special
-point per namespace (see `QdrantEpisodicStore.get_lessons`), so it persists
-with the episodes and never appears among them.
-
-A reflection is a bonus, never a condition of answering: every failure (the
-model call, an empty reply, the store) is reported in a `ReflectionResult`
-with `updated=False` and leaves the previous lessons and every episode
-untouched. Updates of one namespace are read-modify-write, so run them one at
-a time; `ReflectionQueue` does, off the answer's hot path.
+A failed reflection is reported in its `ReflectionResult`, never raised, and
+leaves the stored lessons and episodes as they were.
 """
 
 from __future__ import annotations
@@ -27,15 +11,24 @@ import logging
 import re
 import threading
 from collections import deque
-from collections.abc import Callable, Mapping
-from typing import Any, Literal, Protocol, Self, runtime_checkable
+from collections.abc import Generator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from typing import Any, Literal, NamedTuple, Protocol, Self, Unpack, runtime_checkable
 
-from langchain_core.messages import AnyMessage, HumanMessage, SystemMessage
+from langchain_core.messages import AnyMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig, RunnableLambda
 from langchain_core.runnables.config import ensure_config
 from typing_extensions import TypedDict
 
-from langchain_speedup._internal import message_text, raise_model_error
+from langchain_speedup._internal import (
+    Call,
+    adrive,
+    check_count,
+    check_namespace,
+    drive,
+    model_call,
+    step_node,
+)
 from langchain_speedup.budget import ROLE_TAG_PREFIX, Ledger
 from langchain_speedup.errors import (
     ConfigurationError,
@@ -43,12 +36,12 @@ from langchain_speedup.errors import (
     ModelError,
     SpeedupError,
 )
-from langchain_speedup.scaling._common import ChatRunnable
+from langchain_speedup.memory.store import _check_namespace
+from langchain_speedup.types import ChatRunnable
 
 __all__ = [
-    "DEFAULT_MAX_LESSONS_CHARS",
-    "DEFAULT_MAX_REFLECTION_CHARS",
     "LessonsStore",
+    "ReflectionOptions",
     "ReflectionQueue",
     "ReflectionResult",
     "ReflectionStore",
@@ -57,18 +50,16 @@ __all__ = [
     "create_reflection_update_node",
     "reflect",
     "reflect_update",
-    "reflection_config",
-    "trim_to_sentence",
 ]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MAX_LESSONS_CHARS = 1200
+Kind = Literal["reflect", "reflect_update"]
+
+_LESSONS_CHARS = 1200
 """Default bound of a namespace's lessons text, in characters."""
-
-DEFAULT_MAX_REFLECTION_CHARS = 400
+_REFLECTION_CHARS = 400
 """Default bound of one episode's reflection, in characters."""
-
 _REFLECTION_TAG = f"{ROLE_TAG_PREFIX}reflection"
 
 _UPDATE_SYSTEM = (
@@ -120,7 +111,7 @@ class ReflectionStore(Protocol):
 class ReflectionResult(TypedDict):
     """The outcome of one reflection; failures are reported, not raised."""
 
-    kind: Literal["reflect", "reflect_update"]
+    kind: Kind
     namespace: str
     episode_id: str | None
     """The episode reflected on, when it has an id."""
@@ -133,25 +124,30 @@ class ReflectionResult(TypedDict):
     """What failed, when `updated` is false."""
 
 
-# -- validation and prompts ------------------------------------------------------------
+class ReflectionOptions(TypedDict, total=False):
+    """The keyword options of `reflect` and `reflect_update` (and their async forms)."""
+
+    namespace: str | None
+    """The namespace written to; the episode's own `namespace` field when
+    `None` (the default)."""
+    max_chars: int
+    """The text's bound, in characters, at least 40: by default 1200 for the
+    lessons, 400 for a per-case reflection."""
+    config: RunnableConfig | None
+    """Passed to the model call, tagged with the `reflection` role."""
+    ledger: Ledger | None
+    """A `Ledger` to count the call in, besides `config`'s callbacks."""
+
+
+# -- text ------------------------------------------------------------------------------
 
 _SENTENCE_END = re.compile(r"[.!?](?=\s|$)|\n")
 _LIST_NUMBER = re.compile(r"\d+\.")
 _FENCE = re.compile(r"^```[a-zA-Z]*\s*\n?|\n?```\s*$")
 
 
-def trim_to_sentence(text: str, max_chars: int) -> str:
-    """Trim `text` to at most `max_chars`, at a sentence boundary when possible.
-
-    Args:
-        text: The text to trim.
-        max_chars: The most characters to keep.
-
-    Returns:
-        `text` stripped when it fits; else the longest prefix ending a
-        sentence (or a line), else the longest prefix ending a word, else a
-        hard cut.
-    """
+def _trim_to_sentence(text: str, max_chars: int) -> str:
+    """`text` stripped, cut to `max_chars` at a sentence (else word) boundary."""
     text = text.strip()
     if len(text) <= max_chars:
         return text
@@ -175,17 +171,79 @@ def trim_to_sentence(text: str, max_chars: int) -> str:
 
 def _clean_output(raw: str, max_chars: int) -> str:
     text = _FENCE.sub("", raw.strip()).strip()
-    return trim_to_sentence(text, max_chars) if text else ""
+    return _trim_to_sentence(text, max_chars) if text else ""
 
 
-def _check_max_chars(max_chars: object) -> int:
-    if isinstance(max_chars, bool) or not isinstance(max_chars, int) or max_chars < 40:
-        msg = f"`max_chars` must be an integer >= 40, got {max_chars!r}"
+def _reflection_config(
+    config: RunnableConfig | None, ledger: Ledger | None
+) -> RunnableConfig:
+    """A copy of `config` whose model calls count under the `reflection` role."""
+    if ledger is not None:
+        return ledger.config(config, role="reflection")
+    tagged = ensure_config(config)
+    tagged["tags"] = [t for t in tagged.get("tags", []) if t != _REFLECTION_TAG]
+    tagged["tags"].append(_REFLECTION_TAG)
+    return tagged
+
+
+def _reflection_call(
+    model: ChatRunnable,
+    prompt: list[AnyMessage],
+    config: RunnableConfig | None,
+    ledger: Ledger | None,
+) -> Call:
+    tagged = _reflection_config(config, ledger)
+    return model_call(
+        lambda: model.invoke(prompt, tagged),
+        lambda: model.ainvoke(prompt, tagged),
+        role="reflection",
+    )
+
+
+def _store_for(kind: Kind, store: object) -> Any:
+    """`store` if it can hold what `kind` writes, else `ConfigurationError`."""
+    protocol, holds = (
+        (LessonsStore, "lessons (`get_lessons`, `put_lessons`)")
+        if kind == "reflect_update"
+        else (ReflectionStore, "reflections (`set_reflection`)")
+    )
+    if not isinstance(store, protocol):
+        msg = f"`store` must hold {holds} as QdrantEpisodicStore does, got {type(store).__name__}"
         raise ConfigurationError(msg)
-    return max_chars
+    return store
 
 
-def _case(episode: Mapping[str, Any]) -> tuple[str, str, bool, str | None]:
+# -- one reflection ------------------------------------------------------------------
+
+
+class _Job(NamedTuple):
+    """A validated reflection, ready to run."""
+
+    kind: Kind
+    store: Any
+    namespace: str
+    episode_id: str | None
+    case: str
+    """The episode as the prompt shows it."""
+    max_chars: int
+    config: RunnableConfig | None
+    ledger: Ledger | None
+
+
+def _max_chars(kind: Kind, options: ReflectionOptions) -> int:
+    """Check the options' names and return `max_chars`."""
+    unknown = sorted(set(options) - set(ReflectionOptions.__annotations__))
+    if unknown:
+        msg = f"{kind} has no option {', '.join(f'`{u}`' for u in unknown)}"
+        raise ConfigurationError(msg)
+    default = _LESSONS_CHARS if kind == "reflect_update" else _REFLECTION_CHARS
+    return check_count("max_chars", options.get("max_chars", default), minimum=40)
+
+
+def _job(
+    kind: Kind, episode: Mapping[str, Any], store: object, options: ReflectionOptions
+) -> _Job:
+    max_chars = _max_chars(kind, options)
     if not isinstance(episode, Mapping):
         msg = f"an episode must be a mapping, got {type(episode).__name__}"
         raise InvalidInputError(msg)
@@ -197,144 +255,107 @@ def _case(episode: Mapping[str, Any]) -> tuple[str, str, bool, str | None]:
         msg = "the episode has no `answer` text"
         raise InvalidInputError(msg)
     raw_id = episode.get("id")
-    return (
-        question.strip(),
-        answer.strip(),
-        bool(episode.get("verified")),
-        (str(raw_id) if raw_id is not None else None),
+    episode_id = str(raw_id) if raw_id is not None else None
+    namespace = options.get("namespace")
+    ns = _check_namespace(
+        namespace if namespace is not None else episode.get("namespace", "default")
     )
-
-
-def _describe_case(question: str, answer: str, verified: bool) -> str:
+    if kind == "reflect" and episode_id is None:
+        msg = "the episode has no `id`, so its reflection cannot be stored"
+        raise InvalidInputError(msg)
     outcome = (
         "verified (its answer was accepted)"
-        if verified
+        if episode.get("verified")
         else "NOT verified (the answer may be wrong; learn what to check)"
     )
-    return f"Question:\n{question}\n\nAnswer given:\n{answer}\n\nOutcome: {outcome}"
+    case = (
+        f"Question:\n{question.strip()}\n\nAnswer given:\n{answer.strip()}\n\n"
+        f"Outcome: {outcome}"
+    )
+    config, ledger = options.get("config"), options.get("ledger")
+    return _Job(
+        kind, _store_for(kind, store), ns, episode_id, case, max_chars, config, ledger
+    )
 
 
-def _update_prompt(
-    old: str | None, question: str, answer: str, verified: bool, max_chars: int
-) -> list[AnyMessage]:
-    current = old if old else "(none yet)"
+def _prompt(job: _Job, old: str | None) -> list[AnyMessage]:
+    if job.kind == "reflect":
+        return [
+            SystemMessage(_REFLECT_SYSTEM),
+            HumanMessage(
+                f"{job.case}\n\nWrite the lesson in at most {job.max_chars} "
+                "characters. Reply with the lesson only."
+            ),
+        ]
     return [
         SystemMessage(_UPDATE_SYSTEM),
         HumanMessage(
-            f"Current lessons:\n{current}\n\nNew case:\n"
-            f"{_describe_case(question, answer, verified)}\n\n"
+            f"Current lessons:\n{old or '(none yet)'}\n\nNew case:\n{job.case}\n\n"
             "Rewrite the lessons so they also cover what this case teaches: "
             "merge, generalise and drop the least useful ones rather than "
-            f"growing the list. At most {max_chars} characters. Reply with "
+            f"growing the list. At most {job.max_chars} characters. Reply with "
             "the lessons only."
         ),
     ]
 
 
-def _reflect_prompt(
-    question: str, answer: str, verified: bool, max_chars: int
-) -> list[AnyMessage]:
-    return [
-        SystemMessage(_REFLECT_SYSTEM),
-        HumanMessage(
-            f"{_describe_case(question, answer, verified)}\n\n"
-            f"Write the lesson in at most {max_chars} characters. Reply with "
-            "the lesson only."
-        ),
-    ]
-
-
-def reflection_config(
-    config: RunnableConfig | None = None, *, ledger: Ledger | None = None
-) -> RunnableConfig:
-    """A copy of `config` whose model calls count under the `reflection` role.
-
-    Args:
-        config: The caller's config; its callbacks (a `Ledger` among them)
-            still see the call.
-        ledger: A ledger to report to as well.
-
-    Returns:
-        The tagged config.
-    """
-    if ledger is not None:
-        return ledger.config(config, role="reflection")
-    base = ensure_config(config)
-    tagged = RunnableConfig(**base)
-    tagged["tags"] = [t for t in base.get("tags", []) if t != _REFLECTION_TAG] + [
-        _REFLECTION_TAG
-    ]
-    return tagged
-
-
-def _failure(
-    kind: Literal["reflect", "reflect_update"],
-    namespace: str,
-    episode_id: str | None,
-    previous: str | None,
-    error: str,
-) -> ReflectionResult:
-    logger.warning(
-        "%s for episode %s in namespace %r failed: %s",
-        kind,
-        episode_id,
-        namespace,
-        error,
-    )
+def _result(job: _Job, text: str | None, error: str | None = None) -> ReflectionResult:
+    """The outcome: `text` stored, or (with `error`, logged) the text still in force."""
+    if error is not None:
+        logger.warning(
+            "%s for episode %s in namespace %r failed: %s",
+            job.kind,
+            job.episode_id,
+            job.namespace,
+            error,
+        )
     return ReflectionResult(
-        kind=kind,
-        namespace=namespace,
-        episode_id=episode_id,
-        updated=False,
-        text=previous,
+        kind=job.kind,
+        namespace=job.namespace,
+        episode_id=job.episode_id,
+        updated=error is None,
+        text=text,
         error=error,
     )
 
 
-def _lessons_store(store: object) -> LessonsStore:
-    if not isinstance(store, LessonsStore):
-        msg = (
-            "`store` must hold lessons (`get_lessons`/`put_lessons`, as "
-            f"QdrantEpisodicStore does), got {type(store).__name__}"
-        )
-        raise ConfigurationError(msg)
-    return store
-
-
-def _reflection_store(store: object) -> ReflectionStore:
-    if not isinstance(store, ReflectionStore):
-        msg = (
-            "`store` must hold reflections (`set_reflection`, as "
-            f"QdrantEpisodicStore does), got {type(store).__name__}"
-        )
-        raise ConfigurationError(msg)
-    return store
-
-
-def _model_error(error: Exception) -> str:
-    # `raise_model_error` lets interrupts and cancellation through, so they are
-    # never reported as a failed update.
+def _step(model: ChatRunnable, job: _Job) -> Generator[Call, Any, ReflectionResult]:
+    """Read the old lessons (Reflect-Update), ask the model, store its text."""
+    store, ns, update = job.store, job.namespace, job.kind == "reflect_update"
+    old: str | None = None
+    if update:
+        try:
+            old = yield Call(
+                lambda: store.get_lessons(ns), lambda: store.aget_lessons(ns)
+            )
+        except SpeedupError as e:
+            return _result(job, None, f"reading the lessons failed: {e}")
     try:
-        raise_model_error(error, role="reflection")
-    except ModelError as e:
-        return str(e)
+        reply: BaseMessage = yield _reflection_call(
+            model, _prompt(job, old), job.config, job.ledger
+        )
     except SpeedupError as e:
-        return f"the reflection model call failed: {e}"
-
-
-# -- Reflect-Update ------------------------------------------------------------------
-
-
-def _prepare_update(
-    episode: Mapping[str, Any], namespace: str | None, max_chars: int
-) -> tuple[str, str, bool, str | None, str, int]:
-    max_chars = _check_max_chars(max_chars)
-    question, answer, verified, episode_id = _case(episode)
-    ns = namespace if namespace is not None else episode.get("namespace", "default")
-    if not isinstance(ns, str) or not ns.strip():
-        msg = f"the namespace must be a non-empty string, got {ns!r}"
-        raise InvalidInputError(msg)
-    return question, answer, verified, episode_id, ns, max_chars
+        failed = f"the reflection model call failed: {e}"
+        return _result(job, old, str(e) if isinstance(e, ModelError) else failed)
+    text = _clean_output(reply.text, job.max_chars)
+    if not text:
+        what = "lessons text" if update else "text"
+        return _result(job, old, f"the reflection model returned no {what}")
+    if update:
+        write = Call(
+            lambda: store.put_lessons(ns, text), lambda: store.aput_lessons(ns, text)
+        )
+    else:
+        write = Call(
+            lambda: store.set_reflection(ns, job.episode_id, text),
+            lambda: store.aset_reflection(ns, job.episode_id, text),
+        )
+    try:
+        yield write
+    except SpeedupError as e:
+        what = "lessons" if update else "reflection"
+        return _result(job, old, f"writing the {what} failed: {e}")
+    return _result(job, text)
 
 
 def reflect_update(
@@ -342,86 +363,42 @@ def reflect_update(
     episode: Mapping[str, Any],
     *,
     store: LessonsStore,
-    namespace: str | None = None,
-    max_chars: int = DEFAULT_MAX_LESSONS_CHARS,
-    config: RunnableConfig | None = None,
-    ledger: Ledger | None = None,
+    **options: Unpack[ReflectionOptions],
 ) -> ReflectionResult:
     """Rewrite the namespace's lessons text with what one new episode teaches.
 
     One model call (role `reflection`) sees the old lessons and the episode
     (question, answer, whether it was verified) and returns the new lessons,
     which are stripped, trimmed to `max_chars` at a sentence boundary and
-    stored in place of the old. On any failure the old lessons stay as they
-    were, and the episode is never touched.
+    stored in place of the old. `ReflectUpdateMemory` shows them. On any
+    failure the old lessons stay as they were; the episode is never touched.
+    Updates of one namespace read, then write: run them one at a time (a
+    `ReflectionQueue` does).
+
+    Example:
+        ```python
+        result = reflect_update(model, store.episodes("default")[-1], store=store)
+        print(result["updated"], result["text"])
+        ```
 
     Args:
         model: The chat model that rewrites the lessons.
         episode: The new episode: an `Episode`, or any mapping with
             `question`, `answer` and `verified` (and optionally `id`).
         store: Where the lessons live, e.g. a `QdrantEpisodicStore`.
-        namespace: Whose lessons; the episode's `namespace` when `None`.
-        max_chars: The lessons' bound, in characters (default 1200).
-        config: Passed to the model call, tagged with the `reflection` role.
-        ledger: A `Ledger` to count the call in, besides `config`'s callbacks.
+        **options: See `ReflectionOptions`; `max_chars` defaults to 1200.
 
     Returns:
         The outcome: `updated` and the new `text`, or `updated=False`, the
         previous lessons as `text` and the `error` that stopped the update.
 
     Raises:
-        ConfigurationError: `max_chars` is below 40, or `store` holds no lessons.
-        InvalidInputError: The episode has no question or answer text.
+        ConfigurationError: An unknown option, `max_chars` below 40, or a
+            `store` that holds no lessons.
+        InvalidInputError: The episode has no question or answer text, or the
+            namespace is not a non-empty string.
     """
-    question, answer, verified, episode_id, ns, max_chars = _prepare_update(
-        episode, namespace, max_chars
-    )
-    lessons = _lessons_store(store)
-    try:
-        old = lessons.get_lessons(ns)
-    except SpeedupError as e:
-        return _failure(
-            "reflect_update", ns, episode_id, None, f"reading the lessons failed: {e}"
-        )
-    prompt = _update_prompt(old, question, answer, verified, max_chars)
-    try:
-        reply = model.invoke(prompt, reflection_config(config, ledger=ledger))
-    except Exception as e:  # noqa: BLE001 - reported in the result
-        return _failure("reflect_update", ns, episode_id, old, _model_error(e))
-    return _store_update(lessons, ns, episode_id, old, message_text(reply), max_chars)
-
-
-def _store_update(
-    lessons: LessonsStore,
-    ns: str,
-    episode_id: str | None,
-    old: str | None,
-    raw: str,
-    max_chars: int,
-) -> ReflectionResult:
-    text = _clean_output(raw, max_chars)
-    if not text:
-        return _failure(
-            "reflect_update",
-            ns,
-            episode_id,
-            old,
-            "the reflection model returned no lessons text",
-        )
-    try:
-        lessons.put_lessons(ns, text)
-    except SpeedupError as e:
-        return _failure(
-            "reflect_update", ns, episode_id, old, f"writing the lessons failed: {e}"
-        )
-    return ReflectionResult(
-        kind="reflect_update",
-        namespace=ns,
-        episode_id=episode_id,
-        updated=True,
-        text=text,
-        error=None,
-    )
+    return drive(_step(model, _job("reflect_update", episode, store, options)))
 
 
 async def areflect_update(
@@ -429,84 +406,10 @@ async def areflect_update(
     episode: Mapping[str, Any],
     *,
     store: LessonsStore,
-    namespace: str | None = None,
-    max_chars: int = DEFAULT_MAX_LESSONS_CHARS,
-    config: RunnableConfig | None = None,
-    ledger: Ledger | None = None,
+    **options: Unpack[ReflectionOptions],
 ) -> ReflectionResult:
     """Async form of `reflect_update`."""
-    question, answer, verified, episode_id, ns, max_chars = _prepare_update(
-        episode, namespace, max_chars
-    )
-    lessons = _lessons_store(store)
-    try:
-        old = await lessons.aget_lessons(ns)
-    except SpeedupError as e:
-        return _failure(
-            "reflect_update", ns, episode_id, None, f"reading the lessons failed: {e}"
-        )
-    prompt = _update_prompt(old, question, answer, verified, max_chars)
-    try:
-        reply = await model.ainvoke(prompt, reflection_config(config, ledger=ledger))
-    except Exception as e:  # noqa: BLE001 - reported in the result
-        return _failure("reflect_update", ns, episode_id, old, _model_error(e))
-    text = _clean_output(message_text(reply), max_chars)
-    if not text:
-        return _failure(
-            "reflect_update",
-            ns,
-            episode_id,
-            old,
-            "the reflection model returned no lessons text",
-        )
-    try:
-        await lessons.aput_lessons(ns, text)
-    except SpeedupError as e:
-        return _failure(
-            "reflect_update", ns, episode_id, old, f"writing the lessons failed: {e}"
-        )
-    return ReflectionResult(
-        kind="reflect_update",
-        namespace=ns,
-        episode_id=episode_id,
-        updated=True,
-        text=text,
-        error=None,
-    )
-
-
-# -- Reflect (per case) --------------------------------------------------------------
-
-
-def _prepare_reflect(
-    episode: Mapping[str, Any], namespace: str | None, max_chars: int, store: object
-) -> tuple[str, str, bool, str, str, int, ReflectionStore]:
-    question, answer, verified, episode_id, ns, max_chars = _prepare_update(
-        episode, namespace, max_chars
-    )
-    if episode_id is None:
-        msg = "the episode has no `id`, so its reflection cannot be stored"
-        raise InvalidInputError(msg)
-    return (
-        question,
-        answer,
-        verified,
-        episode_id,
-        ns,
-        max_chars,
-        _reflection_store(store),
-    )
-
-
-def _reflected(ns: str, episode_id: str, text: str) -> ReflectionResult:
-    return ReflectionResult(
-        kind="reflect",
-        namespace=ns,
-        episode_id=episode_id,
-        updated=True,
-        text=text,
-        error=None,
-    )
+    return await adrive(_step(model, _job("reflect_update", episode, store, options)))
 
 
 def reflect(
@@ -514,10 +417,7 @@ def reflect(
     episode: Mapping[str, Any],
     *,
     store: ReflectionStore,
-    namespace: str | None = None,
-    max_chars: int = DEFAULT_MAX_REFLECTION_CHARS,
-    config: RunnableConfig | None = None,
-    ledger: Ledger | None = None,
+    **options: Unpack[ReflectionOptions],
 ) -> ReflectionResult:
     """Write one short reflection from one stored episode onto that episode.
 
@@ -529,39 +429,18 @@ def reflect(
         model: The chat model that writes the reflection.
         episode: The stored episode (`id`, `question`, `answer`, `verified`).
         store: The store holding the episode, e.g. a `QdrantEpisodicStore`.
-        namespace: The episode's namespace; its `namespace` field when `None`.
-        max_chars: The reflection's bound, in characters (default 400).
-        config: Passed to the model call, tagged with the `reflection` role.
-        ledger: A `Ledger` to count the call in, besides `config`'s callbacks.
+        **options: See `ReflectionOptions`; `max_chars` defaults to 400.
 
     Returns:
         The outcome, with the reflection as `text` when `updated`.
 
     Raises:
-        ConfigurationError: `max_chars` is below 40, or `store` cannot hold
-            reflections.
-        InvalidInputError: The episode has no id, question or answer.
+        ConfigurationError: An unknown option, `max_chars` below 40, or a
+            `store` that cannot hold reflections.
+        InvalidInputError: The episode has no id, question or answer, or the
+            namespace is not a non-empty string.
     """
-    question, answer, verified, episode_id, ns, max_chars, target = _prepare_reflect(
-        episode, namespace, max_chars, store
-    )
-    prompt = _reflect_prompt(question, answer, verified, max_chars)
-    try:
-        reply = model.invoke(prompt, reflection_config(config, ledger=ledger))
-    except Exception as e:  # noqa: BLE001 - reported in the result
-        return _failure("reflect", ns, episode_id, None, _model_error(e))
-    text = _clean_output(message_text(reply), max_chars)
-    if not text:
-        return _failure(
-            "reflect", ns, episode_id, None, "the reflection model returned no text"
-        )
-    try:
-        target.set_reflection(ns, episode_id, text)
-    except SpeedupError as e:
-        return _failure(
-            "reflect", ns, episode_id, None, f"writing the reflection failed: {e}"
-        )
-    return _reflected(ns, episode_id, text)
+    return drive(_step(model, _job("reflect", episode, store, options)))
 
 
 async def areflect(
@@ -569,68 +448,43 @@ async def areflect(
     episode: Mapping[str, Any],
     *,
     store: ReflectionStore,
-    namespace: str | None = None,
-    max_chars: int = DEFAULT_MAX_REFLECTION_CHARS,
-    config: RunnableConfig | None = None,
-    ledger: Ledger | None = None,
+    **options: Unpack[ReflectionOptions],
 ) -> ReflectionResult:
     """Async form of `reflect`."""
-    question, answer, verified, episode_id, ns, max_chars, target = _prepare_reflect(
-        episode, namespace, max_chars, store
-    )
-    prompt = _reflect_prompt(question, answer, verified, max_chars)
-    try:
-        reply = await model.ainvoke(prompt, reflection_config(config, ledger=ledger))
-    except Exception as e:  # noqa: BLE001 - reported in the result
-        return _failure("reflect", ns, episode_id, None, _model_error(e))
-    text = _clean_output(message_text(reply), max_chars)
-    if not text:
-        return _failure(
-            "reflect", ns, episode_id, None, "the reflection model returned no text"
-        )
-    try:
-        await target.aset_reflection(ns, episode_id, text)
-    except SpeedupError as e:
-        return _failure(
-            "reflect", ns, episode_id, None, f"writing the reflection failed: {e}"
-        )
-    return _reflected(ns, episode_id, text)
+    return await adrive(_step(model, _job("reflect", episode, store, options)))
 
 
-# -- background updates --------------------------------------------------------------
+# -- in the background ---------------------------------------------------------------
 
 
 class ReflectionQueue:
-    """Runs Reflect-Update (and Reflect) calls on a worker thread, in order.
+    """Runs reflections on one worker thread, one at a time, in order.
 
     Submitting returns at once, so the answer goes back to the user before
-    the lessons are rewritten. One worker runs the updates one at a time, so
-    two updates of a namespace never interleave their read and write. A
-    failed update is logged and counted in `failed`; the episode and the
-    previous lessons stay as they were.
+    the lessons are rewritten; two updates of a namespace never interleave
+    their read and write. A failed update is logged and counted in `failed`;
+    the episode and the previous lessons stay as they were. Close the queue
+    (or use it as a context manager) to finish the queued updates.
 
     Example:
         ```python
         with ReflectionQueue(model, store=store) as queue:
             answer = router.solve(question)
             queue.submit(store.episodes("default")[-1])
-        # leaving the block flushes and stops the worker
+        # leaving the block finishes the queued updates
         ```
 
     Args:
-        model: The chat model that rewrites the lessons.
+        model: The chat model that writes the reflections.
         store: Where the lessons (and reflections) live.
-        namespace: Default namespace; each episode's own when `None`.
-        max_chars: The lessons' bound, in characters (default 1200).
-        config: Passed to every model call.
-        ledger: A `Ledger` to count the calls in.
         mode: `"reflect_update"` (default) rewrites the namespace's lessons;
             `"reflect"` writes a per-case reflection onto each episode.
         max_results: How many recent results `results` keeps.
+        **options: Passed to each reflection (see `ReflectionOptions`).
 
     Raises:
-        ConfigurationError: `max_chars` or `mode` is invalid, or `store` cannot
-            hold what `mode` writes.
+        ConfigurationError: An unknown option, an invalid `max_chars` or
+            `mode`, or a `store` that cannot hold what `mode` writes.
     """
 
     def __init__(
@@ -639,46 +493,34 @@ class ReflectionQueue:
         /,
         *,
         store: LessonsStore | ReflectionStore,
-        namespace: str | None = None,
-        max_chars: int = DEFAULT_MAX_LESSONS_CHARS,
-        config: RunnableConfig | None = None,
-        ledger: Ledger | None = None,
-        mode: Literal["reflect_update", "reflect"] = "reflect_update",
+        mode: Kind = "reflect_update",
         max_results: int = 100,
+        **options: Unpack[ReflectionOptions],
     ) -> None:
-        self._max_chars = _check_max_chars(max_chars)
-        if mode == "reflect_update":
-            _lessons_store(store)
-        elif mode == "reflect":
-            _reflection_store(store)
-        else:
+        if mode not in ("reflect_update", "reflect"):
             msg = f"`mode` must be 'reflect_update' or 'reflect', got {mode!r}"
             raise ConfigurationError(msg)
+        _max_chars(mode, options)
         self.model = model
-        self.store = store
-        self.namespace = namespace
+        self.store = _store_for(mode, store)
         self.mode = mode
-        self.config = config
-        self.ledger = ledger
+        self.options = options
         self.completed = 0
         """Updates that stored new text."""
         self.failed = 0
         """Updates that failed (logged); nothing was lost."""
         self.results: deque[ReflectionResult] = deque(maxlen=max_results)
         """The most recent outcomes, oldest first."""
-        self._jobs: deque[Callable[[], ReflectionResult]] = deque()
         self._pending = 0
         self._closed = False
-        self._cond = threading.Condition()
-        self._worker = threading.Thread(
-            target=self._run, name="speedup-reflection", daemon=True
-        )
-        self._worker.start()
+        self._last: Future[None] | None = None
+        self._lock = threading.Lock()
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="speedup-reflection")
 
     @property
     def pending(self) -> int:
         """Submitted updates not finished yet."""
-        with self._cond:
+        with self._lock:
             return self._pending
 
     def submit(
@@ -693,67 +535,34 @@ class ReflectionQueue:
 
         Raises:
             InvalidInputError: The queue is closed, or the episode lacks a
-                question or answer.
+                question or answer (or, in `"reflect"` mode, an id).
         """
-        _case(episode)
-        ns = namespace if namespace is not None else self.namespace
-        episode = dict(episode)
-        if self.mode == "reflect":
-
-            def job() -> ReflectionResult:
-                return reflect(
-                    self.model,
-                    episode,
-                    store=self.store,  # type: ignore[arg-type]
-                    namespace=ns,
-                    max_chars=min(self._max_chars, DEFAULT_MAX_REFLECTION_CHARS),
-                    config=self.config,
-                    ledger=self.ledger,
-                )
-
-        else:
-
-            def job() -> ReflectionResult:
-                return reflect_update(
-                    self.model,
-                    episode,
-                    store=self.store,  # type: ignore[arg-type]
-                    namespace=ns,
-                    max_chars=self._max_chars,
-                    config=self.config,
-                    ledger=self.ledger,
-                )
-
-        with self._cond:
+        options: ReflectionOptions = {**self.options}
+        if namespace is not None:
+            options["namespace"] = namespace
+        job = _job(self.mode, episode, self.store, options)
+        with self._lock:
             if self._closed:
                 msg = "the reflection queue is closed"
                 raise InvalidInputError(msg)
-            self._jobs.append(job)
             self._pending += 1
-            self._cond.notify_all()
+            self._last = self._executor.submit(self._run, job)
 
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._jobs and not self._closed:
-                    self._cond.wait()
-                if not self._jobs:
-                    return
-                job = self._jobs.popleft()
-            try:
-                result = job()
-            except Exception as e:
-                logger.warning("a background reflection failed: %s", e, exc_info=True)
-                result = None
-            with self._cond:
-                if result is not None:
-                    self.results.append(result)
-                if result is not None and result["updated"]:
-                    self.completed += 1
-                else:
-                    self.failed += 1
-                self._pending -= 1
-                self._cond.notify_all()
+    def _run(self, job: _Job) -> None:
+        try:
+            result: ReflectionResult | None = drive(_step(self.model, job))
+        except Exception as e:
+            logger.warning("a background reflection failed: %s", e, exc_info=True)
+            result = None
+        # Counted before the job's future completes, so `flush` sees the counts.
+        with self._lock:
+            if result is not None:
+                self.results.append(result)
+            if result is not None and result["updated"]:
+                self.completed += 1
+            else:
+                self.failed += 1
+            self._pending -= 1
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every submitted update has finished.
@@ -764,8 +573,10 @@ class ReflectionQueue:
         Returns:
             Whether the queue drained within `timeout`.
         """
-        with self._cond:
-            return self._cond.wait_for(lambda: self._pending == 0, timeout=timeout)
+        with self._lock:
+            last = self._last
+        # One worker runs jobs in order: the last one done means all are.
+        return last is None or not wait([last], timeout).not_done
 
     async def aflush(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109
         """Async form of `flush` (waits in a worker thread)."""
@@ -778,13 +589,14 @@ class ReflectionQueue:
             timeout: The most seconds to wait; no limit when `None`.
 
         Returns:
-            Whether every queued update finished within `timeout`.
+            Whether every queued update finished within `timeout`; the ones
+            left still run.
         """
-        with self._cond:
+        with self._lock:
             self._closed = True
-            self._cond.notify_all()
-        self._worker.join(timeout)
-        return not self._worker.is_alive()
+        drained = self.flush(timeout)
+        self._executor.shutdown(wait=drained)
+        return drained
 
     def __enter__(self) -> Self:
         return self
@@ -821,7 +633,7 @@ def create_reflection_update_node(
     *,
     store: LessonsStore,
     namespace: str = "default",
-    max_chars: int = DEFAULT_MAX_LESSONS_CHARS,
+    max_chars: int = _LESSONS_CHARS,
     name: str = "reflect",
     queue: ReflectionQueue | None = None,
 ) -> RunnableLambda[Any, dict[str, Any]]:
@@ -857,46 +669,26 @@ def create_reflection_update_node(
         A runnable with sync and async paths.
 
     Raises:
-        ConfigurationError: `max_chars` is below 40 or `store` holds no lessons.
+        ConfigurationError: `max_chars` is below 40, `store` holds no lessons
+            or `namespace` is empty.
     """
-    max_chars = _check_max_chars(max_chars)
-    lessons = _lessons_store(store)
-    if not isinstance(namespace, str) or not namespace.strip():
-        msg = f"`namespace` must be a non-empty string, got {namespace!r}"
-        raise ConfigurationError(msg)
+    max_chars = check_count("max_chars", max_chars, minimum=40)
+    _store_for("reflect_update", store)
+    check_namespace(namespace)
 
-    def node(state: Mapping[str, Any], config: RunnableConfig) -> dict[str, Any]:
+    def update(
+        state: Mapping[str, Any], config: RunnableConfig
+    ) -> Generator[Call, Any, dict[str, Any]]:
         episode = _episode_of(state, namespace)
         if episode is None:
             return {}
         if queue is not None:
             queue.submit(episode, namespace=namespace)
             return {}
-        result = reflect_update(
-            model,
-            episode,
-            store=lessons,
-            namespace=namespace,
-            max_chars=max_chars,
-            config=config,
+        options = ReflectionOptions(
+            namespace=namespace, max_chars=max_chars, config=config
         )
-        return {"reflection": result}
+        job = _job("reflect_update", episode, store, options)
+        return {"reflection": (yield from _step(model, job))}
 
-    async def anode(state: Mapping[str, Any], config: RunnableConfig) -> dict[str, Any]:
-        episode = _episode_of(state, namespace)
-        if episode is None:
-            return {}
-        if queue is not None:
-            queue.submit(episode, namespace=namespace)
-            return {}
-        result = await areflect_update(
-            model,
-            episode,
-            store=lessons,
-            namespace=namespace,
-            max_chars=max_chars,
-            config=config,
-        )
-        return {"reflection": result}
-
-    return RunnableLambda(node, afunc=anode, name=name)
+    return step_node(name, update)

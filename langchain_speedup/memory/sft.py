@@ -1,15 +1,7 @@
-"""SFT memory: verified episodes as a fine-tuning dataset, and a tuned model.
+"""SFT memory: verified episodes as a fine-tuning dataset, and the tuned model.
 
-The paper's parametric memory writes experience into the weights. Here that
-is three steps the user runs when they choose (fine-tuning is slow and
-costs money, so nothing here runs on its own):
-
-1. `export_sft_dataset` writes the namespace's verified episodes as OpenAI
-   chat fine-tuning JSONL, and `validate_sft_jsonl` checks such a file.
-2. A `FineTuner` (`OpenAIFineTuner` for the OpenAI API) starts a job on the
-   file and reports its status.
-3. `switch_to_tuned` returns a copy of the `ChatOpenAI` solver bound to the
-   tuned model once the job has succeeded.
+Export with `export_sft_dataset`, tune with a `FineTuner`, then solve with
+`switch_to_tuned`; nothing here runs on its own.
 """
 
 from __future__ import annotations
@@ -18,14 +10,14 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
-from langchain_openai import ChatOpenAI
-
-from langchain_speedup._internal import raise_model_error
+from langchain_speedup._internal import DEFAULT_SYSTEM_PROMPT, raise_model_error
 from langchain_speedup.errors import InvalidInputError, ModelError
-from langchain_speedup.memory.episodes import Episode
-from langchain_speedup.scaling.base import DEFAULT_SYSTEM_PROMPT
+from langchain_speedup.types import Episode
+
+if TYPE_CHECKING:
+    from langchain_openai import ChatOpenAI
 
 __all__ = [
     "DEFAULT_BASE_MODEL",
@@ -120,34 +112,32 @@ def export_sft_dataset(
     return len(lines)
 
 
-def _check_example(data: Any, where: str) -> None:
+def _problem(line: str) -> str | None:
+    """What is wrong with one line of a fine-tuning file, or `None`."""
+    try:
+        data = json.loads(line)
+    except json.JSONDecodeError as e:
+        return f"not valid JSON ({e.msg})"
     if not isinstance(data, dict):
-        msg = f"{where}: each line must be a JSON object"
-        raise InvalidInputError(msg)
+        return "each line must be a JSON object"
     messages = data.get("messages")
     if not isinstance(messages, list) or not messages:
-        msg = f"{where}: `messages` must be a non-empty list"
-        raise InvalidInputError(msg)
+        return "`messages` must be a non-empty list"
     for i, message in enumerate(messages):
         if not isinstance(message, dict):
-            msg = f"{where}: message {i} is not an object"
-            raise InvalidInputError(msg)
+            return f"message {i} is not an object"
         role, content = message.get("role"), message.get("content")
         if role not in _ROLES:
-            msg = f"{where}: message {i} has role {role!r}, not one of {list(_ROLES)}"
-            raise InvalidInputError(msg)
+            return f"message {i} has role {role!r}, not one of {list(_ROLES)}"
         if role == "system" and i != 0:
-            msg = f"{where}: only the first message may be a system message"
-            raise InvalidInputError(msg)
+            return "only the first message may be a system message"
         if not isinstance(content, str) or not content.strip():
-            msg = f"{where}: message {i} ({role}) has empty or non-text content"
-            raise InvalidInputError(msg)
+            return f"message {i} ({role}) has empty or non-text content"
     if not any(m["role"] == "user" for m in messages):
-        msg = f"{where}: no user message"
-        raise InvalidInputError(msg)
+        return "no user message"
     if messages[-1]["role"] != "assistant":
-        msg = f"{where}: the last message must be the assistant's"
-        raise InvalidInputError(msg)
+        return "the last message must be the assistant's"
+    return None
 
 
 def validate_sft_jsonl(path: str | os.PathLike[str]) -> int:
@@ -181,13 +171,10 @@ def validate_sft_jsonl(path: str | os.PathLike[str]) -> int:
         msg = f"the fine-tuning file {str(target)!r} holds no examples"
         raise InvalidInputError(msg)
     for number, line in enumerate(lines, start=1):
-        where = f"{target.name} line {number}"
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError as e:
-            msg = f"{where}: not valid JSON ({e.msg})"
-            raise InvalidInputError(msg) from e
-        _check_example(data, where)
+        problem = _problem(line)
+        if problem is not None:
+            msg = f"{target.name} line {number}: {problem}"
+            raise InvalidInputError(msg)
     return len(lines)
 
 
@@ -341,6 +328,8 @@ def switch_to_tuned(model: ChatOpenAI, tuner: FineTuner, job_id: str) -> ChatOpe
             succeeded (its status is in the message) or names no model.
         ModelError: The job could not be read.
     """
+    from langchain_openai import ChatOpenAI
+
     if not isinstance(model, ChatOpenAI):
         msg = f"`model` must be a ChatOpenAI, got {type(model).__name__}"
         raise InvalidInputError(msg)

@@ -1,58 +1,66 @@
-"""The episodic store: episodes on Qdrant, confined to namespaces.
+"""The episodic store: episodes on Qdrant, every read and write in one namespace.
 
-`EpisodicStore` is the small interface the router needs, so other backends can
-follow. `QdrantEpisodicStore` implements it with qdrant-client: embedded local
-mode on disk (`path=`) or in memory by default, a Qdrant server or cluster by
-`url=` (or `QDRANT_URL` / `QDRANT_API_KEY` through `from_env`). Every read and
-write filters on the namespace, and episodes are upserted by their id, so a
-retried write never duplicates one.
-
-Besides episodes, the collection may hold one *lessons* point per namespace:
-the Reflect-Update memory's generalised lessons text (see
-`langchain_speedup.memory.reflection`). It has the payload `kind: "lessons"`
-and a deterministic id, and every episode read excludes it; points without a
-`kind` are episodes, so collections written before lessons existed read as
-before.
+The collection also holds one lessons point per namespace (payload
+`kind: "lessons"`), which every episode read leaves out.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol, Self, runtime_checkable
+from typing import Any, Protocol, Self, TypeVar, cast, runtime_checkable
 
 from qdrant_client import QdrantClient, models
 
-from langchain_speedup.errors import InvalidInputError, MemoryStoreError
-from langchain_speedup.memory.episodes import Episode, EpisodeMatch
+from langchain_speedup._internal import check_namespace
+from langchain_speedup.errors import (
+    ConfigurationError,
+    InvalidInputError,
+    MemoryStoreError,
+)
+from langchain_speedup.types import Episode, EpisodeMatch
 
-__all__ = [
-    "DEFAULT_COLLECTION",
-    "LESSONS_KIND",
-    "EpisodicStore",
-    "QdrantEpisodicStore",
-    "lessons_point_id",
-]
-
-logger = logging.getLogger(__name__)
+__all__ = ["DEFAULT_COLLECTION", "EpisodicStore", "QdrantEpisodicStore"]
 
 DEFAULT_COLLECTION = "speedup_episodes"
 
-LESSONS_KIND = "lessons"
-"""The `kind` payload value of a namespace's lessons point."""
+_LESSONS_KIND = "lessons"
+_LESSONS_IDS = uuid.UUID("0b6c2f53-7d7e-4f0e-a6a4-9a1c3f8e5d21")
 
-_LESSONS_ID_NAMESPACE = uuid.UUID("0b6c2f53-7d7e-4f0e-a6a4-9a1c3f8e5d21")
+_T = TypeVar("_T")
 
 
-def lessons_point_id(namespace: str) -> str:
+def _lessons_point_id(namespace: str) -> str:
     """The deterministic point id of a namespace's lessons text."""
-    return str(uuid.uuid5(_LESSONS_ID_NAMESPACE, namespace))
+    return str(uuid.uuid5(_LESSONS_IDS, namespace))
+
+
+def _check_namespace(namespace: object) -> str:
+    """`check_namespace` for a call's input: raises `InvalidInputError`."""
+    try:
+        return check_namespace(namespace)
+    except ConfigurationError as e:
+        raise InvalidInputError(str(e)) from None
+
+
+def _check_text(text: object, what: str) -> str:
+    if not isinstance(text, str) or not text.strip():
+        msg = f"{what} must be a non-empty string"
+        raise InvalidInputError(msg)
+    return text.strip()
+
+
+def _point_id(episode_id: object) -> str:
+    try:
+        return str(uuid.UUID(str(episode_id)))
+    except ValueError as e:
+        msg = f"episode ids must be UUID strings, got {episode_id!r}"
+        raise InvalidInputError(msg) from e
 
 
 @runtime_checkable
@@ -92,24 +100,19 @@ class EpisodicStore(Protocol):
         ...
 
 
-def _check_namespace(namespace: object) -> str:
-    if not isinstance(namespace, str) or not namespace.strip():
-        msg = f"the namespace must be a non-empty string, got {namespace!r}"
-        raise InvalidInputError(msg)
-    return namespace
-
-
 def _match(key: str, value: str | bool) -> models.FieldCondition:
     return models.FieldCondition(key=key, match=models.MatchValue(value=value))
 
 
-def _episodes_filter(*conditions: models.Condition) -> models.Filter:
-    # Lessons points share the collection; points without `kind` are episodes.
-    return models.Filter(must=list(conditions), must_not=[_match("kind", LESSONS_KIND)])
+def _episodes_in(namespace: str, **fields: str | bool) -> models.Filter:
+    # Points without `kind` are episodes (collections written before lessons).
+    must: list[models.Condition] = [_match("namespace", _check_namespace(namespace))]
+    must += [_match(key, value) for key, value in fields.items()]
+    return models.Filter(must=must, must_not=[_match("kind", _LESSONS_KIND)])
 
 
 class QdrantEpisodicStore:
-    """Episodes in a Qdrant collection, one point per episode.
+    """Episodes in a Qdrant collection, one point per episode, upserted by id.
 
     Setup:
         Embedded (default): nothing to run; `path=` keeps episodes on disk
@@ -187,17 +190,28 @@ class QdrantEpisodicStore:
         """A store on `QDRANT_URL` when set, else embedded (on `path` if given)."""
         url = os.environ.get("QDRANT_URL")
         if url:
-            return cls(
-                url=url, api_key=os.environ.get("QDRANT_API_KEY"), collection=collection
-            )
+            api_key = os.environ.get("QDRANT_API_KEY")
+            return cls(url=url, api_key=api_key, collection=collection)
         return cls(path=path, collection=collection)
 
+    def _call(self, what: str, fn: Callable[[], _T]) -> _T:
+        try:
+            with self._lock:
+                return fn()
+        except (MemoryStoreError, InvalidInputError):
+            raise
+        except Exception as e:
+            msg = f"episodic store {what} failed at {self.location!r}: {e}"
+            raise MemoryStoreError(msg) from e
+
     def _exists(self) -> bool:
-        # Another client (another store, process or worker on the same server)
-        # may create the collection after this store opened: look again until
-        # it exists rather than trusting the answer read at construction.
+        # Another client (store, process or worker on the same server) may
+        # create the collection after this store opened: look again until it
+        # exists rather than trusting the answer read at construction.
         if not self._ready:
-            exists = self._call("read", self._client.collection_exists, self.collection)
+            exists = self._call(
+                "read", lambda: self._client.collection_exists(self.collection)
+            )
             self._ready = bool(exists)
         return self._ready
 
@@ -212,70 +226,69 @@ class QdrantEpisodicStore:
             ),
         )
         if self._remote:
-            for field in ("namespace", "question_key", "kind"):
-                self._client.create_payload_index(
-                    self.collection, field, models.PayloadSchemaType.KEYWORD
-                )
-            self._client.create_payload_index(
-                self.collection, "verified", models.PayloadSchemaType.BOOL
+            keyword, boolean = (
+                models.PayloadSchemaType.KEYWORD,
+                models.PayloadSchemaType.BOOL,
             )
+            for field in ("namespace", "question_key", "kind"):
+                self._client.create_payload_index(self.collection, field, keyword)
+            self._client.create_payload_index(self.collection, "verified", boolean)
         self._ready = True
 
-    def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            with self._lock:
-                return fn(*args, **kwargs)
-        except (MemoryStoreError, InvalidInputError):
-            raise
-        except Exception as e:
-            msg = f"episodic store {what} failed at {self.location!r}: {e}"
-            raise MemoryStoreError(msg) from e
+    def _upsert(
+        self, point_id: str, vector: list[float], payload: dict[str, Any]
+    ) -> None:
+        point = models.PointStruct(id=point_id, vector=vector, payload=payload)
+        self._client.upsert(self.collection, points=[point], wait=True)
+
+    def _scroll(self, flt: models.Filter, *, limit: int, offset: Any = None) -> Any:
+        return self._call(
+            "read",
+            lambda: self._client.scroll(
+                self.collection,
+                scroll_filter=flt,
+                limit=limit,
+                offset=offset,
+                with_payload=True,
+                with_vectors=False,
+            ),
+        )
+
+    def _payload(self, point_id: str) -> dict[str, Any] | None:
+        points = self._call(
+            "read",
+            lambda: self._client.retrieve(
+                self.collection, ids=[point_id], with_payload=True, with_vectors=False
+            ),
+        )
+        return dict(points[0].payload or {}) if points else None
 
     def put(self, episode: Episode, vector: Sequence[float]) -> None:
-        """Store one episode; an existing episode with the same id is replaced."""
+        """Store one episode; an existing episode with the same id is replaced.
+
+        Raises:
+            InvalidInputError: The episode's namespace or id is invalid, or the
+                vector is empty.
+            MemoryStoreError: The store could not be written.
+        """
         _check_namespace(episode.get("namespace"))
-        try:
-            point_id = str(uuid.UUID(episode["id"]))
-        except (KeyError, ValueError, TypeError, AttributeError) as e:
-            msg = f"episode ids must be UUID strings, got {episode.get('id')!r}"
-            raise InvalidInputError(msg) from e
+        point_id = _point_id(episode.get("id"))
         if not vector:
             msg = "cannot store an episode without a vector"
             raise InvalidInputError(msg)
 
         def write() -> None:
             self._ensure_collection(len(vector))
-            self._client.upsert(
-                self.collection,
-                points=[
-                    models.PointStruct(
-                        id=point_id, vector=list(vector), payload=dict(episode)
-                    )
-                ],
-                wait=True,
-            )
+            self._upsert(point_id, list(vector), dict(episode))
 
         self._call("write", write)
 
     def find(self, namespace: str, question_key: str) -> Episode | None:
         """The newest verified episode of exactly this question, if any."""
-        _check_namespace(namespace)
+        flt = _episodes_in(namespace, question_key=question_key, verified=True)
         if not self._exists():
             return None
-        flt = _episodes_filter(
-            _match("namespace", namespace),
-            _match("question_key", question_key),
-            _match("verified", True),
-        )
-        points, _ = self._call(
-            "read",
-            self._client.scroll,
-            self.collection,
-            scroll_filter=flt,
-            limit=64,
-            with_payload=True,
-            with_vectors=False,
-        )
+        points, _ = self._scroll(flt, limit=64)
         episodes: list[Episode] = [p.payload for p in points if p.payload]
         return max(episodes, key=lambda e: e["created_at"], default=None)
 
@@ -283,54 +296,44 @@ class QdrantEpisodicStore:
         self, namespace: str, vector: Sequence[float], *, limit: int = 3
     ) -> list[EpisodeMatch]:
         """The verified episodes most similar to `vector`, most similar first."""
-        _check_namespace(namespace)
+        flt = _episodes_in(namespace, verified=True)
         if not self._exists():
             return []
-        flt = _episodes_filter(_match("namespace", namespace), _match("verified", True))
         response = self._call(
             "search",
-            self._client.query_points,
-            self.collection,
-            query=list(vector),
-            query_filter=flt,
-            limit=limit,
-            with_payload=True,
+            lambda: self._client.query_points(
+                self.collection,
+                query=list(vector),
+                query_filter=flt,
+                limit=limit,
+                with_payload=True,
+            ),
         )
         return [
-            EpisodeMatch(episode=p.payload, similarity=float(p.score))
+            EpisodeMatch(episode=cast(Episode, p.payload), similarity=float(p.score))
             for p in response.points
             if p.payload
         ]
 
     def count(self, namespace: str) -> int:
         """How many episodes the namespace holds."""
-        _check_namespace(namespace)
+        flt = _episodes_in(namespace)
         if not self._exists():
             return 0
-        flt = _episodes_filter(_match("namespace", namespace))
         result = self._call(
-            "count", self._client.count, self.collection, count_filter=flt
+            "count", lambda: self._client.count(self.collection, count_filter=flt)
         )
         return int(result.count)
 
     def episodes(self, namespace: str) -> list[Episode]:
         """Every episode of a namespace, oldest first."""
-        _check_namespace(namespace)
+        flt = _episodes_in(namespace)
         if not self._exists():
             return []
-        flt = _episodes_filter(_match("namespace", namespace))
         found: list[Episode] = []
         offset: Any = None
         while True:
-            points, offset = self._call(
-                "read",
-                self._client.scroll,
-                self.collection,
-                scroll_filter=flt,
-                limit=256,
-                offset=offset,
-                with_payload=True,
-            )
+            points, offset = self._scroll(flt, limit=256, offset=offset)
             found += [p.payload for p in points if p.payload]
             if offset is None:
                 return sorted(found, key=lambda e: e["created_at"])
@@ -349,25 +352,24 @@ class QdrantEpisodicStore:
             MemoryStoreError: The store could not be read or written.
         """
         _check_namespace(namespace)
-        if not isinstance(text, str) or not text.strip():
-            msg = "a reflection must be a non-empty string"
-            raise InvalidInputError(msg)
-        point_id = self._point_id(episode_id)
+        text = _check_text(text, "a reflection")
+        point_id = _point_id(episode_id)
         payload = self._payload(point_id) if self._exists() else None
         if (
             payload is None
             or payload.get("namespace") != namespace
-            or payload.get("kind") == LESSONS_KIND
+            or payload.get("kind") == _LESSONS_KIND
         ):
             msg = f"no episode {episode_id!r} is stored in namespace {namespace!r}"
             raise InvalidInputError(msg)
         self._call(
             "write",
-            self._client.set_payload,
-            self.collection,
-            payload={"reflection": text.strip()},
-            points=[point_id],
-            wait=True,
+            lambda: self._client.set_payload(
+                self.collection,
+                payload={"reflection": text},
+                points=[point_id],
+                wait=True,
+            ),
         )
 
     def get_lessons(self, namespace: str) -> str | None:
@@ -379,8 +381,8 @@ class QdrantEpisodicStore:
         _check_namespace(namespace)
         if not self._exists():
             return None
-        payload = self._payload(lessons_point_id(namespace))
-        if payload is None or payload.get("kind") != LESSONS_KIND:
+        payload = self._payload(_lessons_point_id(namespace))
+        if payload is None or payload.get("kind") != _LESSONS_KIND:
             return None
         text = payload.get("lessons")
         return text if isinstance(text, str) and text else None
@@ -397,9 +399,7 @@ class QdrantEpisodicStore:
                 collection yet.
         """
         _check_namespace(namespace)
-        if not isinstance(text, str) or not text.strip():
-            msg = "the lessons must be a non-empty string"
-            raise InvalidInputError(msg)
+        text = _check_text(text, "the lessons")
         if not self._exists():
             msg = (
                 f"cannot store lessons at {self.location!r} before any episode: "
@@ -408,62 +408,22 @@ class QdrantEpisodicStore:
             raise MemoryStoreError(msg)
 
         def write() -> None:
-            params = self._client.get_collection(self.collection).config.params
-            vectors = params.vectors
+            vectors = self._client.get_collection(self.collection).config.params.vectors
             if not isinstance(vectors, models.VectorParams):
                 msg = f"collection {self.collection!r} does not hold one unnamed vector"
                 raise MemoryStoreError(msg)
-            size = int(vectors.size)
             # A fixed unit vector: the point is never searched (every episode
             # read filters it out), and cosine distance rejects zero vectors.
-            vector = [1.0] + [0.0] * (size - 1)
+            vector = [1.0] + [0.0] * (int(vectors.size) - 1)
             payload = {
-                "kind": LESSONS_KIND,
+                "kind": _LESSONS_KIND,
                 "namespace": namespace,
-                "lessons": text.strip(),
+                "lessons": text,
                 "updated_at": time.time(),
             }
-            self._client.upsert(
-                self.collection,
-                points=[
-                    models.PointStruct(
-                        id=lessons_point_id(namespace), vector=vector, payload=payload
-                    )
-                ],
-                wait=True,
-            )
+            self._upsert(_lessons_point_id(namespace), vector, payload)
 
         self._call("write", write)
-
-    def _point_id(self, episode_id: str) -> str:
-        try:
-            return str(uuid.UUID(str(episode_id)))
-        except ValueError as e:
-            msg = f"episode ids must be UUID strings, got {episode_id!r}"
-            raise InvalidInputError(msg) from e
-
-    def _payload(self, point_id: str) -> dict[str, Any] | None:
-        points = self._call(
-            "read",
-            self._client.retrieve,
-            self.collection,
-            ids=[point_id],
-            with_payload=True,
-            with_vectors=False,
-        )
-        return dict(points[0].payload or {}) if points else None
-
-    async def aset_reflection(self, namespace: str, episode_id: str, text: str) -> None:
-        """Async form of `set_reflection` (runs in a worker thread)."""
-        await asyncio.to_thread(self.set_reflection, namespace, episode_id, text)
-
-    async def aget_lessons(self, namespace: str) -> str | None:
-        """Async form of `get_lessons` (runs in a worker thread)."""
-        return await asyncio.to_thread(self.get_lessons, namespace)
-
-    async def aput_lessons(self, namespace: str, text: str) -> None:
-        """Async form of `put_lessons` (runs in a worker thread)."""
-        await asyncio.to_thread(self.put_lessons, namespace, text)
 
     async def aput(self, episode: Episode, vector: Sequence[float]) -> None:
         """Async form of `put` (runs in a worker thread)."""
@@ -478,6 +438,18 @@ class QdrantEpisodicStore:
     ) -> list[EpisodeMatch]:
         """Async form of `search` (runs in a worker thread)."""
         return await asyncio.to_thread(self.search, namespace, vector, limit=limit)
+
+    async def aset_reflection(self, namespace: str, episode_id: str, text: str) -> None:
+        """Async form of `set_reflection` (runs in a worker thread)."""
+        await asyncio.to_thread(self.set_reflection, namespace, episode_id, text)
+
+    async def aget_lessons(self, namespace: str) -> str | None:
+        """Async form of `get_lessons` (runs in a worker thread)."""
+        return await asyncio.to_thread(self.get_lessons, namespace)
+
+    async def aput_lessons(self, namespace: str, text: str) -> None:
+        """Async form of `put_lessons` (runs in a worker thread)."""
+        await asyncio.to_thread(self.put_lessons, namespace, text)
 
     def close(self) -> None:
         """Release the client (and the on-disk lock) if this store opened it."""
