@@ -45,6 +45,25 @@ class GraphOptions(TypedDict, total=False):
     debug: bool
 
 
+def compile_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """`options` if LangGraph's `compile` takes them all, else `ConfigurationError`."""
+    unknown = sorted(set(options) - set(GraphOptions.__annotations__))
+    if unknown:
+        msg = (
+            f"unknown graph option(s) {', '.join(unknown)}; the options are "
+            f"{', '.join(GraphOptions.__annotations__)}"
+        )
+        raise ConfigurationError(msg)
+    return dict(options)
+
+
+def graph_config(config: RunnableConfig | None, recursion_limit: int) -> RunnableConfig:
+    """A copy of `config` with room for `recursion_limit` steps unless it sets one."""
+    config = RunnableConfig(**(config or {}))
+    config.setdefault("recursion_limit", recursion_limit)
+    return config
+
+
 def result_of(output: Mapping[str, Any], key: str) -> Any:
     """The result under `key` of a graph run, or the run's interrupt, raised.
 

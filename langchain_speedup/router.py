@@ -33,7 +33,9 @@ from langchain_speedup._internal import (
     adrive,
     check_count,
     check_namespace,
+    compile_options,
     drive,
+    graph_config,
     question_of,
     result_of,
     step_node,
@@ -67,6 +69,7 @@ from langchain_speedup.types import (
     Route,
     ScalingResult,
     SpeedupResult,
+    Usage,
     add_usage,
     empty_usage,
 )
@@ -95,6 +98,8 @@ class SpeedupState(SpeedupInput):
     memory: NotRequired[MemoryContext | None]
     """Read by the method's graph."""
     reuse: NotRequired[Episode | None]
+    new_episode_id: NotRequired[str]
+    """Where this question's episode is written."""
     started: NotRequired[float]
 
 
@@ -401,10 +406,6 @@ class BudgetRouter:
         if not self._replayed:
             yield Call(self._replay, lambda: asyncio.to_thread(self._replay))
         vector = [float(x) for x in (yield self._embed(question))]
-        with self._vectors_lock:
-            if len(self._vectors) >= _PENDING_VECTORS:
-                self._vectors.pop(next(iter(self._vectors)))
-            self._vectors[question] = vector
         ns, key, limit = self.namespace, question_key(question), self.max_exemplars + 2
         exact = None
         if self.enable_reuse:
@@ -418,6 +419,11 @@ class BudgetRouter:
                 lambda: self.store.asearch(ns, vector, limit=limit),
             )
         route, memory, reuse = self.decide(question, exact, matches)
+        if reuse is None:  # kept for `remember`, which stores it with the episode
+            with self._vectors_lock:
+                if len(self._vectors) >= _PENDING_VECTORS:
+                    self._vectors.pop(next(iter(self._vectors)))
+                self._vectors[question] = vector
         if self.memory is not None and memory is not None:
             ids = set(route["exemplar_ids"])
             gated = [m for m in matches if m["episode"]["id"] in ids]
@@ -466,19 +472,31 @@ class BudgetRouter:
 
     # -- answering and remembering -------------------------------------------------------
 
-    def _solved(
-        self, state: Mapping[str, Any], result: ScalingResult
-    ) -> tuple[SpeedupResult, Episode]:
-        route: Route = state["route"]
-        episode = episode_from_result(
-            id=state["episode_id"],
-            namespace=self.namespace,
+    @staticmethod
+    def _answer(
+        state: Mapping[str, Any],
+        source: Episode | ScalingResult,
+        spent: Usage,
+        *,
+        result: ScalingResult | None = None,
+        episode_id: str | None = None,
+    ) -> SpeedupResult:
+        # `source` holds the answer: the reused episode, or the method's result.
+        usage = add_usage(spent, state["route"]["usage"])
+        usage["seconds"] = round(time.time() - state["started"], 3)
+        return SpeedupResult(
             question=state["question"],
+            answer=source["answer"],
+            final_answer=source["final_answer"],
+            score=source["score"],
+            route=state["route"],
             result=result,
-            decision=route["decision"],
-            similarity=route["similarity"],
-            budget=route["budget"],
+            usage=usage,
+            episode_id=episode_id,
         )
+
+    def _learn(self, route: Route, episode: Episode, result: ScalingResult) -> None:
+        # The gate learns from every solved question what memory saved.
         self.gate.observe(
             similarity=route["similarity"],
             with_memory=route["decision"] == "exemplars",
@@ -488,19 +506,6 @@ class BudgetRouter:
                 budget=route["budget"],
             ),
         )
-        usage = add_usage(result["usage"], route["usage"])
-        usage["seconds"] = round(time.time() - state["started"], 3)
-        answer = SpeedupResult(
-            question=state["question"],
-            answer=result["answer"],
-            final_answer=result["final_answer"],
-            score=result["score"],
-            route=route,
-            result=result,
-            usage=usage,
-            episode_id=state["episode_id"],
-        )
-        return answer, episode
 
     def as_graph(
         self, *, name: str = "speedup", **options: Unpack[GraphOptions]
@@ -517,7 +522,7 @@ class BudgetRouter:
             **options: `checkpointer`, `store`, `interrupt_before`,
                 `interrupt_after` and `debug`, as LangGraph's `compile` takes.
         """
-        method = self.engine.method
+        method, compiled = self.engine.method, compile_options(options)
 
         def route(
             state: Mapping[str, Any], config: RunnableConfig
@@ -531,7 +536,9 @@ class BudgetRouter:
                 "route": decided,
                 "memory": memory,
                 "reuse": reuse,
-                "episode_id": episode_id,
+                # The caller's id serves this invocation only.
+                "episode_id": None,
+                "new_episode_id": episode_id,
                 "started": started,
             }
 
@@ -539,29 +546,27 @@ class BudgetRouter:
             return "reuse" if state.get("reuse") else method
 
         def reuse(state: Any) -> dict[str, Any]:
-            episode: Episode = state["reuse"]
-            usage = add_usage(state["route"]["usage"])
-            usage["seconds"] = round(time.time() - state["started"], 3)
-            answer = SpeedupResult(
-                question=state["question"],
-                answer=episode["answer"],
-                final_answer=episode["final_answer"],
-                score=episode["score"],
-                route=state["route"],
-                result=None,
-                usage=usage,
-                episode_id=None,
-            )
-            return {
-                name: answer,
-                "messages": [AIMessage(answer["answer"], name=name)],
-                "episode_id": None,
-            }
+            answer = self._answer(state, state["reuse"], empty_usage())
+            return {name: answer, "messages": [AIMessage(answer["answer"], name=name)]}
 
         def remember(
             state: Mapping[str, Any], config: RunnableConfig
         ) -> Generator[Call, Any, dict[str, Any]]:
-            answer, episode = self._solved(state, state[method])
+            result: ScalingResult = state[method]
+            route, episode_id = state["route"], state["new_episode_id"]
+            episode = episode_from_result(
+                id=episode_id,
+                namespace=self.namespace,
+                question=state["question"],
+                result=result,
+                decision=route["decision"],
+                similarity=route["similarity"],
+                budget=route["budget"],
+            )
+            self._learn(route, episode, result)
+            answer = self._answer(
+                state, result, result["usage"], result=result, episode_id=episode_id
+            )
             with self._vectors_lock:
                 vector = self._vectors.pop(state["question"], None)
             if vector is None:  # routed by another process, or long ago
@@ -574,7 +579,7 @@ class BudgetRouter:
             except MemoryStoreError as e:
                 logger.warning("episode %s not stored: %s", episode["id"], e)
                 answer = {**answer, "episode_id": None, "memory_error": str(e)}
-            return {name: answer, "episode_id": None}
+            return {name: answer}
 
         state = with_fields(
             SpeedupState,
@@ -596,22 +601,19 @@ class BudgetRouter:
         builder.add_edge("reuse", END)
         builder.add_edge(method, "remember")
         builder.add_edge("remember", END)
-        return builder.compile(name=name, **options)
+        return builder.compile(name=name, **compiled)
 
-    def _invoke_args(
-        self,
-        question: str | Sequence[BaseMessage],
-        episode_id: str | None,
-        config: RunnableConfig | None,
-    ) -> tuple[SpeedupInput, RunnableConfig]:
+    def _input(
+        self, question: str | Sequence[BaseMessage], episode_id: str | None
+    ) -> SpeedupInput:
         _, conversation = question_of(question)
-        inputs = SpeedupInput(
+        return SpeedupInput(
             messages=cast(list[AnyMessage], conversation),
             episode_id=_check_episode_id(episode_id),
         )
-        config = RunnableConfig(**(config or {}))
-        config.setdefault("recursion_limit", 4 * self.engine.budget + 16)
-        return inputs, config
+
+    def _config(self, config: RunnableConfig | None) -> RunnableConfig:
+        return graph_config(config, 4 * self.engine.budget + 16)
 
     def solve(
         self,
@@ -636,8 +638,10 @@ class BudgetRouter:
             ModelError: A model call failed; nothing is written to memory.
             MemoryStoreError: The store could not be read.
         """
-        inputs, config = self._invoke_args(question, episode_id, config)
-        return result_of(self._graph.invoke(inputs, config), "speedup")  # type: ignore[no-any-return]
+        output = self._graph.invoke(
+            self._input(question, episode_id), self._config(config)
+        )
+        return result_of(output, "speedup")  # type: ignore[no-any-return]
 
     async def asolve(
         self,
@@ -647,7 +651,7 @@ class BudgetRouter:
         config: RunnableConfig | None = None,
     ) -> SpeedupResult:
         """Async form of `solve`."""
-        inputs, config = self._invoke_args(question, episode_id, config)
+        inputs, config = self._input(question, episode_id), self._config(config)
         return result_of(await self._graph.ainvoke(inputs, config), "speedup")  # type: ignore[no-any-return]
 
 

@@ -39,6 +39,8 @@ from langchain_speedup._internal import (
     build_prompt,
     check_count,
     check_model,
+    compile_options,
+    graph_config,
     model_call,
     question_of,
     result_of,
@@ -505,11 +507,7 @@ class ScalingEngine(ABC):
         Raises:
             ConfigurationError: An unknown option.
         """
-        name = name or self.method
-        unknown = sorted(set(options) - _GRAPH_OPTIONS)
-        if unknown:
-            msg = f"unknown graph option(s) {', '.join(unknown)}; options: {', '.join(sorted(_GRAPH_OPTIONS))}"
-            raise ConfigurationError(msg)
+        name, compiled = name or self.method, compile_options(options)
         state = with_fields(
             self.State,
             f"{type(self).__name__}State",
@@ -555,25 +553,23 @@ class ScalingEngine(ABC):
         builder.add_edge(START, "prepare")
         self._add_steps(builder)
         builder.add_edge("select", END)
-        return builder.compile(name=name, **options)
+        return builder.compile(name=name, **compiled)
 
     @cached_property
     def _graph(self) -> CompiledStateGraph[Any, None, ScalingInput, Any]:
         return self.as_graph()
 
-    def _invoke_args(
-        self,
-        question: str | Sequence[BaseMessage],
-        memory: MemoryContext | None,
-        config: RunnableConfig | None,
-    ) -> tuple[ScalingInput, RunnableConfig]:
+    def _input(
+        self, question: str | Sequence[BaseMessage], memory: MemoryContext | None
+    ) -> ScalingInput:
         _, conversation = question_of(question)
-        config = RunnableConfig(**(config or {}))
-        # Room for the longest run: no method takes more than 3 steps a unit.
-        config.setdefault("recursion_limit", 4 * self.budget + 8)
         return ScalingInput(
             messages=cast(list[AnyMessage], conversation), memory=memory
-        ), config
+        )
+
+    def _config(self, config: RunnableConfig | None) -> RunnableConfig:
+        # Room for the longest run: no method takes more than 3 steps a unit.
+        return graph_config(config, 4 * self.budget + 8)
 
     def run(
         self,
@@ -597,8 +593,8 @@ class ScalingEngine(ABC):
             ModelError: A model call failed; nothing partial is returned.
             ScoringError: The scorer returned an unusable score.
         """
-        inputs, config = self._invoke_args(question, memory, config)
-        return result_of(self._graph.invoke(inputs, config), self.method)  # type: ignore[no-any-return]
+        output = self._graph.invoke(self._input(question, memory), self._config(config))
+        return result_of(output, self.method)  # type: ignore[no-any-return]
 
     async def arun(
         self,
@@ -608,5 +604,5 @@ class ScalingEngine(ABC):
         config: RunnableConfig | None = None,
     ) -> ScalingResult:
         """Async form of `run`."""
-        inputs, config = self._invoke_args(question, memory, config)
+        inputs, config = self._input(question, memory), self._config(config)
         return result_of(await self._graph.ainvoke(inputs, config), self.method)  # type: ignore[no-any-return]

@@ -330,9 +330,10 @@ def create_long_cot_graph(
 
     Example:
         ```python
-        graph = create_long_cot_graph(model, budget=2048, segment_tokens=256)
-        out = graph.invoke({"messages": [("user", "What is 17 + 25?")]})
-        print(out["messages"][-1].content, out["long_cot"]["budget_used"])
+        graph = create_long_cot_graph(model, budget=2048, checkpointer=InMemorySaver())
+        thread = {"configurable": {"thread_id": "1"}}
+        graph.invoke({"messages": [("user", "What is 17 + 25?")]}, thread)
+        graph.invoke({"messages": [("user", "And 17 * 25?")]}, thread)  # afresh
         ```
 
     Options are those of `LongCoT` and LangGraph's `compile` (`checkpointer`,

@@ -84,8 +84,9 @@ class SelfRefine(ScalingEngine):
         critique_prompt: Asks for feedback on the current answer.
         revise_prompt: Asks for a new answer given that feedback.
         **options: The options every engine takes (see `ScalingEngine`):
-            `budget` in rounds (answers generated, the first draft included), default 4; `mode`, `scorer`,
-            `threshold` and `system_prompt`.
+            `budget` in rounds (answers generated, the first draft
+            included), default 4; `mode`, `scorer`, `threshold` and
+            `system_prompt`.
 
     Raises:
         ConfigurationError: An option is out of range.
@@ -190,9 +191,10 @@ def create_self_refine_graph(
 
     Example:
         ```python
-        graph = create_self_refine_graph(model, budget=3)
-        out = graph.invoke({"messages": [("user", "What is 17 + 25?")]})
-        print(out["messages"][-1].content, out["self_refine"]["budget_used"])
+        builder = StateGraph(MessagesState)
+        builder.add_node(create_self_refine_graph(model, budget=3))
+        builder.add_edge(START, "self_refine")
+        app = builder.compile()  # the refined answer is the last message
         ```
 
     Options are those of `SelfRefine` and LangGraph's `compile` (`checkpointer`,

@@ -307,8 +307,9 @@ def create_tree_of_thoughts_graph(
     Example:
         ```python
         graph = create_tree_of_thoughts_graph(model, breadth=2, max_depth=3)
-        out = graph.invoke({"messages": [("user", "What is 17 + 25?")]})
-        print(out["messages"][-1].content, out["tree_of_thoughts"]["budget_used"])
+        question = {"messages": [("user", "What is 17 + 25?")]}
+        for event in graph.stream(question, stream_mode="custom"):
+            print(event["event"], event.get("score"))  # candidates, scores, stop
         ```
 
     Options are those of `TreeOfThoughts` and LangGraph's `compile` (`checkpointer`,
