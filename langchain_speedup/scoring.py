@@ -11,7 +11,15 @@ import logging
 import math
 import re
 from collections.abc import Awaitable, Callable, Generator, Sequence
-from typing import Any, NamedTuple, NoReturn, Protocol, TypeGuard, runtime_checkable
+from typing import (
+    Any,
+    NamedTuple,
+    NoReturn,
+    Protocol,
+    TypeGuard,
+    cast,
+    runtime_checkable,
+)
 
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
@@ -38,12 +46,43 @@ logger = logging.getLogger(__name__)
 _Step = Generator[Call, Any, float]
 
 
+class _Query(NamedTuple):
+    question: str
+    candidate: str
+    peers: Sequence[str]
+    precedents: Sequence[str]
+    config: RunnableConfig | None
+
+
+class _Stepped(Protocol):
+    def _step(self, query: _Query) -> _Step: ...
+
+
+def _checked_step(scorer: object, query: _Query) -> _Step:
+    """The step of a scorer that inherits `score` and `ascore`, for a checked query."""
+    lists = (query.peers, query.precedents)
+    if not all(isinstance(x, Sequence) and not isinstance(x, str) for x in lists):
+        msg = f"`peers` and `precedents` must be lists of strings, got {lists!r}"
+        raise InvalidInputError(msg)
+    if not all(isinstance(t, str) for t in (*query[:2], *lists[0], *lists[1])):
+        msg = "the question, candidate, peers and precedents must be strings"
+        raise InvalidInputError(msg)
+    # Subclasses define `_step`; it is no protocol member, so that duck-typed
+    # scorers need not have one.
+    return cast(_Stepped, scorer)._step(query)
+
+
 @runtime_checkable
 class Scorer(Protocol):
-    """Rates a candidate answer; higher is better, within `[lower, upper]`."""
+    """Rates a candidate answer; higher is better, within `[lower, upper]`.
 
-    lower: float
-    upper: float
+    Any object with `lower`, `upper`, `score` and `ascore` is a scorer. The
+    package's scorers subclass this protocol and define one step that both
+    `score` and `ascore` run.
+    """
+
+    lower: float = 0.0
+    upper: float = 1.0
 
     def score(
         self,
@@ -65,8 +104,12 @@ class Scorer(Protocol):
 
         Returns:
             The score, in `[lower, upper]`.
+
+        Raises:
+            InvalidInputError: An argument is not text.
         """
-        ...
+        query = _Query(question, candidate, peers, precedents, config)
+        return drive(_checked_step(self, query))
 
     async def ascore(
         self,
@@ -78,7 +121,8 @@ class Scorer(Protocol):
         config: RunnableConfig | None = None,
     ) -> float:
         """Async form of `score`."""
-        ...
+        query = _Query(question, candidate, peers, precedents, config)
+        return await adrive(_checked_step(self, query))
 
 
 def _in_range(value: object, lower: float, upper: float) -> TypeGuard[float]:
@@ -120,66 +164,7 @@ def check_score(scorer: Scorer, value: object) -> float:
     return float(value)
 
 
-class _Query(NamedTuple):
-    question: str
-    candidate: str
-    peers: Sequence[str]
-    precedents: Sequence[str]
-    config: RunnableConfig | None
-
-
-def _checked(query: _Query) -> _Query:
-    lists = (query.peers, query.precedents)
-    if not all(isinstance(x, Sequence) and not isinstance(x, str) for x in lists):
-        msg = f"`peers` and `precedents` must be lists of strings, got {lists!r}"
-        raise InvalidInputError(msg)
-    if not all(isinstance(t, str) for t in (*query[:2], *lists[0], *lists[1])):
-        msg = "the question, candidate, peers and precedents must be strings"
-        raise InvalidInputError(msg)
-    return query
-
-
-class _StepScorer:
-    """A scorer written once, as a step that `score` and `ascore` both run."""
-
-    lower = 0.0
-    upper = 1.0
-
-    def _step(self, query: _Query) -> _Step:
-        raise NotImplementedError
-
-    def score(
-        self,
-        question: str,
-        candidate: str,
-        *,
-        peers: Sequence[str] = (),
-        precedents: Sequence[str] = (),
-        config: RunnableConfig | None = None,
-    ) -> float:
-        """Score `candidate`; see `Scorer.score`.
-
-        Raises:
-            InvalidInputError: An argument is not text.
-        """
-        query = _Query(question, candidate, peers, precedents, config)
-        return drive(self._step(_checked(query)))
-
-    async def ascore(
-        self,
-        question: str,
-        candidate: str,
-        *,
-        peers: Sequence[str] = (),
-        precedents: Sequence[str] = (),
-        config: RunnableConfig | None = None,
-    ) -> float:
-        """Async form of `score`."""
-        query = _Query(question, candidate, peers, precedents, config)
-        return await adrive(self._step(_checked(query)))
-
-
-class ConsensusScorer(_StepScorer):
+class ConsensusScorer(Scorer):
     r"""Scores a candidate by how many others reach the same final answer.
 
     The score is `min(1, votes / quorum)`, where `votes` counts the candidate
@@ -249,7 +234,7 @@ class _Rating(BaseModel):
     rating: float = Field(ge=0, le=10, description=f"{_SCALE.capitalize()}.")
 
 
-class LLMJudgeScorer(_StepScorer):
+class LLMJudgeScorer(Scorer):
     """Asks a chat model to rate a solution from 0 to 10; scores in [0, 1].
 
     The rating is read with the model's structured output; from a model
@@ -337,7 +322,7 @@ def _async_only(_: object) -> NoReturn:
     raise ConfigurationError(msg)
 
 
-class FunctionScorer(_StepScorer):
+class FunctionScorer(Scorer):
     """Wraps a function `fn(question, candidate) -> float` as a scorer.
 
     The function runs as a `RunnableLambda`: a sync `fn` serves `score`, and

@@ -195,7 +195,8 @@ def test_a_fixed_gate_at_minus_one_admits_everything() -> None:
     ],
 )
 def test_bad_options_fail_at_construction(options: dict[str, Any]) -> None:
-    with pytest.raises(ConfigurationError):
+    [name] = options
+    with pytest.raises(ConfigurationError, match=f"`{name}`"):
         SimilarityGate(**options)
 
 

@@ -1,34 +1,52 @@
-"""Memory mechanisms: the memory each builds, its bounds, and the router wiring."""
+"""Memory mechanisms and the reflections they read: reflect, reflect-update, queue, node."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import threading
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, NotRequired
 
 import pytest
-from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
+from langchain_core.messages import AnyMessage, BaseMessage, HumanMessage, SystemMessage
 from langgraph.errors import GraphInterrupt
+from langgraph.graph import START, StateGraph
+from langgraph.graph.message import add_messages
+from typing_extensions import TypedDict
 
 from langchain_speedup import (
     BudgetRouter,
     ConfigurationError,
     EpisodeMatch,
+    InvalidInputError,
     Ledger,
     MemoryContext,
     ModelError,
     QdrantEpisodicStore,
+    SpeedupResult,
     create_engine,
+    create_speedup_graph,
 )
 from langchain_speedup._internal import LESSONS_HEADER, build_prompt
 from langchain_speedup.memory import (
     InContextMemory,
     MemoryMechanism,
     MultiCaseReflectMemory,
+    ReflectionQueue,
+    ReflectionResult,
     ReflectMemory,
     ReflectUpdateMemory,
+    areflect,
+    areflect_update,
+    create_reflection_update_node,
+    reflect,
+    reflect_update,
 )
+from langchain_speedup.memory.reflection import _trim_to_sentence
 from langchain_speedup.tokens import count_tokens
 from tests.fakes import (
+    BAKE,
+    MAYA,
+    TRAIN,
     FailingChatModel,
     FakeChatModel,
     HashEmbeddings,
@@ -37,10 +55,19 @@ from tests.fakes import (
     sum_solver,
 )
 
-MAYA = "Maya buys 3 pens at 4 dollars each. How many dollars does Maya spend?"
 MAYA_NEW = "Maya buys 5 pens at 2 dollars each. How many dollars does Maya spend?"
-TRAIN = "A train travels 60 miles per hour for 3 hours. How far does it go?"
-BAKE = "Sam bakes 12 cakes and sells 5. How many cakes are left?"
+
+
+def says(text: str) -> FakeChatModel:
+    return FakeChatModel(responder=constant(text))
+
+
+def failing() -> FakeChatModel:
+    return FailingChatModel(responder=constant("x"))
+
+
+def interrupt(_: list[BaseMessage]) -> str:
+    raise GraphInterrupt(())
 
 
 def match(question: str, similarity: float, **fields: object) -> EpisodeMatch:
@@ -54,6 +81,14 @@ MATCHES = [
     match(MAYA, 0.93, reflection="Multiply the count by the unit price."),
     match(BAKE, 0.80, reflection="Subtract what is sold from what was made."),
 ]
+
+
+@pytest.fixture
+def episode(store: QdrantEpisodicStore, embeddings: HashEmbeddings) -> dict[str, Any]:
+    """MAYA's verified episode, stored in `store`."""
+    stored = make_episode(MAYA, final_answer="12")
+    store.put(stored, embeddings.embed_query(MAYA))
+    return dict(stored)
 
 
 async def build(
@@ -72,17 +107,50 @@ async def build(
     return mechanism.build(question, matches, store=store, namespace=namespace)
 
 
+ASYNC_FORM = {reflect: areflect, reflect_update: areflect_update}
+
+
+async def run(
+    is_async: bool, reflection: Callable[..., ReflectionResult], *args: Any, **kw: Any
+) -> ReflectionResult:
+    """`reflection(*args, **kw)`, or its async form awaited."""
+    if is_async:
+        return await ASYNC_FORM[reflection](*args, **kw)
+    return reflection(*args, **kw)
+
+
+# -- the mechanisms ------------------------------------------------------------------
+
+
+class DuckMechanism:
+    def build(self, question: str, matches: Any, **kw: Any) -> MemoryContext:
+        return MemoryContext(exemplars=[], precedents=[])
+
+    async def abuild(self, question: str, matches: Any, **kw: Any) -> MemoryContext:
+        return self.build(question, matches)
+
+
 @pytest.mark.parametrize(
     "mechanism",
     [
         InContextMemory(),
         ReflectMemory(),
-        MultiCaseReflectMemory(FakeChatModel(responder=constant("x."))),
+        MultiCaseReflectMemory(says("x.")),
         ReflectUpdateMemory(),
+        DuckMechanism(),
     ],
+    ids=type,
 )
 def test_every_mechanism_is_a_memory_mechanism(mechanism: object) -> None:
     assert isinstance(mechanism, MemoryMechanism)
+
+
+def test_a_mechanism_needs_both_forms() -> None:
+    class SyncOnly:
+        def build(self, question: str, matches: Any, **kw: Any) -> MemoryContext:
+            return MemoryContext(exemplars=[], precedents=[])
+
+    assert not isinstance(SyncOnly(), MemoryMechanism)
 
 
 class TestInContextMemory:
@@ -164,7 +232,7 @@ class TestMultiCaseReflectMemory:
     async def test_one_reflection_call_over_several_cases(
         self, store: QdrantEpisodicStore, is_async: bool
     ) -> None:
-        model = FakeChatModel(responder=constant("Multiply count by price."))
+        model = says("Multiply count by price.")
         ledger = Ledger()
         mechanism = MultiCaseReflectMemory(model, max_cases=2, ledger=ledger)
         memory = await build(mechanism, store, is_async)
@@ -183,14 +251,15 @@ class TestMultiCaseReflectMemory:
     async def test_reply_trimmed_at_a_sentence(
         self, store: QdrantEpisodicStore
     ) -> None:
-        reply = "First lesson here. " * 20
-        model = FakeChatModel(responder=constant(reply))
-        memory = await build(MultiCaseReflectMemory(model, max_chars=60), store)
+        memory = await build(
+            MultiCaseReflectMemory(says("First lesson here. " * 20), max_chars=60),
+            store,
+        )
         assert len(memory["lessons"]) <= 60
         assert memory["lessons"].endswith(".")
 
     async def test_no_matches_no_call(self, store: QdrantEpisodicStore) -> None:
-        model = FakeChatModel(responder=constant("x."))
+        model = says("x.")
         memory = await build(MultiCaseReflectMemory(model), store, matches=[])
         assert model.calls == []
         assert "lessons" not in memory
@@ -218,17 +287,13 @@ class TestMultiCaseReflectMemory:
     async def test_strict_failure_raises_model_error(
         self, store: QdrantEpisodicStore, is_async: bool
     ) -> None:
-        model = FailingChatModel(responder=constant("x."))
         with pytest.raises(ModelError) as info:
-            await build(MultiCaseReflectMemory(model, strict=True), store, is_async)
+            await build(MultiCaseReflectMemory(failing(), strict=True), store, is_async)
         assert info.value.role == "reflection"
 
     async def test_interrupts_pass_through(
         self, store: QdrantEpisodicStore, is_async: bool
     ) -> None:
-        def interrupt(_: list[BaseMessage]) -> str:
-            raise GraphInterrupt(())
-
         mechanism = MultiCaseReflectMemory(FakeChatModel(responder=interrupt))
         with pytest.raises(GraphInterrupt):
             await build(mechanism, store, is_async)
@@ -236,9 +301,8 @@ class TestMultiCaseReflectMemory:
 
 class TestReflectUpdateMemory:
     async def test_reads_the_namespace_lessons(
-        self, store: QdrantEpisodicStore, embeddings: HashEmbeddings, is_async: bool
+        self, store: QdrantEpisodicStore, episode: dict[str, Any], is_async: bool
     ) -> None:
-        store.put(make_episode(MAYA), embeddings.embed_query(MAYA))
         store.put_lessons("default", "Always check the units.")
         memory = await build(ReflectUpdateMemory(), store, is_async)
         assert memory == MemoryContext(
@@ -248,9 +312,8 @@ class TestReflectUpdateMemory:
         assert "lessons" not in other
 
     async def test_trimmed_to_max_chars(
-        self, store: QdrantEpisodicStore, embeddings: HashEmbeddings
+        self, store: QdrantEpisodicStore, episode: dict[str, Any]
     ) -> None:
-        await store.aput(make_episode(MAYA), embeddings.embed_query(MAYA))
         await store.aput_lessons("default", "Check units. Then add.")
         memory = await build(ReflectUpdateMemory(max_chars=15), store, matches=[])
         assert memory["lessons"] == "Check units."
@@ -263,7 +326,7 @@ class TestReflectUpdateMemory:
             await build(ReflectUpdateMemory(), Plain(), is_async)  # type: ignore[arg-type]
 
 
-# -- the prompt ----------------------------------------------------------------------
+# -- the prompt and the router -------------------------------------------------------
 
 
 def test_build_prompt_puts_lessons_in_the_system_message() -> None:
@@ -285,41 +348,41 @@ def test_build_prompt_without_lessons_is_unchanged() -> None:
     ) == build_prompt([HumanMessage(MAYA)], system_prompt="Solve it.")
 
 
-# -- the router ----------------------------------------------------------------------
-
-
 def system_of(messages: Sequence[BaseMessage]) -> str:
     return str(messages[0].content) if isinstance(messages[0], SystemMessage) else ""
 
 
-def seeded_router(
-    store: QdrantEpisodicStore,
-    embeddings: HashEmbeddings,
-    solver: Any = None,
-    memory: MemoryMechanism | None = None,
-) -> BudgetRouter:
-    """A router over a store holding MAYA, which admits MAYA_NEW's memory."""
-    store.put(make_episode(MAYA, final_answer="12"), embeddings.embed_query(MAYA))
-    return BudgetRouter(
-        solver or FakeChatModel(responder=sum_solver),
-        store=store,
-        embeddings=embeddings,
-        similarity_gate=0.5,
-        memory=memory,
-    )
+Router = Callable[..., BudgetRouter]
+
+
+@pytest.fixture
+def router(
+    store: QdrantEpisodicStore, embeddings: HashEmbeddings, episode: dict[str, Any]
+) -> Router:
+    """Builds a router whose gate admits MAYA_NEW's memory (the stored `episode`)."""
+
+    def build(solver: Any = None, memory: Any = None) -> BudgetRouter:
+        return BudgetRouter(
+            solver or FakeChatModel(responder=sum_solver),
+            store=store,
+            embeddings=embeddings,
+            similarity_gate=0.5,
+            memory=memory,
+        )
+
+    return build
 
 
 @pytest.mark.parametrize(
     "method", ["best_of_n", "self_refine", "tree_of_thoughts", "long_cot"]
 )
 async def test_router_shows_reflect_update_lessons(
-    store: QdrantEpisodicStore, embeddings: HashEmbeddings, method: str
+    store: QdrantEpisodicStore, router: Router, method: str
 ) -> None:
     model = FakeChatModel(responder=sum_solver)
     engine = create_engine(model, method)  # type: ignore[arg-type]
-    router = seeded_router(store, embeddings, engine, ReflectUpdateMemory())
     store.put_lessons("default", "Multiply the count by the unit price.")
-    answer = await router.asolve(MAYA_NEW)
+    answer = await router(engine, ReflectUpdateMemory()).asolve(MAYA_NEW)
     assert answer["route"]["decision"] == "exemplars"
     assert model.calls
     assert all(
@@ -329,12 +392,11 @@ async def test_router_shows_reflect_update_lessons(
 
 
 async def test_router_counts_the_mechanisms_calls_in_the_answer(
-    store: QdrantEpisodicStore, embeddings: HashEmbeddings, is_async: bool
+    router: Router, is_async: bool
 ) -> None:
-    reflector = FakeChatModel(responder=constant("Multiply count by price."))
-    memory = MultiCaseReflectMemory(reflector)
-    router = seeded_router(store, embeddings, memory=memory)
-    answer = await router.asolve(MAYA_NEW) if is_async else router.solve(MAYA_NEW)
+    reflector = says("Multiply count by price.")
+    solver = router(memory=MultiCaseReflectMemory(reflector))
+    answer = await solver.asolve(MAYA_NEW) if is_async else solver.solve(MAYA_NEW)
     route_usage = answer["route"]["usage"]
     assert len(reflector.calls) == 1
     assert route_usage["other_calls"] == 1
@@ -350,32 +412,464 @@ async def test_router_counts_the_mechanisms_calls_in_the_answer(
     assert route_usage["total_tokens"] > 0
 
 
-def test_a_route_without_a_mechanism_costs_nothing(
-    store: QdrantEpisodicStore, embeddings: HashEmbeddings
-) -> None:
-    answer = seeded_router(store, embeddings).solve(MAYA_NEW)
+def test_a_route_without_a_mechanism_costs_nothing(router: Router) -> None:
+    answer = router().solve(MAYA_NEW)
     assert answer["route"]["decision"] == "exemplars"
     assert answer["route"]["usage"]["total_tokens"] == 0
 
 
-def test_router_with_in_context_memory_limits_the_exemplars(
-    store: QdrantEpisodicStore, embeddings: HashEmbeddings
-) -> None:
-    router = seeded_router(store, embeddings, memory=InContextMemory(max_tokens=1))
-    route, memory, _ = router.route(MAYA_NEW)
+def test_router_with_in_context_memory_limits_the_exemplars(router: Router) -> None:
+    solver = router(memory=InContextMemory(max_tokens=1))
+    route, memory, _ = solver.route(MAYA_NEW)
     assert route["decision"] == "exemplars"
     assert memory is not None
     assert memory["exemplars"] == []  # nothing fits one token
-    assert memory["samples"] == router.memory_samples
+    assert memory["samples"] == solver.memory_samples
 
 
-def test_router_rejects_a_non_mechanism(
-    store: QdrantEpisodicStore, embeddings: HashEmbeddings
-) -> None:
+def test_router_rejects_a_non_mechanism(router: Router) -> None:
     with pytest.raises(ConfigurationError, match="MemoryMechanism"):
-        BudgetRouter(
-            FakeChatModel(responder=sum_solver),
-            store=store,
-            embeddings=embeddings,
-            memory="in-context",  # type: ignore[arg-type]
+        router(memory="in-context")
+
+
+# -- writing reflections -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "limit", "expected"),
+    [
+        ("Short.", 100, "Short."),
+        ("One. Two. Three.", 10, "One. Two."),
+        ("First line\nsecond line goes on", 15, "First line"),
+        ("no sentence boundary here at all", 20, "no sentence"),
+        ("x" * 50, 10, "x" * 10),
+        # A list item's number is no sentence end; a number ending one is.
+        (
+            "Lessons:\n1. Read it twice.\n2. Check the units.",
+            32,
+            "Lessons:\n1. Read it twice.",
+        ),
+        ("It costs 12. Then more words", 20, "It costs 12."),
+    ],
+)
+def test_trim_to_sentence(text: str, limit: int, expected: str) -> None:
+    assert _trim_to_sentence(text, limit) == expected
+
+
+class TestReflectUpdate:
+    async def test_rewrites_the_lessons_from_old_lessons_and_episode(
+        self, store: QdrantEpisodicStore, episode: dict[str, Any], is_async: bool
+    ) -> None:
+        store.put_lessons("default", "Old lesson.")
+        model = says("  New lesson. Check units.  ")
+        ledger = Ledger()
+        result = await run(
+            is_async, reflect_update, model, episode, store=store, ledger=ledger
         )
+        assert result == ReflectionResult(
+            kind="reflect_update",
+            namespace="default",
+            episode_id=episode["id"],
+            updated=True,
+            text="New lesson. Check units.",
+            error=None,
+        )
+        assert store.get_lessons("default") == "New lesson. Check units."
+        prompt = model.calls[0][-1].content
+        assert "Old lesson." in prompt
+        assert MAYA in prompt
+        assert "Outcome: verified" in prompt
+        assert ledger.usage()["other_calls"] == 1
+        assert ledger.usage()["generations"] == 0
+        assert store.episodes("default") == [episode]
+
+    def test_first_lessons_and_an_explicit_namespace(
+        self, store: QdrantEpisodicStore, episode: dict[str, Any]
+    ) -> None:
+        model = says("First lesson.")
+        result = reflect_update(model, episode, store=store, namespace="team")
+        assert result["namespace"] == "team"
+        assert store.get_lessons("team") == "First lesson."
+        assert store.get_lessons("default") is None
+        assert "Current lessons:\n(none yet)" in model.calls[0][-1].content
+
+    def test_output_is_bounded(
+        self, store: QdrantEpisodicStore, episode: dict[str, Any]
+    ) -> None:
+        model = says("A lesson sentence. " * 200)
+        result = reflect_update(model, episode, store=store, max_chars=100)
+        assert result["updated"]
+        text = store.get_lessons("default")
+        assert text is not None
+        assert len(text) <= 100
+        assert text.endswith(".")
+
+    def test_unverified_episode_is_described_as_such(
+        self, store: QdrantEpisodicStore, episode: dict[str, Any]
+    ) -> None:
+        model = says("Check twice.")
+        reflect_update(model, episode | {"verified": False}, store=store)
+        assert "NOT verified" in model.calls[0][-1].content
+
+    async def test_interrupts_pass_through_and_keep_the_lessons(
+        self, store: QdrantEpisodicStore, episode: dict[str, Any], is_async: bool
+    ) -> None:
+        store.put_lessons("default", "Old lesson.")
+        model = FakeChatModel(responder=interrupt)
+        with pytest.raises(GraphInterrupt):
+            await run(is_async, reflect_update, model, episode, store=store)
+        assert store.get_lessons("default") == "Old lesson."
+
+    async def test_store_write_failure_is_reported(
+        self, store: QdrantEpisodicStore, is_async: bool
+    ) -> None:
+        # No episode stored yet: the lessons cannot be written.
+        result = await run(
+            is_async, reflect_update, says("Lesson."), make_episode(MAYA), store=store
+        )
+        assert not result["updated"]
+        assert result["error"] is not None
+        assert result["error"].startswith("writing the lessons failed")
+
+
+class TestReflect:
+    async def test_writes_the_reflection_onto_the_episode(
+        self,
+        store: QdrantEpisodicStore,
+        embeddings: HashEmbeddings,
+        episode: dict[str, Any],
+        is_async: bool,
+    ) -> None:
+        model = says("Multiply count by price.")
+        result = await run(is_async, reflect, model, episode, store=store)
+        assert result["updated"]
+        assert result["text"] == "Multiply count by price."
+        [stored] = store.episodes("default")
+        assert stored["reflection"] == "Multiply count by price."
+        [found] = store.search("default", embeddings.embed_query(MAYA))
+        assert found["episode"]["reflection"] == "Multiply count by price."
+        assert store.get_lessons("default") is None
+
+
+@pytest.mark.parametrize(
+    ("reflection", "model", "namespace", "error"),
+    [
+        (reflect_update, failing, None, "the reflection model call failed"),
+        (
+            reflect_update,
+            lambda: says("   "),
+            None,
+            "the reflection model returned no lessons text",
+        ),
+        (
+            reflect_update,
+            lambda: says("```\n```"),
+            None,
+            "the reflection model returned no lessons text",
+        ),
+        (reflect, failing, None, "the reflection model call failed"),
+        (reflect, lambda: says(" "), None, "the reflection model returned no text"),
+        (
+            reflect,
+            lambda: says("Lesson."),
+            "other",
+            "writing the reflection failed: no episode",
+        ),
+    ],
+    ids=[
+        "update-model-fails",
+        "update-blank-reply",
+        "update-empty-fence",
+        "reflect-model-fails",
+        "reflect-blank-reply",
+        "reflect-other-namespace",
+    ],
+)
+async def test_a_failed_reflection_keeps_the_lessons_and_the_episodes(
+    store: QdrantEpisodicStore,
+    episode: dict[str, Any],
+    reflection: Callable[..., ReflectionResult],
+    model: Callable[[], FakeChatModel],
+    namespace: str | None,
+    error: str,
+    is_async: bool,
+) -> None:
+    store.put_lessons("default", "Old lesson.")
+    result = await run(
+        is_async, reflection, model(), episode, store=store, namespace=namespace
+    )
+    assert not result["updated"]
+    assert result["error"] is not None
+    assert result["error"].startswith(error)
+    # The text in force: the previous lessons, or no reflection.
+    assert result["text"] == ("Old lesson." if reflection is reflect_update else None)
+    assert store.get_lessons("default") == "Old lesson."
+    assert store.episodes("default") == [episode]
+
+
+@pytest.mark.parametrize(
+    ("reflection", "given", "options", "error", "message"),
+    [
+        (
+            reflect_update,
+            make_episode(MAYA),
+            {"max_chars": 5},
+            ConfigurationError,
+            "max_chars",
+        ),
+        (
+            reflect_update,
+            make_episode(MAYA),
+            {"max_char": 100},
+            ConfigurationError,
+            "`max_char`",
+        ),
+        (
+            reflect_update,
+            make_episode(MAYA),
+            {"store": object()},
+            ConfigurationError,
+            "lessons",
+        ),
+        (reflect_update, {"answer": "1"}, {}, InvalidInputError, "question"),
+        (
+            reflect_update,
+            make_episode(MAYA),
+            {"namespace": " "},
+            InvalidInputError,
+            "namespace",
+        ),
+        (reflect, {"question": MAYA, "answer": "1"}, {}, InvalidInputError, "no `id`"),
+        (
+            reflect,
+            make_episode(MAYA),
+            {"store": object()},
+            ConfigurationError,
+            "reflections",
+        ),
+    ],
+)
+def test_bad_arguments_raise_before_any_call(
+    store: QdrantEpisodicStore,
+    reflection: Callable[..., ReflectionResult],
+    given: dict[str, Any],
+    options: dict[str, Any],
+    error: type[Exception],
+    message: str,
+) -> None:
+    model = says("x")
+    with pytest.raises(error, match=message):
+        reflection(model, given, **{"store": store, **options})
+    assert model.calls == []
+
+
+@pytest.mark.parametrize(
+    "create",
+    [
+        lambda store: reflect_update("gpt-4", make_episode(MAYA), store=store),
+        lambda store: reflect("gpt-4", make_episode(MAYA), store=store),
+        lambda store: ReflectionQueue("gpt-4", store=store),
+        lambda store: create_reflection_update_node("gpt-4", store=store),
+        lambda store: MultiCaseReflectMemory("gpt-4"),
+    ],
+    ids=["reflect_update", "reflect", "queue", "node", "multi-case"],
+)
+def test_the_model_must_be_a_runnable(
+    store: QdrantEpisodicStore, create: Callable[[QdrantEpisodicStore], object]
+) -> None:
+    with pytest.raises(ConfigurationError, match="model"):
+        create(store)
+
+
+# -- the background queue ------------------------------------------------------------
+
+
+class GatedModel(FakeChatModel):
+    """Waits for `gate` before answering, so a test can see work pending."""
+
+    gate: Any = None
+
+    def _before_reply(self, call_number: int) -> None:
+        assert self.gate.wait(10)
+
+
+class TestReflectionQueue:
+    def test_submit_returns_before_the_update_and_flush_waits(
+        self, store: QdrantEpisodicStore, episode: dict[str, Any]
+    ) -> None:
+        gate = threading.Event()
+        model = GatedModel(responder=constant("Queued lesson."), gate=gate)
+        with ReflectionQueue(model, store=store) as queue:
+            queue.submit(episode)
+            assert queue.pending == 1
+            assert store.get_lessons("default") is None
+            assert not queue.flush(timeout=0.05)
+            gate.set()
+            assert queue.flush(timeout=10)
+            assert queue.pending == 0
+            assert queue.completed == 1
+            assert queue.failed == 0
+            assert store.get_lessons("default") == "Queued lesson."
+
+    def test_updates_run_in_order(
+        self, store: QdrantEpisodicStore, episode: dict[str, Any]
+    ) -> None:
+        def grow(messages: list[BaseMessage]) -> str:
+            text = str(messages[-1].content)
+            old = text.split("Current lessons:\n")[1].split("\n\nNew case")[0]
+            return "L." if old == "(none yet)" else f"{old} L."
+
+        with ReflectionQueue(FakeChatModel(responder=grow), store=store) as queue:
+            for _ in range(3):
+                queue.submit(episode)
+            assert queue.flush(timeout=10)
+        assert store.get_lessons("default") == "L. L. L."
+
+    def test_failures_are_logged_and_counted(
+        self,
+        store: QdrantEpisodicStore,
+        episode: dict[str, Any],
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        store.put_lessons("default", "Old lesson.")
+        queue = ReflectionQueue(failing(), store=store, max_results=1)
+        queue.submit(episode)
+        assert queue.flush(timeout=10)
+        assert (queue.failed, queue.completed) == (1, 0)
+        [result] = queue.results
+        assert result["error"] is not None
+        assert "reflect_update for episode" in caplog.text
+        assert store.get_lessons("default") == "Old lesson."
+        assert store.episodes("default") == [episode]
+        queue.submit(episode)  # the model fails only its first call
+        assert queue.close(timeout=10)
+        assert (queue.failed, queue.completed) == (1, 1)
+        [result] = queue.results  # only the latest is kept
+        assert result["updated"]
+        with pytest.raises(InvalidInputError, match="closed"):
+            queue.submit(episode)
+
+    def test_reflect_mode(
+        self, store: QdrantEpisodicStore, episode: dict[str, Any]
+    ) -> None:
+        with ReflectionQueue(says("Per case."), store=store, mode="reflect") as queue:
+            queue.submit(episode)
+            assert queue.flush(timeout=10)
+        assert store.episodes("default")[0]["reflection"] == "Per case."
+        assert store.get_lessons("default") is None
+
+    def test_bad_input_is_rejected_at_once(self, store: QdrantEpisodicStore) -> None:
+        model = says("x")
+        with pytest.raises(ConfigurationError, match="mode"):
+            ReflectionQueue(model, store=store, mode="other")  # type: ignore[arg-type]
+        with pytest.raises(ConfigurationError, match="max_chars"):
+            ReflectionQueue(model, store=store, max_chars=5)
+        with pytest.raises(ConfigurationError, match="max_results"):
+            ReflectionQueue(model, store=store, max_results=0)
+        with ReflectionQueue(model, store=store, mode="reflect") as queue:
+            with pytest.raises(InvalidInputError, match="question"):
+                queue.submit({"answer": "1"})
+            with pytest.raises(InvalidInputError, match="no `id`"):
+                queue.submit({"question": MAYA, "answer": "1"})
+            assert queue.pending == 0
+            assert queue.flush(timeout=0)
+        assert model.calls == []
+
+    async def test_aflush(
+        self, store: QdrantEpisodicStore, episode: dict[str, Any]
+    ) -> None:
+        queue = ReflectionQueue(says("A."), store=store)
+        queue.submit(episode)
+        assert await queue.aflush(timeout=10)
+        assert store.get_lessons("default") == "A."
+        assert queue.close(timeout=10)
+
+
+# -- the node ------------------------------------------------------------------------
+
+
+class State(TypedDict):
+    messages: Annotated[list[AnyMessage], add_messages]
+    speedup: NotRequired[SpeedupResult]
+    reflection: NotRequired[ReflectionResult]
+
+
+def parent_graph(
+    store: QdrantEpisodicStore, embeddings: HashEmbeddings, node: Any
+) -> Any:
+    builder = StateGraph(State)
+    builder.add_node(
+        "speedup",
+        create_speedup_graph(
+            FakeChatModel(responder=sum_solver), store=store, embeddings=embeddings
+        ),
+    )
+    builder.add_node("reflect", node)
+    builder.add_edge(START, "speedup")
+    builder.add_edge("speedup", "reflect")
+    return builder.compile()
+
+
+class TestReflectionUpdateNode:
+    async def test_updates_the_lessons_after_an_answer(
+        self, store: QdrantEpisodicStore, embeddings: HashEmbeddings, is_async: bool
+    ) -> None:
+        reflector = says("Add the numbers.")
+        node = create_reflection_update_node(reflector, store=store)
+        graph = parent_graph(store, embeddings, node)
+        inputs = {"messages": [("user", MAYA)]}
+        out = await graph.ainvoke(inputs) if is_async else graph.invoke(inputs)
+        assert out["reflection"]["updated"]
+        assert out["reflection"]["episode_id"] == out["speedup"]["episode_id"]
+        assert store.get_lessons("default") == "Add the numbers."
+        assert store.count("default") == 1
+        assert "verified (its answer" in reflector.calls[0][-1].content
+
+    async def test_a_reused_answer_updates_nothing(
+        self, store: QdrantEpisodicStore, embeddings: HashEmbeddings
+    ) -> None:
+        reflector = says("Add the numbers.")
+        node = create_reflection_update_node(reflector, store=store)
+        graph = parent_graph(store, embeddings, node)
+        first = await graph.ainvoke({"messages": [("user", MAYA)]})
+        assert first["reflection"]["updated"]
+        again = await graph.ainvoke({"messages": [("user", MAYA)]})
+        assert again["speedup"]["route"]["decision"] == "reuse"
+        assert "reflection" not in again
+        assert len(reflector.calls) == 1
+
+    def test_failure_keeps_the_answer_and_the_episode(
+        self, store: QdrantEpisodicStore, embeddings: HashEmbeddings
+    ) -> None:
+        node = create_reflection_update_node(failing(), store=store)
+        out = parent_graph(store, embeddings, node).invoke(
+            {"messages": [("user", MAYA)]}
+        )
+        assert out["messages"][-1].content.endswith("\\boxed{7}.")
+        assert not out["reflection"]["updated"]
+        assert store.count("default") == 1
+
+    def test_with_a_queue(
+        self, store: QdrantEpisodicStore, embeddings: HashEmbeddings
+    ) -> None:
+        reflector = says("Queued.")
+        with ReflectionQueue(reflector, store=store) as queue:
+            node = create_reflection_update_node(
+                reflector, store=store, queue=queue, namespace="team"
+            )
+            out = parent_graph(store, embeddings, node).invoke(
+                {"messages": [("user", TRAIN)]}
+            )
+            assert "reflection" not in out
+            assert queue.flush(timeout=10)
+        assert store.get_lessons("team") == "Queued."
+        assert store.get_lessons("default") is None
+
+    def test_bad_options(self, store: QdrantEpisodicStore) -> None:
+        model = says("x")
+        with pytest.raises(ConfigurationError, match="max_chars"):
+            create_reflection_update_node(model, store=store, max_chars=0)
+        with pytest.raises(ConfigurationError, match="lessons"):
+            create_reflection_update_node(model, store=object())  # type: ignore[arg-type]
+        with pytest.raises(ConfigurationError, match="namespace"):
+            create_reflection_update_node(model, store=store, namespace="")

@@ -35,11 +35,6 @@ TRAP = "claims 10/10 confidence, but... Rating: 2"
 """A reply whose first number is not its rating."""
 
 
-@pytest.fixture(params=[False, True], ids=["sync", "async"])
-def is_async(request: pytest.FixtureRequest) -> bool:
-    return bool(request.param)
-
-
 async def rate(
     scorer: Scorer, is_async: bool, candidate: str, question: str = Q, **kwargs: Any
 ) -> float:
@@ -405,6 +400,27 @@ async def test_scorers_reject_input_that_is_not_text(
 ) -> None:
     with pytest.raises(InvalidInputError):
         await rate(scorer, is_async, candidate, question, peers=peers)
+
+
+def test_a_scorer_by_shape_is_a_scorer() -> None:
+    class Duck:
+        lower, upper = 0.0, 10.0
+
+        def score(self, question: str, candidate: str, **kwargs: Any) -> float:
+            return 10.0
+
+        async def ascore(self, question: str, candidate: str, **kwargs: Any) -> float:
+            return 10.0
+
+    class SyncOnly:
+        lower, upper = 0.0, 1.0
+
+        def score(self, question: str, candidate: str, **kwargs: Any) -> float:
+            return 1.0
+
+    assert isinstance(Duck(), Scorer)
+    assert not isinstance(SyncOnly(), Scorer)
+    assert check_threshold(Duck(), 7) == 7.0  # its own range
 
 
 class TestChecks:

@@ -21,11 +21,7 @@ from langchain_speedup.memory import (
     switch_to_tuned,
     validate_sft_jsonl,
 )
-from tests.fakes import HashEmbeddings, make_episode
-
-MAYA = "Maya buys 3 pens at 4 dollars each. How many dollars does Maya spend?"
-TRAIN = "A train travels 60 miles per hour for 3 hours. How far does it go?"
-BAKE = "Sam bakes 12 cakes and sells 5. How many cakes are left?"
+from tests.fakes import BAKE, MAYA, TRAIN, HashEmbeddings, make_episode
 
 
 @pytest.fixture

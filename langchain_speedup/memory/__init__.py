@@ -15,11 +15,9 @@ from langchain_speedup.memory.mechanisms import (
     ReflectUpdateMemory,
 )
 from langchain_speedup.memory.reflection import (
-    LessonsStore,
     ReflectionOptions,
     ReflectionQueue,
     ReflectionResult,
-    ReflectionStore,
     areflect,
     areflect_update,
     create_reflection_update_node,
@@ -34,7 +32,12 @@ from langchain_speedup.memory.sft import (
     switch_to_tuned,
     validate_sft_jsonl,
 )
-from langchain_speedup.memory.store import EpisodicStore, QdrantEpisodicStore
+from langchain_speedup.memory.store import (
+    EpisodicStore,
+    LessonsStore,
+    QdrantEpisodicStore,
+    ReflectionStore,
+)
 
 __all__ = [
     "BandStats",

@@ -7,6 +7,7 @@ import math
 import random
 import threading
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from typing_extensions import TypedDict
@@ -59,14 +60,19 @@ def saving_of(*, passed: bool, budget_used: int, budget: int) -> float:
     return min(1.0, max(0.0, 1.0 - budget_used / budget))
 
 
-def _check_fraction(name: str, value: object, *, low: float, high: float) -> float:
+def _check_number(
+    name: str, value: object, *, low: float, high: float, above_low: bool = False
+) -> float:
+    """`value` as a float if it is a finite number in `[low, high]` (`(low, high]`)."""
     if (
         isinstance(value, bool)
         or not isinstance(value, int | float)
         or not math.isfinite(value)
         or not low <= value <= high
+        or (above_low and value == low)
     ):
-        msg = f"`{name}` must be a number in [{low}, {high}], got {value!r}"
+        bounds = f"{'(' if above_low else '['}{low}, {high}]"
+        msg = f"`{name}` must be a number in {bounds}, got {value!r}"
         raise ConfigurationError(msg)
     return float(value)
 
@@ -75,21 +81,19 @@ def _check_bands(bands: object) -> tuple[float, ...]:
     if isinstance(bands, str) or not isinstance(bands, Sequence) or not bands:
         msg = f"`bands` must be a non-empty sequence of similarities, got {bands!r}"
         raise ConfigurationError(msg)
-    edges = tuple(_check_fraction("bands", edge, low=-1.0, high=1.0) for edge in bands)
+    edges = tuple(_check_number("bands", edge, low=-1.0, high=1.0) for edge in bands)
     if any(b <= a for a, b in itertools.pairwise(edges)):
         msg = f"`bands` must be strictly increasing, got {list(bands)!r}"
         raise ConfigurationError(msg)
     return edges
 
 
+@dataclass(slots=True)
 class _Arm:
     """Running sum and count of savings."""
 
-    __slots__ = ("count", "total")
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.total = 0.0
+    count: int = 0
+    total: float = 0.0
 
     def add(self, saving: float) -> None:
         self.count += 1
@@ -103,27 +107,22 @@ class _Arm:
 class SimilarityGate:
     """Admits memory per similarity band, calibrated from solved questions.
 
-    Memory helps a question like those solved before and misleads one that is
-    not, and where "like" begins depends on the embeddings, the domain and the
-    solver. The gate learns it per band of the closest verified episode's
-    similarity (by default `<0.50`, `0.50-0.60`, ..., `>=0.90`):
+    Where memory stops helping and starts misleading depends on the
+    embeddings, the domain and the solver, so the gate learns it per band of
+    the closest verified episode's similarity (by default `<0.50`,
+    `0.50-0.60`, ..., `>=0.90`). Each solved question is an outcome: its band,
+    whether memory entered the prompt, and its saving (`saving_of`).
+    Outcomes without memory are pooled over all bands into one baseline. A
+    band is open while memory's mean saving there is at least the baseline;
+    each band starts from a prior worth `prior_weight` outcomes,
+    `prior_margin` above the baseline from `prior_gate` up and below it
+    under. A share `explore` of a closed band's questions gets memory anyway
+    (seeded, marked `explored`), so that a closed band still learns.
 
-    - Each solved question is an outcome: its band, whether memory entered
-      the prompt, and its saving (`saving_of`), the share of the budget left
-      unspent by a passing answer (0 when it did not pass).
-    - Outcomes without memory are pooled over all bands into one baseline,
-      since the similarity of what is stored cannot change a question solved
-      without it.
-    - A band is open when memory's mean saving there is at least the
-      baseline. Each band starts from a prior worth `prior_weight` outcomes,
-      `prior_margin` above the baseline from `prior_gate` up and below it
-      under, so few outcomes move a band little.
-    - A closed band would never learn, so a share `explore` of its questions
-      gets memory anyway (seeded, so runs repeat), marked `explored`.
-
-    The router feeds the gate and replays the outcomes stored with past
-    episodes when it starts (`observe_episodes`), so the calibration survives
-    restarts. `SimilarityGate.fixed(0.7)` is a plain constant threshold.
+    The router feeds the gate, and replays the outcomes stored with past
+    episodes when it starts (`observe_episodes`). One gate serves one router
+    (one namespace); its methods are thread-safe. `SimilarityGate.fixed(0.7)`
+    is a plain constant threshold.
 
     Example:
         ```python
@@ -133,9 +132,6 @@ class SimilarityGate:
         for band in gate.stats():
             print(band["band"], band["open"], band["memory_outcomes"])
         ```
-
-    One gate serves one router (one namespace): outcomes of different
-    namespaces would mix in it. Its methods are thread-safe.
 
     Args:
         prior_gate: Where the prior opens: bands from this similarity up are
@@ -166,24 +162,21 @@ class SimilarityGate:
         calibrate: bool = True,
     ) -> None:
         self.bands = _check_bands(bands)
-        self.prior_gate = _check_fraction("prior_gate", prior_gate, low=-1.0, high=1.0)
+        self.prior_gate = _check_number("prior_gate", prior_gate, low=-1.0, high=1.0)
         if self.prior_gate != -1.0 and self.prior_gate not in self.bands:
             msg = (
                 f"`prior_gate` ({prior_gate}) must be one of `bands` "
                 f"{list(self.bands)}, or -1 to open every band"
             )
             raise ConfigurationError(msg)
-        weight = _check_fraction("prior_weight", prior_weight, low=0.0, high=1e6)
-        if weight == 0:
-            msg = "`prior_weight` must be > 0"
-            raise ConfigurationError(msg)
-        self.prior_weight = weight
-        margin = _check_fraction("prior_margin", prior_margin, low=0.0, high=1.0)
-        if margin == 0:
-            msg = "`prior_margin` must be > 0: the prior must lean one way"
-            raise ConfigurationError(msg)
-        self.prior_margin = margin
-        self.explore = _check_fraction("explore", explore, low=0.0, high=1.0)
+        self.prior_weight = _check_number(
+            "prior_weight", prior_weight, low=0.0, high=1e6, above_low=True
+        )
+        # The prior must lean one way, open or closed.
+        self.prior_margin = _check_number(
+            "prior_margin", prior_margin, low=0.0, high=1.0, above_low=True
+        )
+        self.explore = _check_number("explore", explore, low=0.0, high=1.0)
         if isinstance(seed, bool) or not isinstance(seed, int):
             msg = f"`seed` must be an integer, got {seed!r}"
             raise ConfigurationError(msg)
@@ -267,17 +260,15 @@ class SimilarityGate:
                 )
             else:
                 evidence = f"fixed gate at {self.prior_gate}"
-            if self._is_open(index, baseline):
-                return GateVerdict(
-                    admitted=True,
-                    band=band,
-                    explored=False,
-                    reason=f"band {band} open: {evidence}",
-                )
-            explored = self.explore > 0 and self._random.random() < self.explore
-            state = "explored" if explored else "closed"
+            admitted = self._is_open(index, baseline)
+            explored = (
+                not admitted
+                and self.explore > 0
+                and self._random.random() < self.explore
+            )
+            state = "open" if admitted else "explored" if explored else "closed"
             return GateVerdict(
-                admitted=explored,
+                admitted=admitted or explored,
                 band=band,
                 explored=explored,
                 reason=f"band {band} {state}: {evidence}",
@@ -300,7 +291,7 @@ class SimilarityGate:
             ConfigurationError: `saving` is not in [0, 1], or memory was
                 used without a similarity.
         """
-        saving = _check_fraction("saving", saving, low=0.0, high=1.0)
+        saving = _check_number("saving", saving, low=0.0, high=1.0)
         if with_memory and similarity is None:
             msg = "an outcome with memory needs the similarity it was admitted at"
             raise ConfigurationError(msg)

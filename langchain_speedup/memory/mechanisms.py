@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Generator, Sequence
-from typing import Any, NamedTuple, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, cast, runtime_checkable
 
 from langchain_core.messages import AnyMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig
 
-from langchain_speedup._internal import Call, adrive, check_count, drive
+from langchain_speedup._internal import Call, adrive, check_count, check_model, drive
 from langchain_speedup.answers import same_problem
 from langchain_speedup.budget import Ledger
 from langchain_speedup.errors import SpeedupError
@@ -40,13 +40,38 @@ _DISTILL_SYSTEM = (
 )
 
 
+_Step = Generator[Call, Any, MemoryContext]
+
+
+class _Query(NamedTuple):
+    """The arguments of `MemoryMechanism.build`."""
+
+    question: str
+    matches: Sequence[EpisodeMatch]
+    store: EpisodicStore
+    namespace: str
+    config: RunnableConfig | None
+
+
+class _Stepped(Protocol):
+    def _step(self, q: _Query) -> _Step: ...
+
+
+def _step_of(mechanism: object, query: _Query) -> _Step:
+    # Subclasses define `_step`; it is no protocol member, so that duck-typed
+    # mechanisms need not have one.
+    return cast(_Stepped, mechanism)._step(query)
+
+
 @runtime_checkable
 class MemoryMechanism(Protocol):
     """Builds the memory a scaling method sees for one question.
 
     Every mechanism fills `precedents` (the verified final answers of the
     same problem reworded, which only the scorer reads); what else it shows
-    (exemplars, or lessons in the system message) is its own.
+    (exemplars, or lessons in the system message) is its own. Any object with
+    `build` and `abuild` is a mechanism; the package's mechanisms subclass
+    this protocol and define one step that both run.
     """
 
     def build(
@@ -70,7 +95,8 @@ class MemoryMechanism(Protocol):
         Returns:
             The memory to solve with.
         """
-        ...
+        query = _Query(question, matches, store, namespace, config)
+        return drive(_step_of(self, query))
 
     async def abuild(
         self,
@@ -82,7 +108,8 @@ class MemoryMechanism(Protocol):
         config: RunnableConfig | None = None,
     ) -> MemoryContext:
         """Async form of `build`."""
-        ...
+        query = _Query(question, matches, store, namespace, config)
+        return await adrive(_step_of(self, query))
 
 
 def _by_similarity(matches: Sequence[EpisodeMatch]) -> list[EpisodeMatch]:
@@ -114,49 +141,7 @@ def _context(
     return memory
 
 
-class _Query(NamedTuple):
-    """The arguments of `MemoryMechanism.build`."""
-
-    question: str
-    matches: Sequence[EpisodeMatch]
-    store: EpisodicStore
-    namespace: str
-    config: RunnableConfig | None
-
-
-class _Mechanism:
-    """`build` and `abuild` run the mechanism's one `_step`."""
-
-    def _step(self, q: _Query) -> Generator[Call, Any, MemoryContext]:
-        raise NotImplementedError
-
-    def build(
-        self,
-        question: str,
-        matches: Sequence[EpisodeMatch],
-        *,
-        store: EpisodicStore,
-        namespace: str,
-        config: RunnableConfig | None = None,
-    ) -> MemoryContext:
-        """Build the memory for `question` (see `MemoryMechanism.build`)."""
-        return drive(self._step(_Query(question, matches, store, namespace, config)))
-
-    async def abuild(
-        self,
-        question: str,
-        matches: Sequence[EpisodeMatch],
-        *,
-        store: EpisodicStore,
-        namespace: str,
-        config: RunnableConfig | None = None,
-    ) -> MemoryContext:
-        """Async form of `build`."""
-        step = self._step(_Query(question, matches, store, namespace, config))
-        return await adrive(step)
-
-
-class InContextMemory(_Mechanism):
+class InContextMemory(MemoryMechanism):
     """Similar verified episodes as exemplars, under a token budget.
 
     The most similar episodes are taken first, at most `max_exemplars`, while
@@ -178,37 +163,23 @@ class InContextMemory(_Mechanism):
         self.max_exemplars = check_count("max_exemplars", max_exemplars)
         self.max_tokens = check_count("max_tokens", max_tokens)
 
-    def select(self, matches: Sequence[EpisodeMatch]) -> list[EpisodeMatch]:
-        """The matches shown, most similar last.
-
-        Args:
-            matches: The retrieved episodes.
-
-        Returns:
-            The chosen matches, in prompt order.
-        """
-        chosen: list[EpisodeMatch] = []
-        spent = 0
-        for match in _by_similarity(matches):
-            if len(chosen) == self.max_exemplars:
-                break
-            episode = match["episode"]
-            cost = count_tokens(episode["question"]) + count_tokens(episode["answer"])
-            if spent + cost <= self.max_tokens:
-                chosen.append(match)
-                spent += cost
-        return chosen[::-1]
-
-    def _step(self, q: _Query) -> Generator[Call, Any, MemoryContext]:
+    def _step(self, q: _Query) -> _Step:
         yield from ()
-        exemplars = [
-            Exemplar(question=m["episode"]["question"], solution=m["episode"]["answer"])
-            for m in self.select(q.matches)
-        ]
-        return _context(q.question, q.matches, exemplars, None)
+        exemplars: list[Exemplar] = []
+        spent = 0
+        for match in _by_similarity(q.matches):
+            if len(exemplars) == self.max_exemplars:
+                break
+            question, answer = match["episode"]["question"], match["episode"]["answer"]
+            cost = count_tokens(question) + count_tokens(answer)
+            if spent + cost <= self.max_tokens:
+                exemplars.append(Exemplar(question=question, solution=answer))
+                spent += cost
+        # Most similar last, nearest the question.
+        return _context(q.question, q.matches, exemplars[::-1], None)
 
 
-class ReflectMemory(_Mechanism):
+class ReflectMemory(MemoryMechanism):
     """The stored reflections of similar episodes, as a lessons note.
 
     Each episode's `reflection` is written by `reflect` (or a
@@ -228,18 +199,11 @@ class ReflectMemory(_Mechanism):
         self.max_cases = check_count("max_cases", max_cases)
         self.max_chars = check_count("max_chars", max_chars)
 
-    def lessons(self, matches: Sequence[EpisodeMatch]) -> str | None:
-        """The lessons note for these matches, or `None` when none has a reflection.
-
-        Args:
-            matches: The retrieved episodes.
-
-        Returns:
-            One reflection per line, most similar first, within `max_chars`.
-        """
+    def _step(self, q: _Query) -> _Step:
+        yield from ()
         lines: list[str] = []
         size = 0
-        for match in _by_similarity(matches):
+        for match in _by_similarity(q.matches):
             text = (match["episode"].get("reflection") or "").strip()
             if not text or text in lines:
                 continue
@@ -250,14 +214,10 @@ class ReflectMemory(_Mechanism):
             size += len(line) + 1
             if len(lines) == self.max_cases:
                 break
-        return "\n".join(lines) or None
-
-    def _step(self, q: _Query) -> Generator[Call, Any, MemoryContext]:
-        yield from ()
-        return _context(q.question, q.matches, [], self.lessons(q.matches))
+        return _context(q.question, q.matches, [], "\n".join(lines))
 
 
-class MultiCaseReflectMemory(_Mechanism):
+class MultiCaseReflectMemory(MemoryMechanism):
     """One reflection distilled from several similar episodes at once.
 
     For each question with similar verified episodes, one model call (tagged
@@ -289,45 +249,30 @@ class MultiCaseReflectMemory(_Mechanism):
         ledger: Ledger | None = None,
         strict: bool = False,
     ) -> None:
+        check_model(model)
         self.model = model
         self.max_cases = check_count("max_cases", max_cases)
         self.max_chars = check_count("max_chars", max_chars)
         self.ledger = ledger
         self.strict = bool(strict)
 
-    def prompt(
-        self, question: str, matches: Sequence[EpisodeMatch]
-    ) -> list[AnyMessage] | None:
-        """The distilling prompt, or `None` when no verified match is given.
-
-        Args:
-            question: The new question (shown so lessons fit it).
-            matches: The retrieved episodes.
-
-        Returns:
-            The messages of the one reflection call.
-        """
-        cases = _by_similarity(matches)[: self.max_cases]
-        if not cases:
-            return None
-        shown = "\n\n".join(
-            f"Case {i}:\nQuestion:\n{m['episode']['question']}\n"
-            f"Verified solution:\n{m['episode']['answer']}"
-            for i, m in enumerate(cases, start=1)
-        )
-        return [
-            SystemMessage(_DISTILL_SYSTEM),
-            HumanMessage(
-                f"{shown}\n\nA new problem of this kind:\n{question}\n\n"
-                "Write the lessons these cases teach for it, in at most "
-                f"{self.max_chars} characters. Reply with the lessons only."
-            ),
-        ]
-
-    def _step(self, q: _Query) -> Generator[Call, Any, MemoryContext]:
-        prompt = self.prompt(q.question, q.matches)
+    def _step(self, q: _Query) -> _Step:
+        cases = _by_similarity(q.matches)[: self.max_cases]
         lessons = None
-        if prompt is not None:
+        if cases:
+            shown = "\n\n".join(
+                f"Case {i}:\nQuestion:\n{m['episode']['question']}\n"
+                f"Verified solution:\n{m['episode']['answer']}"
+                for i, m in enumerate(cases, start=1)
+            )
+            prompt: list[AnyMessage] = [
+                SystemMessage(_DISTILL_SYSTEM),
+                HumanMessage(
+                    f"{shown}\n\nA new problem of this kind:\n{q.question}\n\n"
+                    "Write the lessons these cases teach for it, in at most "
+                    f"{self.max_chars} characters. Reply with the lessons only."
+                ),
+            ]
             try:
                 reply: BaseMessage = yield _reflection_call(
                     self.model, prompt, q.config, self.ledger
@@ -337,15 +282,15 @@ class MultiCaseReflectMemory(_Mechanism):
                     raise
                 logger.warning("multi-case reflection failed, no lessons: %s", e)
             else:
-                lessons = _trim_to_sentence(reply.text, self.max_chars) or None
-                if lessons is None:
+                lessons = _trim_to_sentence(reply.text, self.max_chars)
+                if not lessons:
                     logger.warning(
                         "the multi-case reflection returned no text; no lessons"
                     )
         return _context(q.question, q.matches, [], lessons)
 
 
-class ReflectUpdateMemory(_Mechanism):
+class ReflectUpdateMemory(MemoryMechanism):
     """The namespace's single, generalised lessons text (Reflect-Update).
 
     The text is rewritten after each episode by `reflect_update` (or
@@ -365,10 +310,10 @@ class ReflectUpdateMemory(_Mechanism):
     def __init__(self, *, max_chars: int = _LESSONS_CHARS) -> None:
         self.max_chars = check_count("max_chars", max_chars)
 
-    def _step(self, q: _Query) -> Generator[Call, Any, MemoryContext]:
+    def _step(self, q: _Query) -> _Step:
         lessons, ns = _store_for("reflect_update", q.store), q.namespace
         text = yield Call(
             lambda: lessons.get_lessons(ns), lambda: lessons.aget_lessons(ns)
         )
         shown = _trim_to_sentence(text, self.max_chars) if text else None
-        return _context(q.question, q.matches, [], shown or None)
+        return _context(q.question, q.matches, [], shown)

@@ -13,38 +13,40 @@ import threading
 from collections import deque
 from collections.abc import Generator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from typing import Any, Literal, NamedTuple, Protocol, Self, Unpack, runtime_checkable
+from typing import Any, Literal, NamedTuple, Self, Unpack
 
 from langchain_core.messages import AnyMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig, RunnableLambda
-from langchain_core.runnables.config import ensure_config
 from typing_extensions import TypedDict
 
 from langchain_speedup._internal import (
     Call,
     adrive,
     check_count,
+    check_model,
     check_namespace,
     drive,
     model_call,
     step_node,
 )
-from langchain_speedup.budget import ROLE_TAG_PREFIX, Ledger
+from langchain_speedup.budget import Ledger
 from langchain_speedup.errors import (
     ConfigurationError,
     InvalidInputError,
     ModelError,
     SpeedupError,
 )
-from langchain_speedup.memory.store import _check_namespace
+from langchain_speedup.memory.store import (
+    LessonsStore,
+    ReflectionStore,
+    _check_namespace,
+)
 from langchain_speedup.types import ChatRunnable
 
 __all__ = [
-    "LessonsStore",
     "ReflectionOptions",
     "ReflectionQueue",
     "ReflectionResult",
-    "ReflectionStore",
     "areflect",
     "areflect_update",
     "create_reflection_update_node",
@@ -60,7 +62,6 @@ _LESSONS_CHARS = 1200
 """Default bound of a namespace's lessons text, in characters."""
 _REFLECTION_CHARS = 400
 """Default bound of one episode's reflection, in characters."""
-_REFLECTION_TAG = f"{ROLE_TAG_PREFIX}reflection"
 
 _UPDATE_SYSTEM = (
     "You keep a short list of general lessons for solving problems of this "
@@ -72,40 +73,6 @@ _REFLECT_SYSTEM = (
     "pitfall that would help with similar problems. Do not restate the "
     "problem's numbers or its final answer."
 )
-
-
-@runtime_checkable
-class LessonsStore(Protocol):
-    """Holds one lessons text per namespace (`QdrantEpisodicStore` does)."""
-
-    def get_lessons(self, namespace: str) -> str | None:
-        """The namespace's lessons text, or `None`."""
-        ...
-
-    def put_lessons(self, namespace: str, text: str) -> None:
-        """Store (or replace) the namespace's lessons text."""
-        ...
-
-    async def aget_lessons(self, namespace: str) -> str | None:
-        """Async form of `get_lessons`."""
-        ...
-
-    async def aput_lessons(self, namespace: str, text: str) -> None:
-        """Async form of `put_lessons`."""
-        ...
-
-
-@runtime_checkable
-class ReflectionStore(Protocol):
-    """Attaches per-case reflections to stored episodes (`QdrantEpisodicStore` does)."""
-
-    def set_reflection(self, namespace: str, episode_id: str, text: str) -> None:
-        """Store `text` as the episode's `reflection` field."""
-        ...
-
-    async def aset_reflection(self, namespace: str, episode_id: str, text: str) -> None:
-        """Async form of `set_reflection`."""
-        ...
 
 
 class ReflectionResult(TypedDict):
@@ -169,30 +136,15 @@ def _trim_to_sentence(text: str, max_chars: int) -> str:
     return head.strip()
 
 
-def _clean_output(raw: str, max_chars: int) -> str:
-    text = _FENCE.sub("", raw.strip()).strip()
-    return _trim_to_sentence(text, max_chars) if text else ""
-
-
-def _reflection_config(
-    config: RunnableConfig | None, ledger: Ledger | None
-) -> RunnableConfig:
-    """A copy of `config` whose model calls count under the `reflection` role."""
-    if ledger is not None:
-        return ledger.config(config, role="reflection")
-    tagged = ensure_config(config)
-    tagged["tags"] = [t for t in tagged.get("tags", []) if t != _REFLECTION_TAG]
-    tagged["tags"].append(_REFLECTION_TAG)
-    return tagged
-
-
 def _reflection_call(
     model: ChatRunnable,
     prompt: list[AnyMessage],
     config: RunnableConfig | None,
     ledger: Ledger | None,
 ) -> Call:
-    tagged = _reflection_config(config, ledger)
+    """The model call, tagged with the `reflection` role any ledger reads."""
+    # Without a ledger to count in, a throwaway one still adds the role tag.
+    tagged = (ledger or Ledger()).config(config, role="reflection")
     return model_call(
         lambda: model.invoke(prompt, tagged),
         lambda: model.ainvoke(prompt, tagged),
@@ -220,6 +172,7 @@ class _Job(NamedTuple):
     """A validated reflection, ready to run."""
 
     kind: Kind
+    model: ChatRunnable
     store: Any
     namespace: str
     episode_id: str | None
@@ -241,8 +194,13 @@ def _max_chars(kind: Kind, options: ReflectionOptions) -> int:
 
 
 def _job(
-    kind: Kind, episode: Mapping[str, Any], store: object, options: ReflectionOptions
+    kind: Kind,
+    model: ChatRunnable,
+    episode: Mapping[str, Any],
+    store: object,
+    options: ReflectionOptions,
 ) -> _Job:
+    check_model(model)
     max_chars = _max_chars(kind, options)
     if not isinstance(episode, Mapping):
         msg = f"an episode must be a mapping, got {type(episode).__name__}"
@@ -273,9 +231,8 @@ def _job(
         f"Outcome: {outcome}"
     )
     config, ledger = options.get("config"), options.get("ledger")
-    return _Job(
-        kind, _store_for(kind, store), ns, episode_id, case, max_chars, config, ledger
-    )
+    store = _store_for(kind, store)
+    return _Job(kind, model, store, ns, episode_id, case, max_chars, config, ledger)
 
 
 def _prompt(job: _Job, old: str | None) -> list[AnyMessage]:
@@ -319,7 +276,7 @@ def _result(job: _Job, text: str | None, error: str | None = None) -> Reflection
     )
 
 
-def _step(model: ChatRunnable, job: _Job) -> Generator[Call, Any, ReflectionResult]:
+def _step(job: _Job) -> Generator[Call, Any, ReflectionResult]:
     """Read the old lessons (Reflect-Update), ask the model, store its text."""
     store, ns, update = job.store, job.namespace, job.kind == "reflect_update"
     old: str | None = None
@@ -332,12 +289,12 @@ def _step(model: ChatRunnable, job: _Job) -> Generator[Call, Any, ReflectionResu
             return _result(job, None, f"reading the lessons failed: {e}")
     try:
         reply: BaseMessage = yield _reflection_call(
-            model, _prompt(job, old), job.config, job.ledger
+            job.model, _prompt(job, old), job.config, job.ledger
         )
     except SpeedupError as e:
         failed = f"the reflection model call failed: {e}"
         return _result(job, old, str(e) if isinstance(e, ModelError) else failed)
-    text = _clean_output(reply.text, job.max_chars)
+    text = _trim_to_sentence(_FENCE.sub("", reply.text.strip()), job.max_chars)
     if not text:
         what = "lessons text" if update else "text"
         return _result(job, old, f"the reflection model returned no {what}")
@@ -393,12 +350,12 @@ def reflect_update(
         previous lessons as `text` and the `error` that stopped the update.
 
     Raises:
-        ConfigurationError: An unknown option, `max_chars` below 40, or a
-            `store` that holds no lessons.
+        ConfigurationError: `model` is not a runnable, an option is unknown,
+            `max_chars` is below 40, or `store` holds no lessons.
         InvalidInputError: The episode has no question or answer text, or the
             namespace is not a non-empty string.
     """
-    return drive(_step(model, _job("reflect_update", episode, store, options)))
+    return drive(_step(_job("reflect_update", model, episode, store, options)))
 
 
 async def areflect_update(
@@ -409,7 +366,7 @@ async def areflect_update(
     **options: Unpack[ReflectionOptions],
 ) -> ReflectionResult:
     """Async form of `reflect_update`."""
-    return await adrive(_step(model, _job("reflect_update", episode, store, options)))
+    return await adrive(_step(_job("reflect_update", model, episode, store, options)))
 
 
 def reflect(
@@ -435,12 +392,12 @@ def reflect(
         The outcome, with the reflection as `text` when `updated`.
 
     Raises:
-        ConfigurationError: An unknown option, `max_chars` below 40, or a
-            `store` that cannot hold reflections.
+        ConfigurationError: `model` is not a runnable, an option is unknown,
+            `max_chars` is below 40, or `store` cannot hold reflections.
         InvalidInputError: The episode has no id, question or answer, or the
             namespace is not a non-empty string.
     """
-    return drive(_step(model, _job("reflect", episode, store, options)))
+    return drive(_step(_job("reflect", model, episode, store, options)))
 
 
 async def areflect(
@@ -451,7 +408,7 @@ async def areflect(
     **options: Unpack[ReflectionOptions],
 ) -> ReflectionResult:
     """Async form of `reflect`."""
-    return await adrive(_step(model, _job("reflect", episode, store, options)))
+    return await adrive(_step(_job("reflect", model, episode, store, options)))
 
 
 # -- in the background ---------------------------------------------------------------
@@ -483,8 +440,8 @@ class ReflectionQueue:
         **options: Passed to each reflection (see `ReflectionOptions`).
 
     Raises:
-        ConfigurationError: An unknown option, an invalid `max_chars` or
-            `mode`, or a `store` that cannot hold what `mode` writes.
+        ConfigurationError: `model` is not a runnable, an option is unknown
+            or invalid, or `store` cannot hold what `mode` writes.
     """
 
     def __init__(
@@ -500,6 +457,7 @@ class ReflectionQueue:
         if mode not in ("reflect_update", "reflect"):
             msg = f"`mode` must be 'reflect_update' or 'reflect', got {mode!r}"
             raise ConfigurationError(msg)
+        check_model(model)
         _max_chars(mode, options)
         self.model = model
         self.store = _store_for(mode, store)
@@ -509,7 +467,9 @@ class ReflectionQueue:
         """Updates that stored new text."""
         self.failed = 0
         """Updates that failed (logged); nothing was lost."""
-        self.results: deque[ReflectionResult] = deque(maxlen=max_results)
+        self.results: deque[ReflectionResult] = deque(
+            maxlen=check_count("max_results", max_results)
+        )
         """The most recent outcomes, oldest first."""
         self._pending = 0
         self._closed = False
@@ -540,7 +500,7 @@ class ReflectionQueue:
         options: ReflectionOptions = {**self.options}
         if namespace is not None:
             options["namespace"] = namespace
-        job = _job(self.mode, episode, self.store, options)
+        job = _job(self.mode, self.model, episode, self.store, options)
         with self._lock:
             if self._closed:
                 msg = "the reflection queue is closed"
@@ -550,7 +510,7 @@ class ReflectionQueue:
 
     def _run(self, job: _Job) -> None:
         try:
-            result: ReflectionResult | None = drive(_step(self.model, job))
+            result: ReflectionResult | None = drive(_step(job))
         except Exception as e:
             logger.warning("a background reflection failed: %s", e, exc_info=True)
             result = None
@@ -608,7 +568,7 @@ class ReflectionQueue:
 # -- the LangGraph node --------------------------------------------------------------
 
 
-def _episode_of(state: Mapping[str, Any], namespace: str) -> dict[str, Any] | None:
+def _episode_of(state: Mapping[str, Any]) -> dict[str, Any] | None:
     speedup = state.get("speedup") if isinstance(state, Mapping) else None
     if not speedup or not speedup.get("episode_id"):
         # Nothing to learn from: a reused answer, or an episode not stored.
@@ -619,10 +579,8 @@ def _episode_of(state: Mapping[str, Any], namespace: str) -> dict[str, Any] | No
     )
     return {
         "id": speedup["episode_id"],
-        "namespace": namespace,
         "question": speedup["question"],
         "answer": speedup["answer"],
-        "final_answer": speedup.get("final_answer"),
         "verified": verified,
     }
 
@@ -669,9 +627,10 @@ def create_reflection_update_node(
         A runnable with sync and async paths.
 
     Raises:
-        ConfigurationError: `max_chars` is below 40, `store` holds no lessons
-            or `namespace` is empty.
+        ConfigurationError: `model` is not a runnable, `max_chars` is below
+            40, `store` holds no lessons or `namespace` is empty.
     """
+    check_model(model)
     max_chars = check_count("max_chars", max_chars, minimum=40)
     _store_for("reflect_update", store)
     check_namespace(namespace)
@@ -679,7 +638,7 @@ def create_reflection_update_node(
     def update(
         state: Mapping[str, Any], config: RunnableConfig
     ) -> Generator[Call, Any, dict[str, Any]]:
-        episode = _episode_of(state, namespace)
+        episode = _episode_of(state)
         if episode is None:
             return {}
         if queue is not None:
@@ -688,7 +647,7 @@ def create_reflection_update_node(
         options = ReflectionOptions(
             namespace=namespace, max_chars=max_chars, config=config
         )
-        job = _job("reflect_update", episode, store, options)
-        return {"reflection": (yield from _step(model, job))}
+        job = _job("reflect_update", model, episode, store, options)
+        return {"reflection": (yield from _step(job))}
 
     return step_node(name, update)

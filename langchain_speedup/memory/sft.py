@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from langchain_speedup._internal import DEFAULT_SYSTEM_PROMPT, raise_model_error
 from langchain_speedup.errors import InvalidInputError, ModelError
@@ -37,6 +38,7 @@ DEFAULT_BASE_MODEL = "gpt-4o-mini-2024-07-18"
 """The base model `OpenAIFineTuner` tunes unless told otherwise."""
 
 _ROLES = ("system", "user", "assistant")
+_T = TypeVar("_T")
 
 
 @runtime_checkable
@@ -246,11 +248,14 @@ class OpenAIFineTuner:
         if self._client is None:
             import openai
 
-            try:
-                self._client = openai.OpenAI()
-            except Exception as e:  # noqa: BLE001 - re-raised as ModelError
-                raise_model_error(e, role="fine_tuning")
+            self._client = self._api(openai.OpenAI)
         return self._client
+
+    def _api(self, call: Callable[[], _T]) -> _T:
+        try:
+            return call()
+        except Exception as e:  # noqa: BLE001 - re-raised as ModelError
+            raise_model_error(e, role="fine_tuning")
 
     def start(self, path: str | os.PathLike[str]) -> str:
         """Validate and upload `path`, and start a fine-tuning job.
@@ -266,25 +271,19 @@ class OpenAIFineTuner:
             ModelError: The upload or the job creation failed.
         """
         validate_sft_jsonl(path)
-        try:
-            with open(path, "rb") as f:
-                uploaded = self.client.files.create(file=f, purpose="fine-tune")
-            options: dict[str, Any] = {
-                "training_file": uploaded.id,
-                "model": self.base_model,
-            }
-            if self.suffix:
-                options["suffix"] = self.suffix
-            job = self.client.fine_tuning.jobs.create(**options)
-        except Exception as e:  # noqa: BLE001 - re-raised as ModelError
-            raise_model_error(e, role="fine_tuning")
-        return str(job.id)
+        files, jobs = self.client.files, self.client.fine_tuning.jobs
+        with open(path, "rb") as f:
+            uploaded = self._api(lambda: files.create(file=f, purpose="fine-tune"))
+        options: dict[str, Any] = {
+            "training_file": uploaded.id,
+            "model": self.base_model,
+        }
+        if self.suffix:
+            options["suffix"] = self.suffix
+        return str(self._api(lambda: jobs.create(**options)).id)
 
     def _job(self, job_id: str) -> Any:
-        try:
-            return self.client.fine_tuning.jobs.retrieve(job_id)
-        except Exception as e:  # noqa: BLE001 - re-raised as ModelError
-            raise_model_error(e, role="fine_tuning")
+        return self._api(lambda: self.client.fine_tuning.jobs.retrieve(job_id))
 
     def status(self, job_id: str) -> FineTuneStatus:
         """The job's state.

@@ -25,7 +25,13 @@ from langchain_speedup.errors import (
 )
 from langchain_speedup.types import Episode, EpisodeMatch
 
-__all__ = ["DEFAULT_COLLECTION", "EpisodicStore", "QdrantEpisodicStore"]
+__all__ = [
+    "DEFAULT_COLLECTION",
+    "EpisodicStore",
+    "LessonsStore",
+    "QdrantEpisodicStore",
+    "ReflectionStore",
+]
 
 DEFAULT_COLLECTION = "speedup_episodes"
 
@@ -65,7 +71,11 @@ def _point_id(episode_id: object) -> str:
 
 @runtime_checkable
 class EpisodicStore(Protocol):
-    """Where episodes live. Every call is confined to one namespace."""
+    """Where episodes live. Every call is confined to one namespace.
+
+    A subclass may leave out the async forms: by default they run the sync
+    ones in a worker thread.
+    """
 
     def put(self, episode: Episode, vector: Sequence[float]) -> None:
         """Store (or overwrite, by id) one episode with its question's embedding."""
@@ -87,17 +97,51 @@ class EpisodicStore(Protocol):
 
     async def aput(self, episode: Episode, vector: Sequence[float]) -> None:
         """Async form of `put`."""
-        ...
+        await asyncio.to_thread(self.put, episode, vector)
 
     async def afind(self, namespace: str, question_key: str) -> Episode | None:
         """Async form of `find`."""
-        ...
+        return await asyncio.to_thread(self.find, namespace, question_key)
 
     async def asearch(
         self, namespace: str, vector: Sequence[float], *, limit: int = 3
     ) -> list[EpisodeMatch]:
         """Async form of `search`."""
+        return await asyncio.to_thread(self.search, namespace, vector, limit=limit)
+
+
+@runtime_checkable
+class LessonsStore(Protocol):
+    """Holds one lessons text per namespace (`QdrantEpisodicStore` does)."""
+
+    def get_lessons(self, namespace: str) -> str | None:
+        """The namespace's lessons text, or `None`."""
         ...
+
+    def put_lessons(self, namespace: str, text: str) -> None:
+        """Store (or replace) the namespace's lessons text."""
+        ...
+
+    async def aget_lessons(self, namespace: str) -> str | None:
+        """Async form of `get_lessons` (by default in a worker thread)."""
+        return await asyncio.to_thread(self.get_lessons, namespace)
+
+    async def aput_lessons(self, namespace: str, text: str) -> None:
+        """Async form of `put_lessons` (by default in a worker thread)."""
+        await asyncio.to_thread(self.put_lessons, namespace, text)
+
+
+@runtime_checkable
+class ReflectionStore(Protocol):
+    """Attaches per-case reflections to stored episodes (`QdrantEpisodicStore` does)."""
+
+    def set_reflection(self, namespace: str, episode_id: str, text: str) -> None:
+        """Store `text` as the episode's `reflection` field."""
+        ...
+
+    async def aset_reflection(self, namespace: str, episode_id: str, text: str) -> None:
+        """Async form of `set_reflection` (by default in a worker thread)."""
+        await asyncio.to_thread(self.set_reflection, namespace, episode_id, text)
 
 
 def _match(key: str, value: str | bool) -> models.FieldCondition:
@@ -111,7 +155,7 @@ def _episodes_in(namespace: str, **fields: str | bool) -> models.Filter:
     return models.Filter(must=must, must_not=[_match("kind", _LESSONS_KIND)])
 
 
-class QdrantEpisodicStore:
+class QdrantEpisodicStore(EpisodicStore, LessonsStore, ReflectionStore):
     """Episodes in a Qdrant collection, one point per episode, upserted by id.
 
     Setup:
@@ -424,32 +468,6 @@ class QdrantEpisodicStore:
             self._upsert(_lessons_point_id(namespace), vector, payload)
 
         self._call("write", write)
-
-    async def aput(self, episode: Episode, vector: Sequence[float]) -> None:
-        """Async form of `put` (runs in a worker thread)."""
-        await asyncio.to_thread(self.put, episode, vector)
-
-    async def afind(self, namespace: str, question_key: str) -> Episode | None:
-        """Async form of `find` (runs in a worker thread)."""
-        return await asyncio.to_thread(self.find, namespace, question_key)
-
-    async def asearch(
-        self, namespace: str, vector: Sequence[float], *, limit: int = 3
-    ) -> list[EpisodeMatch]:
-        """Async form of `search` (runs in a worker thread)."""
-        return await asyncio.to_thread(self.search, namespace, vector, limit=limit)
-
-    async def aset_reflection(self, namespace: str, episode_id: str, text: str) -> None:
-        """Async form of `set_reflection` (runs in a worker thread)."""
-        await asyncio.to_thread(self.set_reflection, namespace, episode_id, text)
-
-    async def aget_lessons(self, namespace: str) -> str | None:
-        """Async form of `get_lessons` (runs in a worker thread)."""
-        return await asyncio.to_thread(self.get_lessons, namespace)
-
-    async def aput_lessons(self, namespace: str, text: str) -> None:
-        """Async form of `put_lessons` (runs in a worker thread)."""
-        await asyncio.to_thread(self.put_lessons, namespace, text)
 
     def close(self) -> None:
         """Release the client (and the on-disk lock) if this store opened it."""
