@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
 
 import pytest
 
 from langchain_speedup import QdrantEpisodicStore
-from tests.fakes import FakeChatModel, HashEmbeddings, sum_solver
+from tests.fakes import FakeChatModel, HashEmbeddings, Run, solve, sum_solver
 
 _LEAKY_ENV = ("OPENAI_BASE_URL", "OPENAI_API_KEY", "QDRANT_URL", "QDRANT_API_KEY")
 
@@ -42,3 +43,10 @@ def store() -> Iterator[QdrantEpisodicStore]:
 def is_async(request: pytest.FixtureRequest) -> bool:
     """Runs a test through the sync path, then through the async one."""
     return bool(request.param)
+
+
+@pytest.fixture
+def run(request: pytest.FixtureRequest, is_async: bool) -> Run:
+    """`run(model, question, **options)`: the test module's `ENGINE`, built from
+    `options` and run sync, then async (see `solve`)."""
+    return partial(solve, request.module.ENGINE, is_async=is_async)

@@ -1,4 +1,5 @@
-"""Deterministic, offline stand-ins for chat models and embeddings.
+"""Deterministic, offline stand-ins for chat models and embeddings, and the
+scripted solvers the method tests share.
 
 `FakeChatModel` answers through `responder(messages)`, so what it says depends
 only on its input and never on call order: results are the same under
@@ -13,23 +14,23 @@ import math
 import re
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
-from langchain_core.callbacks import (
-    AsyncCallbackManagerForLLMRun,
-    CallbackManagerForLLMRun,
-)
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.runnables import Runnable
 from pydantic import ConfigDict, Field, PrivateAttr
 
-from langchain_speedup import Episode, ScalingEngine, question_key
-from langchain_speedup.types import ScalingResult
+from langchain_speedup import ConsensusScorer, Episode, ScalingEngine, question_key
+from langchain_speedup.scaling import CRITIQUE_PROMPT, PROBE_PROMPT, REVISE_PROMPT
+from langchain_speedup.types import Exemplar, ScalingResult, Usage
 
 Responder = Callable[[list[BaseMessage]], str]
+Run = Callable[..., Awaitable[ScalingResult]]
+"""A test module's engine run on a question, sync or async (the `run` fixture)."""
 
 _WORDS = re.compile(r"[a-z0-9]+")
 _NUMBERS = re.compile(r"\d+")
@@ -37,10 +38,7 @@ _NUMBERS = re.compile(r"\d+")
 
 def text_of(message: BaseMessage) -> str:
     """The text of a message (string content or text blocks)."""
-    content: Any = message.content
-    if isinstance(content, str):
-        return content
-    return "".join(p if isinstance(p, str) else str(p.get("text", "")) for p in content)
+    return str(message.text)
 
 
 def last_human(messages: Sequence[BaseMessage]) -> str:
@@ -69,6 +67,66 @@ def sum_solver(messages: list[BaseMessage]) -> str:
 def constant(text: str) -> Responder:
     """A responder that always says `text`."""
     return lambda _messages: text
+
+
+# -- the methods' tests: a question, memory, and a scripted solver a method ----------
+
+QUESTION = "What is 17 + 25?"
+QUORUM = ConsensusScorer(quorum=2)  # stateless: safe to share
+EXEMPLAR = Exemplar(question="What is 1 + 1?", solution=boxed(2))
+FEEDBACK = "Step 2 adds the ones wrongly: 7 + 5 is 12, not 11."
+STEP_1 = "Add the tens first."
+STEP_2 = "Then add the ones and carry."
+FINAL = "So the total is \\boxed{42}."
+SOLUTION_PATH = f"{STEP_1}\n{STEP_2}\n{FINAL}"
+"""The path `three_steps` solves the question by."""
+
+
+def has_exemplar(prompt: Sequence[BaseMessage]) -> bool:
+    """Whether `EXEMPLAR` is a turn of the prompt."""
+    asked = EXEMPLAR["question"]
+    return any(isinstance(m, HumanMessage) and m.text == asked for m in prompt)
+
+
+def tokens_by_role(usage: Usage) -> int:
+    """The sum of the token counts by role: what `total_tokens` must equal."""
+    roles = ("solver_input", "solver_output", "scorer_input", "scorer_output", "other")
+    return sum(usage[f"{role}_tokens"] for role in roles)  # type: ignore[literal-required]
+
+
+def refiner(messages: list[BaseMessage]) -> str:
+    """Self-Refine: drafts 41, critiques it (`FEEDBACK`) and revises to 42."""
+    asked = last_human(messages)
+    if asked == CRITIQUE_PROMPT:
+        return FEEDBACK
+    return boxed(42) if asked == REVISE_PROMPT else boxed(41)
+
+
+def thinking_of(messages: Sequence[BaseMessage]) -> str:
+    """Long chain-of-thought: the thinking a prompt shows (its last AI turn)."""
+    shown = [m for m in messages if isinstance(m, AIMessage)]
+    return shown[-1].text if shown else ""
+
+
+def thinker(messages: list[BaseMessage]) -> str:
+    """Long chain-of-thought: thinks at length; probed, answers 41 after under
+    20 words of thought and 42 after more."""
+    if last_human(messages) == PROBE_PROMPT:
+        return boxed(41) if len(words(thinking_of(messages))) < 20 else boxed(42)
+    return "think " * 1000
+
+
+def path_of(messages: Sequence[BaseMessage]) -> list[str]:
+    """Tree-of-Thoughts: the steps a proposal prompt shows (the AI turn before
+    the request for the next step)."""
+    if messages[-1].text.startswith("Write"):
+        return messages[-2].text.split("\n")
+    return []
+
+
+def three_steps(messages: list[BaseMessage]) -> str:
+    """Tree-of-Thoughts: two partial steps without numbers, then `FINAL`."""
+    return [STEP_1, STEP_2, FINAL][min(len(path_of(messages)), 2)]
 
 
 class Sequenced:
@@ -104,17 +162,22 @@ class FakeChatModel(BaseChatModel):
     Attributes:
         responder: Maps the prompt to the reply text.
         calls: The messages of every call, in the order calls started.
+        call_kwargs: The keyword arguments of every call (bound `max_tokens`, ...).
         report_usage: Whether replies carry `usage_metadata`. When they do,
             input tokens are the words of the prompt and output tokens the
             words of the reply (see `words`), deliberately unlike tiktoken so
             tests can tell which source was counted.
+        honours_max_tokens: Whether a `max_tokens` argument cuts the reply to
+            that many words, as a real model stops at its token limit.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     responder: Callable[[list[BaseMessage]], str]
     calls: list[list[BaseMessage]] = Field(default_factory=list)
+    call_kwargs: list[dict[str, Any]] = Field(default_factory=list)
     report_usage: bool = True
+    honours_max_tokens: bool = False
 
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
@@ -122,52 +185,41 @@ class FakeChatModel(BaseChatModel):
     def _llm_type(self) -> str:
         return "fake-chat-model"
 
-    @property
-    def prompts(self) -> list[list[BaseMessage]]:
-        """Alias of `calls`."""
-        return self.calls
-
-    def _record(self, messages: list[BaseMessage]) -> int:
+    def _record(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> int:
         with self._lock:
             self.calls.append(list(messages))
+            self.call_kwargs.append(kwargs)
             return len(self.calls)
 
     def _before_reply(self, call_number: int) -> None:
         """Hook for subclasses that fail on purpose."""
 
-    def _result(self, messages: list[BaseMessage]) -> ChatResult:
-        call_number = self._record(messages)
+    def _result(self, messages: list[BaseMessage], **kwargs: Any) -> ChatResult:
+        call_number = self._record(messages, kwargs)
         self._before_reply(call_number)
         text = self.responder(list(messages))
+        if self.honours_max_tokens and "max_tokens" in kwargs:
+            text = " ".join(text.split()[: kwargs["max_tokens"]])
         usage = None
         if self.report_usage:
-            prompt = sum(len(words(text_of(m))) for m in messages)
+            prompt = sum(len(words(m.text)) for m in messages)
             output = len(words(text))
-            usage = {
-                "input_tokens": prompt,
-                "output_tokens": output,
-                "total_tokens": prompt + output,
-            }
+            usage = UsageMetadata(
+                input_tokens=prompt, output_tokens=output, total_tokens=prompt + output
+            )
         message = AIMessage(content=text, usage_metadata=usage)
         return ChatResult(generations=[ChatGeneration(message=message)])
 
+    # Without a `run_manager` parameter LangChain passes only the call's kwargs.
     def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
+        self, messages: list[BaseMessage], stop: list[str] | None = None, **kwargs: Any
     ) -> ChatResult:
-        return self._result(messages)
+        return self._result(messages, **kwargs)
 
     async def _agenerate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: AsyncCallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
+        self, messages: list[BaseMessage], stop: list[str] | None = None, **kwargs: Any
     ) -> ChatResult:
-        return self._result(messages)
+        return self._result(messages, **kwargs)
 
 
 class FailingChatModel(FakeChatModel):
@@ -226,6 +278,13 @@ def cosine(a: Sequence[float], b: Sequence[float]) -> float:
     return dot / (math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b)))
 
 
+# -- the memory's tests: word problems to store and retrieve ------------------------
+
+MAYA = "Maya buys 3 pens at 4 dollars each. How many dollars does Maya spend?"
+TRAIN = "A train travels 60 miles per hour for 3 hours. How far does it go?"
+BAKE = "Sam bakes 12 cakes and sells 5. How many cakes are left?"
+
+
 def make_episode(
     question: str,
     *,
@@ -275,3 +334,12 @@ async def solve(
     if is_async:
         return await built.arun(question, memory=memory, config=config)
     return built.run(question, memory=memory, config=config)
+
+
+async def invoke(
+    runnable: Runnable[Any, Any], inputs: Any, config: Any = None, *, is_async: bool
+) -> Any:
+    """`runnable.invoke` or `runnable.ainvoke`, awaitable either way."""
+    if is_async:
+        return await runnable.ainvoke(inputs, config)
+    return runnable.invoke(inputs, config)

@@ -6,32 +6,18 @@ import logging
 from typing import Any
 
 import pytest
-from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
-from langchain_core.runnables import RunnableConfig
+from langchain_core.messages import HumanMessage, SystemMessage
 
 from langchain_speedup import Ledger, Usage
 from langchain_speedup import tokens as tokens_module
 from langchain_speedup.budget import ROLE_TAG_PREFIX
 from langchain_speedup.tokens import count_message_tokens, count_tokens
 from langchain_speedup.types import add_usage, empty_usage
-from tests.fakes import FailingChatModel, FakeChatModel, constant, words
+from tests.fakes import FailingChatModel, FakeChatModel, constant, invoke, words
 
 REPLY = "The final answer is \\boxed{4}."
 OUT = len(words(REPLY))
 """What the fake reports as output tokens for `REPLY`."""
-
-
-@pytest.fixture(params=[False, True], ids=["sync", "async"])
-def is_async(request: pytest.FixtureRequest) -> bool:
-    return bool(request.param)
-
-
-async def invoke(
-    model: FakeChatModel, is_async: bool, prompt: Any, config: RunnableConfig
-) -> BaseMessage:
-    if is_async:
-        return await model.ainvoke(prompt, config)
-    return model.invoke(prompt, config)
 
 
 def test_empty_usage_is_all_zero() -> None:
@@ -70,7 +56,7 @@ async def test_counts_calls_and_tokens_by_role_tag(is_async: bool) -> None:
         ("is four right", "scorer"),
         ("think again", "reflection"),
     ]:
-        await invoke(model, is_async, prompt, ledger.config(role=role))  # type: ignore[arg-type]
+        await invoke(model, prompt, ledger.config(role=role), is_async=is_async)  # type: ignore[arg-type]
     usage = ledger.usage()
     assert usage["generations"] == 1
     assert usage["scorer_calls"] == 2
@@ -114,7 +100,7 @@ async def test_uses_usage_metadata_when_reported(is_async: bool) -> None:
     model = FakeChatModel(responder=constant(REPLY))
     ledger = Ledger()
     prompt = [SystemMessage("be brief"), HumanMessage("what is two plus two")]
-    await invoke(model, is_async, prompt, ledger.config(role="solver"))
+    await invoke(model, prompt, ledger.config(role="solver"), is_async=is_async)
     usage = ledger.usage()
     # The fake reports words, which tiktoken would count differently.
     assert usage["solver_input_tokens"] == 2 + 5
@@ -127,7 +113,7 @@ async def test_counts_offline_when_usage_is_absent(is_async: bool) -> None:
     model = FakeChatModel(responder=constant(REPLY), report_usage=False)
     ledger = Ledger()
     prompt = [SystemMessage("be brief"), HumanMessage("what is two plus two")]
-    reply = await invoke(model, is_async, prompt, ledger.config(role="solver"))
+    reply = await invoke(model, prompt, ledger.config(role="solver"), is_async=is_async)
     assert not reply.usage_metadata  # type: ignore[attr-defined]
     usage = ledger.usage()
     assert usage["generations"] == 1
@@ -160,9 +146,9 @@ async def test_counts_failed_calls_and_their_prompt(role: str, is_async: bool) -
     model = FailingChatModel(responder=constant(REPLY), fail_on=2)
     ledger = Ledger()
     config = ledger.config(role=role)  # type: ignore[arg-type]
-    await invoke(model, is_async, "first question", config)
+    await invoke(model, "first question", config, is_async=is_async)
     with pytest.raises(RuntimeError, match="model exploded"):
-        await invoke(model, is_async, "second question", config)
+        await invoke(model, "second question", config, is_async=is_async)
     usage = ledger.usage()
     calls, tokens_in, tokens_out = (
         ("generations", "solver_input_tokens", "solver_output_tokens")

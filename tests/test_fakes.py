@@ -10,7 +10,9 @@ from tests.fakes import (
     FakeChatModel,
     HashEmbeddings,
     Sequenced,
+    constant,
     cosine,
+    invoke,
     sum_solver,
 )
 
@@ -22,18 +24,16 @@ def _answers(replies: list[AIMessage]) -> list[str]:
     return [r.content.rsplit("{", 1)[1].split("}")[0] for r in replies]  # type: ignore[union-attr]
 
 
-def test_reply_depends_only_on_the_input() -> None:
+async def test_reply_depends_only_on_the_input(is_async: bool) -> None:
     model = FakeChatModel(responder=sum_solver)
-    assert _answers(model.batch(PROMPTS)) == EXPECTED
-    assert _answers(model.batch(PROMPTS, {"max_concurrency": 3})) == EXPECTED
-    assert len(model.calls) == 24
-
-
-async def test_reply_depends_only_on_the_input_async() -> None:
-    model = FakeChatModel(responder=sum_solver)
-    assert _answers(await model.abatch(PROMPTS)) == EXPECTED
-    assert _answers([await model.ainvoke(PROMPTS[0])]) == EXPECTED[:1]
-    assert len(model.calls) == 13
+    for config in ({}, {"max_concurrency": 3}):
+        if is_async:
+            replies = await model.abatch(PROMPTS, config)
+        else:
+            replies = model.batch(PROMPTS, config)
+        assert _answers(replies) == EXPECTED
+    assert _answers([await invoke(model, PROMPTS[0], is_async=is_async)]) == ["1"]
+    assert len(model.calls) == 25
 
 
 def test_calls_are_per_instance() -> None:
@@ -54,6 +54,18 @@ def test_usage_metadata_on_and_off() -> None:
     }
     quiet = FakeChatModel(responder=lambda m: "x", report_usage=False).invoke("a")
     assert not quiet.usage_metadata
+
+
+def test_call_kwargs_are_recorded_and_max_tokens_honoured_on_request() -> None:
+    reply = "one two three four"
+    assert (
+        FakeChatModel(responder=constant(reply)).invoke("a", max_tokens=2).content
+        == reply
+    )
+    model = FakeChatModel(responder=constant(reply), honours_max_tokens=True)
+    assert model.bind(max_tokens=2).invoke("a").content == "one two"
+    assert model.invoke("a").content == reply
+    assert model.call_kwargs == [{"max_tokens": 2}, {}]
 
 
 def test_failing_model_fails_on_the_kth_call_only() -> None:

@@ -1,94 +1,33 @@
-"""Self-Refine: rounds, stopping, prompts, memory, accounting, graph; plus the
-contract all four methods share."""
+"""Self-Refine: rounds, stopping, prompts, memory and accounting."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
-
-import pytest
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
-from langchain_core.runnables import RunnableConfig
-from langgraph.graph import END, START, MessagesState, StateGraph
+from langchain_core.messages import AIMessage, HumanMessage
 
 from langchain_speedup import (
-    METHODS,
-    ConfigurationError,
     ConsensusScorer,
     FunctionScorer,
-    InvalidInputError,
     LLMJudgeScorer,
     MemoryContext,
-    ModelError,
-    ScalingResult,
-    ScoringError,
     SelfRefine,
-    create_best_of_n_graph,
-    create_engine,
-    create_long_cot_graph,
-    create_self_refine_graph,
-    create_tree_of_thoughts_graph,
 )
 from langchain_speedup.scaling.self_refine import CRITIQUE_PROMPT, REVISE_PROMPT
 from tests.fakes import (
-    FailingChatModel,
+    EXEMPLAR,
+    FEEDBACK,
+    QUESTION,
+    QUORUM,
     FakeChatModel,
+    Run,
     boxed,
     constant,
+    has_exemplar,
     last_human,
-    solve,
-    text_of,
+    refiner,
+    tokens_by_role,
 )
 
-QUESTION = "What is 17 + 25?"
-QUORUM = ConsensusScorer(quorum=2)  # stateless: safe to share
-FEEDBACK = "Step 2 adds the ones wrongly: 7 + 5 is 12, not 11."
-EXEMPLAR = {"question": "What is 1 + 1?", "solution": boxed(2)}
-
-MERMAID = """graph TD;
-\t__start__ --> prepare;
-\tcritique --> revise;
-\tgenerate --> score;
-\tprepare --> generate;
-\trevise --> score;
-\tscore -.-> critique;
-\tscore -.-> select;
-\tselect --> __end__;
-"""
-
-
-def refiner(messages: list[BaseMessage]) -> str:
-    """Drafts 41, critiques, and revises to 42."""
-    asked = last_human(messages)
-    if asked == CRITIQUE_PROMPT:
-        return FEEDBACK
-    if asked == REVISE_PROMPT:
-        return boxed(42)
-    return boxed(41)
-
-
-def has_exemplar(prompt: list[BaseMessage]) -> bool:
-    return any(text_of(m) == EXEMPLAR["question"] for m in prompt)
-
-
-def without_seconds(result: ScalingResult) -> dict[str, Any]:
-    """A result without its wall time, for comparing runs."""
-    usage = {k: v for k, v in result["usage"].items() if k != "seconds"}
-    return {**result, "usage": usage}
-
-
-Run = Callable[..., Awaitable[ScalingResult]]
-
-
-@pytest.fixture(params=["sync", "async"])
-def run(request: pytest.FixtureRequest) -> Run:
-    """`self_refine` or `aself_refine`, awaitable either way."""
-
-    async def call(model: Any, question: Any, **options: Any) -> ScalingResult:
-        is_async = request.param == "async"
-        return await solve(SelfRefine, model, question, is_async=is_async, **options)
-
-    return call
+ENGINE = SelfRefine
 
 
 # -- rounds and stopping ---------------------------------------------------------------
@@ -224,13 +163,7 @@ async def test_usage_counts_rounds_critiques_and_scorer_calls(run: Run) -> None:
     assert usage["solver_output_tokens"] > 0
     assert usage["other_tokens"] > 0
     assert usage["scorer_input_tokens"] > 0
-    assert usage["total_tokens"] == (
-        usage["solver_input_tokens"]
-        + usage["solver_output_tokens"]
-        + usage["scorer_input_tokens"]
-        + usage["scorer_output_tokens"]
-        + usage["other_tokens"]
-    )
+    assert usage["total_tokens"] == tokens_by_role(usage)
     assert [c["score"] for c in result["candidates"]] == [0.7, 0.7, 0.7]
 
 
@@ -257,16 +190,11 @@ def test_memory_that_allows_no_samples_keeps_exemplars_out() -> None:
     assert not has_exemplar(model.calls[0])
 
 
-async def test_past_memorys_start_the_run_drafts_afresh(run: Run) -> None:
+async def test_rounds_past_the_memory_samples_draft_afresh(run: Run) -> None:
     model = FakeChatModel(responder=refiner)
     memory = MemoryContext(exemplars=[EXEMPLAR], precedents=[], samples=2)
     result = await run(model, QUESTION, memory=memory, budget=4, mode="static")
-    assert [c["with_memory"] for c in result["candidates"]] == [
-        True,
-        True,
-        False,
-        False,
-    ]
+    assert [c["with_memory"] for c in result["candidates"]] == [True] * 2 + [False] * 2
     # Round 3 is a plain draft, not a revision: no critique precedes it.
     asked = [last_human(p) for p in model.calls]
     assert asked == [QUESTION, CRITIQUE_PROMPT, REVISE_PROMPT] * 2
@@ -275,201 +203,3 @@ async def test_past_memorys_start_the_run_drafts_afresh(run: Run) -> None:
     # The new chain critiques its own draft.
     assert model.calls[4][:2] == model.calls[3]
     assert result["usage"]["other_calls"] == 2
-
-
-# -- errors ----------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "options",
-    [
-        {"budget": 0},
-        {"budget": -2},
-        {"budget": True},
-        {"budget": 2.5},
-        {"max_rounds": 3},
-        {"mode": "eager"},
-        {"threshold": 1.5},
-        {"threshold": -0.1},
-        {"scorer": object()},
-        {"critique_prompt": ""},
-        {"revise_prompt": 3},
-        {"system_prompt": ["not text"]},
-    ],
-)
-async def test_invalid_options_fail_before_any_call(
-    options: dict[str, Any], run: Run
-) -> None:
-    model = FakeChatModel(responder=refiner)
-    with pytest.raises(ConfigurationError):
-        SelfRefine.from_options(model, options)
-    with pytest.raises(ConfigurationError):
-        create_self_refine_graph(model, **options)
-    with pytest.raises(ConfigurationError):
-        await run(model, QUESTION, **options)
-    assert model.calls == []
-
-
-def test_a_non_runnable_model_fails_when_built() -> None:
-    with pytest.raises(ConfigurationError, match="model"):
-        create_self_refine_graph(refiner)  # type: ignore[arg-type]
-
-
-async def test_an_empty_question_is_invalid_input(run: Run) -> None:
-    model = FakeChatModel(responder=refiner)
-    with pytest.raises(InvalidInputError):
-        await run(model, "   ")
-    assert model.calls == []
-
-
-async def test_a_failing_critique_raises_a_reflection_model_error(run: Run) -> None:
-    model = FailingChatModel(responder=refiner, fail_on=2)
-    with pytest.raises(ModelError) as caught:
-        await run(model, QUESTION, budget=3, mode="static")
-    assert caught.value.role == "reflection"
-
-
-async def test_a_failing_draft_raises_a_solver_model_error(run: Run) -> None:
-    model = FailingChatModel(responder=refiner, fail_on=1)
-    with pytest.raises(ModelError) as caught:
-        await run(model, QUESTION)
-    assert caught.value.role == "solver"
-
-
-async def test_an_out_of_range_score_is_a_scoring_error(run: Run) -> None:
-    model = FakeChatModel(responder=refiner)
-    with pytest.raises(ScoringError):
-        await run(model, QUESTION, scorer=FunctionScorer(lambda q, c: 2.0))
-
-
-# -- the graph -------------------------------------------------------------------------
-
-
-def test_graph_shape_snapshot() -> None:
-    graph = create_self_refine_graph(FakeChatModel(responder=refiner))
-    assert graph.get_graph().draw_mermaid(with_styles=False) == MERMAID
-
-
-async def test_graph_output_is_the_answer_and_the_result(run: Run) -> None:
-    model = FakeChatModel(responder=refiner)
-    expected = await run(model, QUESTION, scorer=QUORUM)
-    graph = create_self_refine_graph(model, scorer=QUORUM)
-    inputs = {"messages": [HumanMessage(QUESTION)]}
-    for state in (graph.invoke(inputs), await graph.ainvoke(inputs)):
-        assert set(state) == {"messages", "self_refine"}
-        assert without_seconds(state["self_refine"]) == without_seconds(expected)
-        last = state["messages"][-1]
-        assert isinstance(last, AIMessage)
-        assert (last.name, last.content) == ("self_refine", boxed(42))
-
-
-def test_graph_memory_input_reaches_the_prompt() -> None:
-    model = FakeChatModel(responder=refiner)
-    memory = MemoryContext(exemplars=[EXEMPLAR], precedents=[])
-    graph = create_self_refine_graph(model, budget=1)
-    out = graph.invoke({"messages": [HumanMessage(QUESTION)], "memory": memory})
-    assert out["self_refine"]["candidates"][0]["with_memory"] is True
-    assert has_exemplar(model.calls[0])
-
-
-async def test_graph_streams_candidates_scores_and_the_stop() -> None:
-    model = FakeChatModel(responder=refiner)
-    graph = create_self_refine_graph(model, scorer=QUORUM)
-    inputs = {"messages": [HumanMessage(QUESTION)]}
-    events = list(graph.stream(inputs, stream_mode="custom"))
-    aevents = [e async for e in graph.astream(inputs, stream_mode="custom")]
-    assert events == aevents
-    assert [e["event"] for e in events] == ["candidate", "score"] * 3 + ["stop"]
-    assert {e["method"] for e in events} == {"self_refine"}
-    assert [e.get("index") for e in events] == [0, 0, 1, 1, 2, 2, None]
-    assert [e.get("text") for e in events[:-1:2]] == [boxed(41), boxed(42), boxed(42)]
-    assert [e["score"] for e in events if e["event"] == "score"] == [0.5, 0.5, 1.0]
-    assert events[-1] == {
-        "method": "self_refine",
-        "event": "stop",
-        "answer": "42",
-        "score": 1.0,
-        "passed": True,
-        "stop_reason": "threshold",
-        "budget_used": 3,
-        "budget_unit": "rounds",
-    }
-
-
-def test_graph_stops_gracefully_near_the_recursion_limit() -> None:
-    model = FakeChatModel(responder=refiner)
-    graph = create_self_refine_graph(
-        model, budget=50, scorer=FunctionScorer(lambda q, c: 0.0)
-    )
-    config: RunnableConfig = {"recursion_limit": 12}
-    result = graph.invoke({"messages": [HumanMessage(QUESTION)]}, config)["self_refine"]
-    assert result["stop_reason"] == "budget"
-    # prepare, generate, score, then 3 steps a round; `select` needs the last.
-    assert result["budget_used"] == 3
-
-
-def test_graph_runs_as_a_node_of_a_parent_graph() -> None:
-    model = FakeChatModel(responder=refiner)
-    builder = StateGraph(MessagesState)
-    builder.add_node(create_self_refine_graph(model, scorer=QUORUM))
-    builder.add_edge(START, "self_refine")
-    builder.add_edge("self_refine", END)
-    out = builder.compile().invoke({"messages": [("user", QUESTION)]})
-    assert out["messages"][-1].content == boxed(42)
-
-
-# -- the contract all four methods share --------------------------------------------------
-
-UNITS = {
-    "best_of_n": "generations",
-    "self_refine": "rounds",
-    "tree_of_thoughts": "expanded_nodes",
-    "long_cot": "reasoning_tokens",
-}
-FACTORIES = [
-    create_best_of_n_graph,
-    create_self_refine_graph,
-    create_tree_of_thoughts_graph,
-    create_long_cot_graph,
-]
-
-
-@pytest.mark.parametrize("method", METHODS)
-async def test_every_engine_shares_one_contract(method: str) -> None:
-    model = FakeChatModel(responder=constant(boxed(42)))
-    engine = create_engine(model, method, threshold=0.5, scorer=ConsensusScorer())  # type: ignore[arg-type]
-    assert (engine.method, engine.unit) == (method, UNITS[method])
-    for result in (engine.run(QUESTION), await engine.arun(QUESTION)):
-        assert set(result) == set(ScalingResult.__annotations__)
-        assert (result["method"], result["budget_unit"]) == (method, UNITS[method])
-        assert result["final_answer"] == "42"
-        assert result["budget_used"] >= 1
-
-
-@pytest.mark.parametrize("factory", FACTORIES)
-def test_every_factory_swaps_by_name(factory: Any) -> None:
-    model = FakeChatModel(responder=constant(boxed(42)))
-    graph = factory(model, mode="static", threshold=0.5, scorer=ConsensusScorer())
-    out = graph.invoke({"messages": [HumanMessage(QUESTION)]})
-    assert set(out) == {"messages", graph.name}
-    assert out[graph.name]["method"] == graph.name
-    assert out[graph.name]["final_answer"] == "42"
-    assert out[graph.name]["stop_reason"] == "budget"
-
-
-def test_functional_cores_write_no_stream_events() -> None:
-    # Inside a user's node, a functional core must not write into the user's
-    # stream: the user did not ask for its events.
-    model = FakeChatModel(responder=refiner)
-
-    def node(state: MessagesState) -> dict[str, Any]:
-        result = SelfRefine(model).run(state["messages"])
-        return {"messages": [AIMessage(result["answer"])]}
-
-    builder = StateGraph(MessagesState)
-    builder.add_node("node", node)
-    builder.add_edge(START, "node")
-    graph = builder.compile()
-    inputs = {"messages": [("user", QUESTION)]}
-    assert list(graph.stream(inputs, stream_mode="custom")) == []
-    assert len(model.calls) == 7  # the core ran: 4 rounds

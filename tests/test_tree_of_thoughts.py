@@ -1,95 +1,59 @@
-"""Tree-of-Thoughts (DFS): expansion order, pruning, stopping, memory, the graph."""
+"""Tree-of-Thoughts (DFS): expansion order, pruning, stopping and memory."""
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
 from typing import Any
 
 import pytest
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.messages import SystemMessage
 from langchain_core.runnables import RunnableConfig
-from langgraph.graph import END, START, MessagesState, StateGraph
 
-from langchain_speedup.errors import ConfigurationError, InvalidInputError, ModelError
-from langchain_speedup.scaling.tree_of_thoughts import (
-    TREE_OF_THOUGHTS_SYSTEM_PROMPT,
+from langchain_speedup import (
+    ConsensusScorer,
+    FunctionScorer,
+    LLMJudgeScorer,
+    MemoryContext,
     TreeOfThoughts,
-    create_tree_of_thoughts_graph,
 )
-from langchain_speedup.scoring import ConsensusScorer, FunctionScorer, LLMJudgeScorer
-from langchain_speedup.types import MemoryContext, Mode, ScalingResult
+from langchain_speedup.scaling.tree_of_thoughts import TREE_OF_THOUGHTS_SYSTEM_PROMPT
 from tests.fakes import (
-    FailingChatModel,
+    EXEMPLAR,
+    FINAL,
+    QUESTION,
+    QUORUM,
+    SOLUTION_PATH,
+    STEP_1,
+    STEP_2,
     FakeChatModel,
-    boxed,
+    Responder,
+    Run,
     constant,
-    solve,
-    text_of,
+    has_exemplar,
+    path_of,
+    three_steps,
 )
 
-QUESTION = "What is 17 + 25?"
-STEP_1 = "Add the tens first."
-STEP_2 = "Then add the ones and carry."
-FINAL = "So the total is \\boxed{42}."
-EXEMPLAR_Q = "What is 1 + 1?"
-
-MERMAID = """graph TD;
-\t__start__ --> prepare;
-\tevaluate --> prune;
-\texpand --> evaluate;
-\tprepare --> expand;
-\tprune -.-> expand;
-\tprune -.-> select;
-\tselect --> __end__;
-"""
+ENGINE = TreeOfThoughts
+SERIAL: RunnableConfig = {"max_concurrency": 1}
+never_finishes = constant("Think about it some more.")
 
 
-def path_of(messages: list[BaseMessage]) -> list[str]:
-    """The steps a proposal prompt shows: the AI turn before the step request."""
-    if text_of(messages[-1]).startswith("Write"):
-        return text_of(messages[-2]).split("\n")
-    return []
-
-
-def three_steps(messages: list[BaseMessage]) -> str:
-    """Two partial steps without numbers, then the final answer."""
-    return [STEP_1, STEP_2, FINAL][min(len(path_of(messages)), 2)]
-
-
-def never_finishes(messages: list[BaseMessage]) -> str:
-    return "Think about it some more."
-
-
-def has_exemplar(prompt: list[BaseMessage]) -> bool:
-    return any(isinstance(m, HumanMessage) and m.content == EXEMPLAR_Q for m in prompt)
-
-
-def per_depth(replies: dict[int, list[str]]) -> Callable[[list[BaseMessage]], str]:
-    """Replies by depth, cycling through each depth's list."""
+def per_depth(replies: dict[int, list[str]]) -> Responder:
+    """Replies by depth, cycling through each depth's list in call order (which
+    `SERIAL` keeps the order of the prompts)."""
     cycles = {depth: itertools.cycle(texts) for depth, texts in replies.items()}
     return lambda messages: next(cycles[len(path_of(messages))])
-
-
-def without_seconds(result: ScalingResult) -> dict[str, Any]:
-    usage = {k: v for k, v in result["usage"].items() if k != "seconds"}
-    return {**result, "usage": usage}
-
-
-async def run(is_async: bool, model: Any, question: Any, **kwargs: Any) -> Any:
-    return await solve(TreeOfThoughts, model, question, is_async=is_async, **kwargs)
 
 
 # -- search and stopping ---------------------------------------------------------------
 
 
 async def test_adaptive_goes_depth_first_and_stops_at_a_passing_solution(
-    is_async: bool,
+    run: Run,
 ) -> None:
     model = FakeChatModel(responder=three_steps)
-    result = await run(
-        is_async, model, QUESTION, breadth=2, scorer=ConsensusScorer(quorum=2)
-    )
+    result = await run(model, QUESTION, breadth=2, scorer=QUORUM)
     # Root -> first child -> its first child -> two agreeing solutions.
     assert result["method"] == "tree_of_thoughts"
     assert result["budget_used"] == 3
@@ -97,27 +61,29 @@ async def test_adaptive_goes_depth_first_and_stops_at_a_passing_solution(
     assert result["stop_reason"] == "threshold"
     assert result["passed"] is True
     assert result["final_answer"] == "42"
-    assert result["answer"] == "\n".join([STEP_1, STEP_2, FINAL])
+    assert result["answer"] == SOLUTION_PATH
     # One batch of `breadth` identical prompts per expansion, deeper each time.
     assert [len(path_of(p)) for p in model.calls] == [0, 0, 1, 1, 2, 2]
     assert model.calls[0][0] == SystemMessage(TREE_OF_THOUGHTS_SYSTEM_PROMPT)
-    assert text_of(model.calls[2][-1]) == "Write only the next step."
+    assert model.calls[2][-1].text == "Write only the next step."
     candidates = result["candidates"]
     assert len(candidates) == 6
     # Partial paths carry no answer; without a number consensus values them 0,
     # and the search still goes deeper (ties broken by proposal order).
     assert [c["answer"] for c in candidates[:4]] == [None] * 4
+    assert [c["text"] for c in candidates[::2]] == [
+        STEP_1,
+        f"{STEP_1}\n{STEP_2}",
+        SOLUTION_PATH,
+    ]
     assert [c["score"] for c in candidates] == [0.0] * 4 + [1.0, 1.0]
     assert result["usage"]["generations"] == 6
 
 
-async def test_static_explores_the_whole_tree_within_its_limits(
-    is_async: bool,
-) -> None:
+async def test_static_explores_the_whole_tree_within_its_limits(run: Run) -> None:
     model = FakeChatModel(responder=three_steps)
-    scorer = ConsensusScorer(quorum=2)
     result = await run(
-        is_async, model, QUESTION, breadth=2, budget=20, mode="static", scorer=scorer
+        model, QUESTION, breadth=2, budget=20, mode="static", scorer=QUORUM
     )
     # 1 root + 2 at depth 1 + 4 at depth 2; depth-3 nodes are all complete.
     assert result["budget_used"] == 7
@@ -130,11 +96,11 @@ async def test_static_explores_the_whole_tree_within_its_limits(
     assert result["candidates"].index(solutions[0]) == 4
 
 
-async def test_the_loop_is_bounded_by_the_budget(is_async: bool) -> None:
+async def test_the_loop_is_bounded_by_the_budget(run: Run) -> None:
     model = FakeChatModel(responder=never_finishes)
     always = FunctionScorer(lambda q, c: 1.0)
     result = await run(
-        is_async, model, QUESTION, breadth=3, max_depth=1000, budget=6, scorer=always
+        model, QUESTION, breadth=3, max_depth=1000, budget=6, scorer=always
     )
     assert result["budget_used"] == 6
     assert len(model.calls) == 6 * 3
@@ -151,7 +117,7 @@ def test_max_depth_one_asks_for_a_finished_solution_at_once() -> None:
     result = TreeOfThoughts(model, breadth=3, max_depth=1, mode="static").run(QUESTION)
     assert result["budget_used"] == 1
     assert len(model.calls) == 3
-    assert "last step" in text_of(model.calls[0][-1])
+    assert "last step" in model.calls[0][-1].text
     assert result["final_answer"] == "42"
 
 
@@ -163,7 +129,7 @@ def test_dead_ends_at_max_depth_are_not_expanded() -> None:
     assert result["budget_used"] == 3
     assert result["final_answer"] is None
     # Only the last depth is told to finish.
-    assert [text_of(p[-1]).split(":")[0] for p in model.calls] == [
+    assert [p[-1].text.split(":")[0] for p in model.calls] == [
         QUESTION,
         "Write only the next step.",
         "Write the last step",
@@ -172,14 +138,14 @@ def test_dead_ends_at_max_depth_are_not_expanded() -> None:
 
 def test_adaptive_cost_never_exceeds_static_cost() -> None:
     model = FakeChatModel(responder=three_steps)
-    scorer = ConsensusScorer(quorum=2)
     used = []
     for nodes in range(1, 9):
-        options: dict[str, Any] = {"breadth": 2, "budget": nodes, "scorer": scorer}
-        adaptive = TreeOfThoughts.from_options(model, options).run(QUESTION)
-        static = TreeOfThoughts.from_options(model, {"mode": "static", **options}).run(
+        adaptive = TreeOfThoughts(model, breadth=2, budget=nodes, scorer=QUORUM).run(
             QUESTION
         )
+        static = TreeOfThoughts(
+            model, breadth=2, budget=nodes, mode="static", scorer=QUORUM
+        ).run(QUESTION)
         assert adaptive["budget_used"] <= static["budget_used"] <= nodes
         assert (
             adaptive["candidates"]
@@ -236,9 +202,7 @@ def test_siblings_vote_among_their_own_kind() -> None:
     model = FakeChatModel(
         responder=per_depth({0: ["We get 42 so far.", "Hence \\boxed{42}."]})
     )
-    result = TreeOfThoughts(
-        model, breadth=2, budget=1, scorer=ConsensusScorer(quorum=2)
-    ).run(QUESTION)
+    result = TreeOfThoughts(model, breadth=2, budget=1, scorer=QUORUM).run(QUESTION)
     scores = {c["text"]: c["score"] for c in result["candidates"]}
     assert scores == {"We get 42 so far.": 0.5, "Hence \\boxed{42}.": 0.5}
 
@@ -247,8 +211,8 @@ def test_adaptive_keeps_the_first_passing_solution() -> None:
     model = FakeChatModel(
         responder=per_depth({0: ["So \\boxed{42}.", "Thus \\boxed{42}."]})
     )
-    result = TreeOfThoughts(model, breadth=2, scorer=ConsensusScorer(quorum=2)).run(
-        QUESTION
+    result = TreeOfThoughts(model, breadth=2, scorer=QUORUM).run(
+        QUESTION, config=SERIAL
     )
     assert [c["score"] for c in result["candidates"]] == [1.0, 1.0]
     assert result["answer"] == "So \\boxed{42}."
@@ -273,25 +237,23 @@ def test_only_complete_solutions_vote_with_earlier_ones(
     )
     result = TreeOfThoughts(
         model, breadth=2, budget=2, scorer=ConsensusScorer(quorum=3)
-    ).run(QUESTION)
+    ).run(QUESTION, config=SERIAL)
     assert [c["score"] for c in result["candidates"]] == pytest.approx(scores)
 
 
-async def test_the_judge_values_partial_paths_and_is_counted(is_async: bool) -> None:
+async def test_the_judge_values_partial_paths_and_is_counted(run: Run) -> None:
     model = FakeChatModel(responder=three_steps)
     judge = FakeChatModel(responder=constant("Rating: 9"))
     scorer = LLMJudgeScorer(judge)
-    result = await run(
-        is_async, model, QUESTION, breadth=2, threshold=0.8, scorer=scorer
-    )
+    result = await run(model, QUESTION, breadth=2, threshold=0.8, scorer=scorer)
     assert result["budget_used"] == 3
     usage = result["usage"]
     assert usage["scorer_calls"] == len(judge.calls) == len(result["candidates"]) == 6
     assert usage["generations"] == 6
     assert usage["scorer_input_tokens"] > 0
     # The judge saw a partial path first.
-    assert STEP_1 in text_of(judge.calls[0][-1])
-    assert "boxed" not in text_of(judge.calls[0][-1])
+    assert STEP_1 in judge.calls[0][-1].text
+    assert "boxed" not in judge.calls[0][-1].text
 
 
 # -- memory ----------------------------------------------------------------------------
@@ -300,11 +262,9 @@ async def test_the_judge_values_partial_paths_and_is_counted(is_async: bool) -> 
 def test_memory_goes_into_every_proposal_and_to_the_scorer() -> None:
     model = FakeChatModel(responder=three_steps)
     memory = MemoryContext(
-        exemplars=[{"question": EXEMPLAR_Q, "solution": boxed(2)}],
-        precedents=["42"],
-        lessons="Carry the ten.",
+        exemplars=[EXEMPLAR], precedents=["42"], lessons="Carry the ten."
     )
-    result = TreeOfThoughts(model, breadth=1, scorer=ConsensusScorer(quorum=2)).run(
+    result = TreeOfThoughts(model, breadth=1, scorer=QUORUM).run(
         QUESTION, memory=memory
     )
     # One solution plus the matching precedent make a quorum.
@@ -312,15 +272,11 @@ def test_memory_goes_into_every_proposal_and_to_the_scorer() -> None:
     assert result["budget_used"] == 3
     assert all(c["with_memory"] for c in result["candidates"])
     assert all(has_exemplar(call) for call in model.calls)
-    assert all("Carry the ten." in text_of(call[0]) for call in model.calls)
+    assert all("Carry the ten." in call[0].text for call in model.calls)
 
 
 def escalating(samples: int) -> MemoryContext:
-    return MemoryContext(
-        exemplars=[{"question": EXEMPLAR_Q, "solution": boxed(2)}],
-        precedents=[],
-        samples=samples,
-    )
+    return MemoryContext(exemplars=[EXEMPLAR], precedents=[], samples=samples)
 
 
 @pytest.mark.parametrize(
@@ -357,14 +313,12 @@ async def test_escalates_once_to_a_plain_root(
     depths: list[int],
     guided: list[bool],
     scores: list[float],
-    is_async: bool,
+    run: Run,
 ) -> None:
     model = FakeChatModel(responder=responder)
     scorer = ConsensusScorer(quorum=quorum)
     memory = escalating(samples)
-    result = await run(
-        is_async, model, QUESTION, breadth=1, memory=memory, scorer=scorer
-    )
+    result = await run(model, QUESTION, breadth=1, memory=memory, scorer=scorer)
     assert [len(path_of(p)) for p in model.calls] == depths
     assert [has_exemplar(p) for p in model.calls] == guided
     assert [c["with_memory"] for c in result["candidates"]] == guided
@@ -379,7 +333,7 @@ async def test_escalates_once_to_a_plain_root(
         pytest.param(escalating(1), 1, True, id="after-a-pass"),
         pytest.param(escalating(0), 2, False, id="zero-samples"),
         pytest.param(
-            MemoryContext(exemplars=escalating(1)["exemplars"], precedents=[]),
+            MemoryContext(exemplars=[EXEMPLAR], precedents=[]),
             2,
             True,
             id="no-samples",
@@ -398,40 +352,6 @@ def test_no_escalation(memory: MemoryContext, quorum: int, with_memory: bool) ->
     assert [c["with_memory"] for c in result["candidates"]] == [with_memory]
 
 
-# -- errors ----------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "options",
-    [
-        {"budget": 0},
-        {"budget": -1},
-        {"budget": True},
-        {"max_nodes": 5},
-        {"breadth": 0},
-        {"breadth": -3},
-        {"max_depth": 0},
-        {"max_depth": 1.5},
-        {"prune_below": 1.5},
-        {"prune_below": -0.5},
-        {"prune_below": float("nan")},
-        {"prune_below": True},
-        {"threshold": 2.0},
-        {"mode": "greedy"},
-    ],
-)
-def test_invalid_options_fail_when_built(options: dict[str, Any]) -> None:
-    model = FakeChatModel(responder=three_steps)
-    (name,) = options
-    with pytest.raises(ConfigurationError, match=name):
-        TreeOfThoughts.from_options(model, options)
-    with pytest.raises(ConfigurationError, match=name):
-        create_tree_of_thoughts_graph(model, **options)
-    with pytest.raises(ConfigurationError, match=name):
-        TreeOfThoughts.from_options(model, options).run(QUESTION)
-    assert model.calls == []
-
-
 def test_prune_below_uses_the_scorers_range() -> None:
     wide = FunctionScorer(lambda q, c: 5.0, lower=0.0, upper=10.0)
     engine = TreeOfThoughts(
@@ -439,102 +359,3 @@ def test_prune_below_uses_the_scorers_range() -> None:
     )
     assert engine.prune_below == 4.0
     assert TreeOfThoughts(FakeChatModel(responder=three_steps)).prune_below == 0.0
-
-
-@pytest.mark.parametrize("question", ["", "   ", 42, [AIMessage("no question")]])
-async def test_a_bad_question_fails_before_any_call(
-    question: Any, is_async: bool
-) -> None:
-    model = FakeChatModel(responder=three_steps)
-    with pytest.raises(InvalidInputError):
-        await run(is_async, model, question)
-    assert model.calls == []
-
-
-async def test_a_failing_proposal_raises_a_solver_model_error(is_async: bool) -> None:
-    model = FailingChatModel(responder=three_steps, fail_on=3)
-    with pytest.raises(ModelError) as caught:
-        await run(is_async, model, QUESTION, breadth=2)
-    assert caught.value.role == "solver"
-
-
-# -- the graph -------------------------------------------------------------------------
-
-
-def test_graph_shape_snapshot() -> None:
-    graph = create_tree_of_thoughts_graph(FakeChatModel(responder=three_steps))
-    assert graph.get_graph().draw_mermaid(with_styles=False) == MERMAID
-
-
-@pytest.mark.parametrize(("mode", "expanded"), [("static", 6), ("adaptive", 3)])
-async def test_graph_returns_the_answer_and_the_result_under_its_name(
-    mode: Mode, expanded: int
-) -> None:
-    model = FakeChatModel(responder=three_steps)
-    graph = create_tree_of_thoughts_graph(
-        model,
-        name="tot",
-        breadth=2,
-        budget=6,
-        mode=mode,
-        scorer=ConsensusScorer(quorum=2),
-    )
-    inputs: Any = {"messages": [HumanMessage(QUESTION)]}
-    outputs = [graph.invoke(inputs), await graph.ainvoke(inputs)]
-    for out in outputs:
-        assert set(out) == {"messages", "tot"}
-        assert out["tot"]["budget_used"] == expanded
-        last = out["messages"][-1]
-        assert isinstance(last, AIMessage)
-        assert last.name == "tot"
-        assert last.content == out["tot"]["answer"] == f"{STEP_1}\n{STEP_2}\n{FINAL}"
-    assert without_seconds(outputs[0]["tot"]) == without_seconds(outputs[1]["tot"])
-
-
-async def test_graph_streams_candidates_scores_and_the_stop() -> None:
-    model = FakeChatModel(responder=three_steps)
-    graph = create_tree_of_thoughts_graph(
-        model, breadth=2, scorer=ConsensusScorer(quorum=2)
-    )
-    inputs: Any = {"messages": [HumanMessage(QUESTION)]}
-    events = list(graph.stream(inputs, stream_mode="custom"))
-    aevents = [e async for e in graph.astream(inputs, stream_mode="custom")]
-    assert events == aevents
-    per_expansion = ["candidate", "candidate", "score", "score"]
-    assert [e["event"] for e in events] == per_expansion * 3 + ["stop"]
-    assert [e["index"] for e in events if e["event"] == "candidate"] == list(range(6))
-    assert events[0]["text"] == STEP_1
-    assert events[4]["text"] == f"{STEP_1}\n{STEP_2}"
-    scores = [e for e in events if e["event"] == "score"]
-    # Partial paths never count as passing.
-    assert [e["passed"] for e in scores] == [False] * 4 + [True] * 2
-    assert events[-1]["stop_reason"] == "threshold"
-    assert events[-1]["budget_used"] == 3
-    assert events[-1]["budget_unit"] == "expanded_nodes"
-
-
-def test_graph_stops_gracefully_near_the_recursion_limit() -> None:
-    model = FakeChatModel(responder=never_finishes)
-    graph = create_tree_of_thoughts_graph(model, breadth=1, max_depth=100, budget=50)
-    config: RunnableConfig = {"recursion_limit": 10}
-    out = graph.invoke({"messages": [HumanMessage(QUESTION)]}, config)
-    result = out["tree_of_thoughts"]
-    assert result["stop_reason"] == "budget"
-    # prepare, two expansions of three supersteps and select fit in ten; a
-    # third expansion would leave no room for select.
-    assert result["budget_used"] == 2
-
-
-def test_graph_runs_as_a_node_of_a_parent_graph() -> None:
-    model = FakeChatModel(responder=three_steps)
-    builder = StateGraph(MessagesState)
-    builder.add_node(
-        create_tree_of_thoughts_graph(
-            model, breadth=2, scorer=ConsensusScorer(quorum=2)
-        )
-    )
-    builder.add_edge(START, "tree_of_thoughts")
-    builder.add_edge("tree_of_thoughts", END)
-    out = builder.compile().invoke({"messages": [HumanMessage(QUESTION)]})
-    assert out["messages"][-1].content.endswith(FINAL)
-    assert out["messages"][-1].name == "tree_of_thoughts"
