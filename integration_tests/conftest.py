@@ -12,14 +12,21 @@ from __future__ import annotations
 import contextlib
 import inspect
 import os
+import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from langchain_openai import ChatOpenAI
+from pydantic import SecretStr
 
-from langchain_speedup.local import LocalModelServer, MiniLMEmbeddings, open_chat_model
+from langchain_speedup.local import (
+    DEFAULT_MODEL,
+    LocalModelServer,
+    MiniLMEmbeddings,
+    open_chat_model,
+)
 
 CHAT_OPTIONS: dict[str, Any] = {"temperature": 0.7, "max_tokens": 256}
 SERVER_THREADS = 1
@@ -82,6 +89,21 @@ def chat_model(local_server: LocalModelServer | None) -> Iterator[ChatOpenAI]:
             yield model
         return
     yield local_server.chat_model(**CHAT_OPTIONS)
+
+
+@pytest.fixture
+def unreachable_model() -> ChatOpenAI:
+    """A chat model whose server is a loopback port nothing listens on."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return ChatOpenAI(
+        model=DEFAULT_MODEL,
+        base_url=f"http://127.0.0.1:{port}/v1",
+        api_key=SecretStr("none"),
+        max_retries=0,
+        timeout=5,
+    )
 
 
 @pytest.fixture(scope="session")

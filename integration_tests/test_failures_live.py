@@ -24,22 +24,13 @@ from langchain_speedup import (
     QdrantEpisodicStore,
     create_speedup_graph,
 )
-from langchain_speedup.bench.demo import DEMO_SYSTEM_PROMPT
-from langchain_speedup.bench.questions import TEMPLATES
+from langchain_speedup.bench.questions import DEMO_SYSTEM_PROMPT, TEMPLATES
 from langchain_speedup.errors import LocalStackError
-from langchain_speedup.local import DEFAULT_MODEL, LocalModelServer, MiniLMEmbeddings
+from langchain_speedup.local import LocalModelServer, MiniLMEmbeddings
 
 pytestmark = pytest.mark.integration
 
 NAMESPACE = "failures"
-
-
-def closed_port() -> int:
-    """A loopback port nothing listens on."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
 
 
 def refuses_connections(port: int) -> bool:
@@ -86,15 +77,9 @@ def second_server(
 
 
 async def test_unreachable_server_raises_model_error_and_writes_nothing(
-    embeddings: MiniLMEmbeddings, tmp_path: Path
+    unreachable_model: ChatOpenAI, embeddings: MiniLMEmbeddings, tmp_path: Path
 ) -> None:
-    dead = ChatOpenAI(
-        model=DEFAULT_MODEL,
-        base_url=f"http://127.0.0.1:{closed_port()}/v1",
-        api_key="none",
-        max_retries=0,
-        timeout=5,
-    )
+    dead = unreachable_model
     with QdrantEpisodicStore(path=tmp_path / "memory") as store:
         router = make_router(dead, store, embeddings, n=2)
         question = TEMPLATES[0].question(0)

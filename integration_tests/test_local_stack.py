@@ -13,8 +13,7 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langchain_openai import ChatOpenAI
 
-from langchain_speedup.bench.demo import DEMO_SYSTEM_PROMPT
-from langchain_speedup.bench.questions import TEMPLATES
+from langchain_speedup.bench.questions import DEMO_SYSTEM_PROMPT, TEMPLATES
 from langchain_speedup.errors import LocalStackError
 from langchain_speedup.local import (
     DEFAULT_MODEL,
@@ -31,11 +30,8 @@ CHAT_MAX_TOKENS = 256  # as in conftest.CHAT_OPTIONS
 
 
 def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as f:
-        while chunk := f.read(1 << 22):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def stamp_of(path: Path) -> str:

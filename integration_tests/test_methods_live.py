@@ -1,36 +1,38 @@
-"""Each scaling method once, adaptive with a tiny budget, on the real model.
+"""Each scaling method against the real model: structure, stopping and the ledger.
 
-Best-of-N and long chain-of-thought run through their engines, Tree-of-Thoughts
-through the async path, and Self-Refine through the speedup graph (route, the
-method's own subgraph, remember), so the router's method translation meets the
-real server too. Consensus of 2 keeps the budgets tiny (about 12 short calls
-in all) while a pass stays possible. The checks are structural and can fail:
-the budget spent within the budget, the method's unit, tokens counted, and a
-stop reason that agrees with `passed`.
+Best-of-N runs static, adaptive and as an async graph with memory, long
+chain-of-thought through its engine, Tree-of-Thoughts through the async path,
+and Self-Refine through the speedup graph (route, the method's own subgraph,
+remember), so the router's method translation meets the real server too.
+Budgets are tiny; the checks are structural and can fail.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage
 from langchain_openai import ChatOpenAI
 
 from langchain_speedup import (
+    Candidate,
     ConsensusScorer,
+    MemoryContext,
     QdrantEpisodicStore,
     ScalingResult,
+    Usage,
+    create_best_of_n_graph,
     create_speedup_graph,
     extract_answer,
 )
-from langchain_speedup.bench.demo import DEMO_SYSTEM_PROMPT
-from langchain_speedup.bench.methods import (
-    BENCH_CRITIQUE_PROMPT,
-    BENCH_REVISE_PROMPT,
+from langchain_speedup.bench.methods import BENCH_CRITIQUE_PROMPT, BENCH_REVISE_PROMPT
+from langchain_speedup.bench.questions import (
     BENCH_STEP_PROMPT,
+    DEMO_SYSTEM_PROMPT,
+    TEMPLATES,
 )
-from langchain_speedup.bench.questions import TEMPLATES
 from langchain_speedup.local import MiniLMEmbeddings
 from langchain_speedup.scaling import (
     BestOfN,
@@ -44,10 +46,28 @@ pytestmark = pytest.mark.integration
 
 QUESTION = TEMPLATES[0].question(0)  # Maya's change: 20 - 3 * 4
 QUORUM = 2
+TOKEN_PARTS = (
+    "solver_input_tokens",
+    "solver_output_tokens",
+    "scorer_input_tokens",
+    "scorer_output_tokens",
+    "other_tokens",
+)
 
 
 def scorer() -> ConsensusScorer:
     return ConsensusScorer(quorum=QUORUM)
+
+
+def check_usage(usage: Usage) -> None:
+    """What every method's ledger must satisfy."""
+    assert usage["generations"] >= 1
+    assert usage["failed_calls"] == 0
+    assert usage["scorer_calls"] == 0  # consensus scoring calls no model
+    assert usage["solver_input_tokens"] > 0
+    assert usage["solver_output_tokens"] > 0
+    assert usage["total_tokens"] == sum(usage[k] for k in TOKEN_PARTS)
+    assert usage["seconds"] > 0
 
 
 def check_common(result: ScalingResult, *, method: str, unit: str, budget: int) -> None:
@@ -56,13 +76,7 @@ def check_common(result: ScalingResult, *, method: str, unit: str, budget: int) 
     assert result["mode"] == "adaptive"
     assert result["budget_unit"] == unit
     assert result["budget_used"] >= 1
-    usage = result["usage"]
-    assert usage["generations"] >= 1
-    assert usage["solver_input_tokens"] > 0
-    assert usage["solver_output_tokens"] > 0
-    assert usage["total_tokens"] > 0
-    assert usage["failed_calls"] == 0
-    assert usage["scorer_calls"] == 0  # consensus scoring calls no model
+    check_usage(result["usage"])
     assert result["candidates"]
     assert not any(c["with_memory"] for c in result["candidates"])
     # Adaptive: a pass stops at the threshold, anything else at the budget.
@@ -79,23 +93,111 @@ def check_common(result: ScalingResult, *, method: str, unit: str, budget: int) 
         assert result["budget_used"] <= budget
 
 
-def test_best_of_n(chat_model: ChatOpenAI) -> None:
+def check_candidates(
+    candidates: Sequence[Candidate], *, static: bool, quorum: int = 3
+) -> None:
+    answers = [c["answer"] for c in candidates]
+    for i, c in enumerate(candidates):
+        assert c["text"].strip()
+        assert c["answer"] == extract_answer(c["text"])
+        # Static: each candidate is voted on by all the others; adaptive: by
+        # those drawn before it.
+        peers = answers if static else answers[: i + 1]
+        votes = sum(a == c["answer"] for a in peers)
+        expected = 0.0 if c["answer"] is None else min(1.0, votes / quorum)
+        assert c["score"] == pytest.approx(expected)
+    # Loosely: the short-answer prompt gets at least one answer out.
+    assert any(a is not None for a in answers)
+
+
+def check_selection(result: ScalingResult, n: int, quorum: int = 3) -> None:
+    candidates = result["candidates"]
+    assert result["method"] == "best_of_n"
+    assert result["budget_unit"] == "generations"
+    assert 1 <= result["budget_used"] <= n
+    assert result["budget_used"] == len(candidates) == result["usage"]["generations"]
+    check_usage(result["usage"])
+    assert result["usage"]["other_calls"] == result["usage"]["other_tokens"] == 0
+    assert result["passed"] == (result["score"] >= 1.0)
+    if result["mode"] == "adaptive" and result["passed"]:
+        # Stops at the first candidate that reaches the quorum, and keeps it.
+        assert result["stop_reason"] == "threshold"
+        assert [c["score"] >= 1.0 for c in candidates] == [False] * (
+            len(candidates) - 1
+        ) + [True]
+        assert result["budget_used"] >= quorum
+        chosen = candidates[-1]
+    else:
+        assert result["stop_reason"] == "budget"
+        assert result["budget_used"] == n
+        chosen = max(candidates, key=lambda c: c["score"])
+    assert result["answer"] == chosen["text"]
+    assert result["final_answer"] == chosen["answer"]
+    assert result["score"] == chosen["score"]
+
+
+def test_static_best_of_n_spends_the_whole_budget(chat_model: ChatOpenAI) -> None:
+    result = BestOfN(
+        chat_model, budget=3, mode="static", system_prompt=DEMO_SYSTEM_PROMPT
+    ).run(QUESTION)
+    assert result["mode"] == "static"
+    assert result["budget_used"] == 3
+    check_selection(result, n=3)
+    check_candidates(result["candidates"], static=True)
+    assert not any(c["with_memory"] for c in result["candidates"])
+
+
+def test_adaptive_best_of_n_stops_at_the_quorum_or_the_budget(
+    chat_model: ChatOpenAI,
+) -> None:
     engine = create_engine(
         chat_model,
         "best_of_n",
-        budget=2,
-        scorer=scorer(),
+        budget=4,
+        mode="adaptive",
         system_prompt=DEMO_SYSTEM_PROMPT,
     )
     assert isinstance(engine, BestOfN)
     result = engine.run(QUESTION)
-    check_common(result, method="best_of_n", unit="generations", budget=2)
-    candidates = result["candidates"]
-    assert result["budget_used"] == len(candidates) == result["usage"]["generations"]
-    for c in candidates:
-        assert c["answer"] == extract_answer(c["text"])
-    if not result["passed"]:
-        assert result["budget_used"] == 2
+    assert result["mode"] == "adaptive"
+    assert result["budget_used"] <= 4
+    check_selection(result, n=4)
+    check_candidates(result["candidates"], static=False)
+
+
+async def test_best_of_n_graph_runs_async_with_memory(chat_model: ChatOpenAI) -> None:
+    graph = create_best_of_n_graph(
+        chat_model,
+        budget=4,
+        mode="adaptive",
+        scorer=ConsensusScorer(quorum=2),
+        system_prompt=DEMO_SYSTEM_PROMPT,
+    )
+    garden = TEMPLATES[1]
+    memory = MemoryContext(
+        exemplars=[
+            {
+                "question": garden.question(0),
+                "solution": "6 * 8 = 48\n48 - 5 = 43\nThe final answer is \\boxed{43}.",
+            }
+        ],
+        precedents=[],
+        samples=1,
+    )
+    out = await graph.ainvoke({"messages": [HumanMessage(QUESTION)], "memory": memory})
+
+    assert set(out) == {"messages", "best_of_n"}
+    result = out["best_of_n"]
+    check_selection(result, n=4, quorum=2)
+    check_candidates(result["candidates"], static=False, quorum=2)
+    # Only the first sample sees the exemplar.
+    flags = [c["with_memory"] for c in result["candidates"]]
+    assert flags == [True] + [False] * (len(flags) - 1)
+    assert len(out["messages"]) == 2
+    reply = out["messages"][-1]
+    assert isinstance(reply, AIMessage)
+    assert reply.name == "best_of_n"
+    assert reply.content == result["answer"]
 
 
 async def test_tree_of_thoughts_async(chat_model: ChatOpenAI) -> None:

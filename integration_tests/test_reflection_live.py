@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +18,6 @@ from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_openai import ChatOpenAI
 from langgraph.graph import START, StateGraph
 from langgraph.graph.message import add_messages
-from pydantic import SecretStr
 from typing_extensions import TypedDict
 
 from langchain_speedup import (
@@ -30,9 +28,8 @@ from langchain_speedup import (
     SpeedupResult,
     create_speedup_graph,
 )
-from langchain_speedup.bench.demo import DEMO_SYSTEM_PROMPT
-from langchain_speedup.bench.questions import TEMPLATES
-from langchain_speedup.local import DEFAULT_MODEL, MiniLMEmbeddings
+from langchain_speedup.bench.questions import DEMO_SYSTEM_PROMPT, TEMPLATES
+from langchain_speedup.local import MiniLMEmbeddings
 from langchain_speedup.memory import ReflectionResult, create_reflection_update_node
 
 pytestmark = pytest.mark.integration
@@ -109,14 +106,6 @@ class Learned:
     path: Path
     steps: list[Step]
     episodes: list[Episode]
-
-
-def closed_port() -> int:
-    """A loopback port nothing listens on."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
 
 
 def parent_graph(
@@ -249,15 +238,9 @@ def test_lessons_and_episodes_survive_closing_and_reopening_the_store(
 
 
 def test_unreachable_reflection_model_keeps_the_lessons_and_the_episodes(
-    learned: Learned, tmp_path: Path
+    learned: Learned, unreachable_model: ChatOpenAI, tmp_path: Path
 ) -> None:
-    dead = ChatOpenAI(
-        model=DEFAULT_MODEL,
-        base_url=f"http://127.0.0.1:{closed_port()}/v1",
-        api_key=SecretStr("none"),
-        max_retries=0,
-        timeout=5,
-    )
+    dead = unreachable_model
     previous = learned.steps[-1].lessons
     assert previous is not None
     with QdrantEpisodicStore(path=copy_of(learned, tmp_path)) as store:

@@ -16,12 +16,12 @@ from langchain_speedup import (
     ConsensusScorer,
     FunctionScorer,
     QdrantEpisodicStore,
+    Scorer,
     SpeedupResult,
     create_speedup_graph,
     question_key,
 )
-from langchain_speedup.bench.demo import DEMO_SYSTEM_PROMPT
-from langchain_speedup.bench.questions import TEMPLATES
+from langchain_speedup.bench.questions import DEMO_SYSTEM_PROMPT, TEMPLATES
 from langchain_speedup.local import MiniLMEmbeddings
 
 pytestmark = pytest.mark.integration
@@ -33,18 +33,21 @@ CHANGE = TEMPLATES[0]
 UNRELATED = next(t for t in TEMPLATES if t.key == "ages")
 
 
+def best_of_n(model: ChatOpenAI, budget: int, scorer: Scorer | None = None) -> BestOfN:
+    # Two agreeing samples verify an answer, so episodes get verified often.
+    return BestOfN(
+        model,
+        budget=budget,
+        scorer=scorer or ConsensusScorer(quorum=2),
+        system_prompt=DEMO_SYSTEM_PROMPT,
+    )
+
+
 def make_router(
     model: ChatOpenAI, store: QdrantEpisodicStore, embeddings: MiniLMEmbeddings
 ) -> BudgetRouter:
-    # Two agreeing samples verify an answer, so episodes get verified often
-    # within a budget of four.
     return BudgetRouter(
-        BestOfN(
-            model,
-            budget=4,
-            scorer=ConsensusScorer(quorum=2),
-            system_prompt=DEMO_SYSTEM_PROMPT,
-        ),
+        best_of_n(model, budget=4),
         store=store,
         embeddings=embeddings,
         namespace=NAMESPACE,
@@ -181,11 +184,10 @@ def test_exact_repeat_is_reused_if_and_only_if_verified(
     # A fixed score takes chance out of the verdict, so both branches run.
     with QdrantEpisodicStore(path=tmp_path / "memory") as store:
         router = BudgetRouter(
-            BestOfN(
+            best_of_n(
                 chat_model,
                 budget=1,
                 scorer=FunctionScorer(lambda question, candidate: verdict),
-                system_prompt=DEMO_SYSTEM_PROMPT,
             ),
             store=store,
             embeddings=embeddings,
@@ -215,12 +217,7 @@ def test_speedup_graph_answers_and_remembers(
 ) -> None:
     with QdrantEpisodicStore(path=tmp_path / "memory") as store:
         graph = create_speedup_graph(
-            BestOfN(
-                chat_model,
-                budget=2,
-                scorer=ConsensusScorer(quorum=2),
-                system_prompt=DEMO_SYSTEM_PROMPT,
-            ),
+            best_of_n(chat_model, budget=2),
             store=store,
             embeddings=embeddings,
             namespace="graph",

@@ -47,6 +47,15 @@ def _budget(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _methods(value: str) -> list[str]:
+    from langchain_speedup.bench.methods import _check_methods
+
+    try:
+        return list(_check_methods([m.strip() for m in value.split(",") if m.strip()]))
+    except SpeedupError as e:
+        raise argparse.ArgumentTypeError(str(e)) from e
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="langchain-speedup",
@@ -102,7 +111,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     bench.add_argument(
         "--methods",
-        default=None,
+        type=_methods,
         metavar="A,B",
         help="comma-separated methods to run (default: all four)",
     )
@@ -128,17 +137,7 @@ def _open_model(max_tokens: int = 256) -> AbstractContextManager[ChatRunnable]:
     return open_chat_model(temperature=0.7, max_tokens=max_tokens)
 
 
-def _finish(text: str, report: Mapping[str, Any], args: argparse.Namespace) -> int:
-    from langchain_speedup.bench import write_report
-
-    sys.stdout.write(text + "\n")
-    if args.json:
-        sys.stdout.write(f"json: {write_report(report, args.json)}\n")
-    sys.stdout.write(f"total time: {time.perf_counter() - args.started:.0f} s\n")
-    return 0
-
-
-def _demo(args: argparse.Namespace) -> int:
+def _demo(args: argparse.Namespace) -> tuple[str, Mapping[str, Any]]:
     from langchain_speedup.bench.demo import format_report, plot_report, run_demo
     from langchain_speedup.local import MiniLMEmbeddings
 
@@ -150,49 +149,34 @@ def _demo(args: argparse.Namespace) -> int:
             memory_path=args.memory,
             n=args.n,
             quorum=args.quorum,
-            model_name=str(getattr(model, "model_name", "")),
             progress=not args.quiet,
         )
     sys.stdout.write(format_report(report) + "\n")
-    return _finish(f"plot: {plot_report(report, args.plot)}", report, args)
+    return f"plot: {plot_report(report, args.plot)}", report
 
 
-def _methods(parser: argparse.ArgumentParser, value: str | None) -> list[str]:
-    from langchain_speedup.types import METHODS
-
-    if value is None:
-        return list(METHODS)
-    chosen = [m.strip() for m in value.split(",") if m.strip()]
-    unknown = [m for m in chosen if m not in METHODS]
-    if not chosen or unknown:
-        shown = ", ".join(unknown) or repr(value)
-        parser.error(f"--methods: unknown {shown}; choose from {', '.join(METHODS)}")
-    if len(set(chosen)) != len(chosen):
-        parser.error(f"--methods names a method twice: {value}")
-    return chosen
-
-
-def _bench_methods(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+def _bench_methods(
+    args: argparse.Namespace, parser: argparse.ArgumentParser
+) -> tuple[str, Mapping[str, Any]]:
     from langchain_speedup.bench.methods import format_method_report, run_method_bench
     from langchain_speedup.bench.questions import TEMPLATES, problems
+    from langchain_speedup.types import METHODS
 
     items = problems(TEMPLATES, variants=2)
-    count = len(items) if args.problems is None else args.problems
-    if not 1 <= count <= len(items):
+    count = args.problems or len(items)
+    if count > len(items):
         parser.error(f"--problems must be between 1 and {len(items)}, got {count}")
-    methods = _methods(parser, args.methods)
     with _open_model() as model:
         report = run_method_bench(
             model,
             problems=items[:count],
-            methods=methods,
-            model_name=str(getattr(model, "model_name", "")),
+            methods=args.methods or METHODS,
             progress=not args.quiet,
         )
-    return _finish(format_method_report(report), report, args)
+    return format_method_report(report), report
 
 
-def _bench_memory(args: argparse.Namespace) -> int:
+def _bench_memory(args: argparse.Namespace) -> tuple[str, Mapping[str, Any]]:
     from langchain_speedup.bench.memory import format_memory_report, run_memory_bench
     from langchain_speedup.local import MiniLMEmbeddings
 
@@ -205,7 +189,7 @@ def _bench_memory(args: argparse.Namespace) -> int:
         quorum=args.quorum,
         progress=not args.quiet,
     )
-    return _finish(format_memory_report(report), report, args)
+    return format_memory_report(report), report
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -218,28 +202,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         The exit code: 0 on success, 1 on an error of the package, 130 when
         interrupted (bad arguments exit with 2).
     """
+    from langchain_speedup.bench import write_report
+
     parser = _parser()
     args = parser.parse_args(argv)
-    for name in ("n", "quorum", "max_tokens"):
-        value = getattr(args, name, 1)
-        if value < 1:
+    for name in ("n", "quorum", "max_tokens", "problems"):
+        value = getattr(args, name, None)
+        if value is not None and value < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1, got {value}")
     logging.basicConfig(
         level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
-    args.started = time.perf_counter()
+    started = time.perf_counter()
     try:
         if args.command == "bench-methods":
-            return _bench_methods(args, parser)
-        if args.command == "bench-memory":
-            return _bench_memory(args)
-        return _demo(args)
+            text, report = _bench_methods(args, parser)
+        else:
+            text, report = (_demo if args.command == "demo" else _bench_memory)(args)
     except SpeedupError as e:
         sys.stderr.write(f"error: {e}\n")
         return 1
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return 130
+    sys.stdout.write(text + "\n")
+    if args.json:
+        sys.stdout.write(f"json: {write_report(report, args.json)}\n")
+    sys.stdout.write(f"total time: {time.perf_counter() - started:.0f} s\n")
+    return 0
 
 
 if __name__ == "__main__":

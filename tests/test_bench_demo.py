@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from langchain_core.messages import BaseMessage
@@ -126,18 +127,25 @@ def test_the_table(run) -> None:
     )
 
 
-def test_bad_options_fail_before_any_call() -> None:
+@pytest.mark.parametrize(
+    "options",
+    [{"n": 0}, {"quorum": 0}, {"quorom": 2}, {"progress": "no"}],
+    ids=["n=0", "quorum=0", "unknown", "ill-typed"],
+)
+def test_bad_options_fail_before_any_call_or_store(
+    options: dict[str, Any], tmp_path: Path
+) -> None:
     model = FakeChatModel(responder=solver)
-    for options in ({"n": 0}, {"quorum": 0}):
-        with pytest.raises(ConfigurationError):
-            run_demo(
-                model,
-                embeddings=HashEmbeddings(),
-                stream=STREAM,
-                progress=False,
-                **options,
-            )
+    with pytest.raises(ConfigurationError):
+        run_demo(
+            model,
+            embeddings=HashEmbeddings(),
+            memory_path=tmp_path / "memory",
+            stream=STREAM,
+            **options,
+        )
     assert model.calls == []
+    assert not (tmp_path / "memory").exists()
 
 
 def test_the_command_plots_writes_json_and_keeps_memory(

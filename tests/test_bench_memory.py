@@ -181,6 +181,8 @@ def test_an_empty_stream_fails_before_any_call() -> None:
         )
     with pytest.raises(ConfigurationError):
         run_memory_bench(model, embeddings=HashEmbeddings(), n=0, progress=False)
+    with pytest.raises(ConfigurationError, match="quorom"):
+        run_memory_bench(model, embeddings=HashEmbeddings(), quorom=2)
     assert model.calls == []
 
 

@@ -398,6 +398,8 @@ class TestRunner:
                 id="bad-budget",
             ),
             pytest.param({"quorum": 0}, id="quorum=0"),
+            pytest.param({"quorom": 2}, id="unknown-option"),
+            pytest.param({"on_record": "print"}, id="ill-typed-option"),
         ],
     )
     def test_bad_arguments_fail_before_any_call(self, kwargs: dict[str, Any]) -> None:

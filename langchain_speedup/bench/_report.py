@@ -1,4 +1,4 @@
-"""What every benchmark shares: graded records, summaries, ratios, progress, JSON."""
+"""What every benchmark shares: options, graded records, summaries, progress, JSON."""
 
 from __future__ import annotations
 
@@ -7,16 +7,39 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from pydantic import ConfigDict, TypeAdapter, ValidationError, with_config
 from typing_extensions import TypedDict
 
-from langchain_speedup.types import Usage
+from langchain_speedup.errors import ConfigurationError
+from langchain_speedup.scaling import ScalingEngine
+from langchain_speedup.types import Route, Usage
 
 from .questions import StreamQuestion
 
+if TYPE_CHECKING:
+    from langchain_speedup.router import BudgetRouter
+
 R = TypeVar("R", bound=Mapping[str, Any])
 K = TypeVar("K", bound=str)
+
+
+@with_config(ConfigDict(extra="forbid", strict=True))
+class RunOptions(TypedDict, Generic[R], total=False):
+    """The options every benchmark takes, all optional."""
+
+    quorum: int
+    """Agreeing answers the consensus scorer requires; 3 by default."""
+    model_name: str
+    """Shown in the report; the model's own `model_name` by default."""
+    progress: bool
+    """Show a progress bar on stderr; on by default."""
+    on_record: Callable[[R], None]
+    """Called with each record as it completes."""
+
+
+_RUN_OPTIONS: TypeAdapter[RunOptions[Any]] = TypeAdapter(RunOptions[Any])
 
 
 class Graded(TypedDict):
@@ -71,6 +94,33 @@ def graded(
     )
 
 
+def ask(
+    solver: ScalingEngine | BudgetRouter, index: int, item: StreamQuestion
+) -> tuple[Graded, str, Route | None]:
+    """Put one question to an engine or a router; grade the answer.
+
+    Returns:
+        The graded part of the record, the decision (the router's, or the
+        engine's mode) and the router's route (`None` for an engine).
+    """
+    if isinstance(solver, ScalingEngine):
+        result = solver.run(item["question"])
+        found = graded(
+            index, item, result["final_answer"], result["passed"], result["usage"]
+        )
+        return found, result["mode"], None
+    answer = solver.solve(item["question"])
+    method, score, route = answer["result"], answer["score"], answer["route"]
+    # A reused answer passes on its stored score.
+    passed = (
+        method["passed"]
+        if method
+        else score is not None and score >= solver.engine.threshold
+    )
+    found = graded(index, item, answer["final_answer"], passed, answer["usage"])
+    return found, route["decision"], route
+
+
 def summarize(
     records: Sequence[Mapping[str, Any]],
     *,
@@ -114,32 +164,43 @@ def ratios(
 
 
 class Recorder(Generic[R]):
-    """Collects a run's records, shows its progress and calls `on_record`.
+    """A run's options, records and progress bar; it calls `on_record`.
 
     Use it as a context manager: the progress bar closes on exit.
+
+    Raises:
+        ConfigurationError: An option is unknown or of the wrong type.
     """
 
     def __init__(
-        self,
-        total: int,
-        *,
-        desc: str,
-        unit: str,
-        progress: bool,
-        on_record: Callable[[R], None] | None,
+        self, total: int, *, desc: str, unit: str, options: RunOptions[R]
     ) -> None:
         from tqdm import tqdm
 
+        try:
+            _RUN_OPTIONS.validate_python(options)
+        except ValidationError as e:
+            found = "; ".join(f"`{x['loc'][0]}`: {x['msg']}" for x in e.errors())
+            msg = f"bad benchmark option: {found}"
+            raise ConfigurationError(msg) from e
         self.records: list[R] = []
         self.started = time.perf_counter()
-        self._bar = tqdm(total=total, disable=not progress, unit=unit, desc=desc)
-        self._on_record = on_record
+        self.model_name = options.get("model_name", "")
+        self._bar = tqdm(
+            total=total, disable=not options.get("progress", True), unit=unit, desc=desc
+        )
+        self._on_record = options.get("on_record")
 
     def __enter__(self) -> Recorder[R]:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._bar.close()
+
+    def name(self, model: object) -> str:
+        """The report's model name: the option, else the first `model_name` seen."""
+        self.model_name = self.model_name or str(getattr(model, "model_name", ""))
+        return self.model_name
 
     def label(self, text: str) -> None:
         """Show what runs now beside the bar."""

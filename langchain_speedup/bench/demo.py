@@ -7,25 +7,21 @@ router over adaptive Best-of-N share the model, scorer, prompt and questions.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from langchain_core.embeddings import Embeddings
-from typing_extensions import TypedDict
+from typing_extensions import TypedDict, Unpack
 
 from langchain_speedup.scaling.best_of_n import BestOfN
 from langchain_speedup.scoring import ConsensusScorer
 from langchain_speedup.types import ChatRunnable, Mode
 
-from ._report import Graded, Recorder, Summary, graded, ratios, summarize
+from ._report import Graded, Recorder, RunOptions, Summary, ask, ratios, summarize
 from .questions import DEMO_SYSTEM_PROMPT, TEMPLATES, StreamQuestion, build_stream
 
-if TYPE_CHECKING:
-    from langchain_speedup.router import BudgetRouter
-
 __all__ = [
-    "DEMO_SYSTEM_PROMPT",
     "PHASES",
     "DemoReport",
     "QuestionRecord",
@@ -63,28 +59,6 @@ class DemoReport(TypedDict):
     records: list[QuestionRecord]
 
 
-def _answer(
-    phase: Phase,
-    index: int,
-    item: StreamQuestion,
-    engines: dict[str, BestOfN],
-    router: BudgetRouter,
-) -> QuestionRecord:
-    if phase == "speedup":
-        answer = router.solve(item["question"])
-        score = answer["score"]
-        passed = score is not None and score >= router.engine.threshold
-        found = graded(index, item, answer["final_answer"], passed, answer["usage"])
-        decision: str = answer["route"]["decision"]
-    else:
-        result = engines[phase].run(item["question"])
-        found = graded(
-            index, item, result["final_answer"], result["passed"], result["usage"]
-        )
-        decision = result["mode"]
-    return QuestionRecord(phase=phase, kind=item["kind"], decision=decision, **found)
-
-
 def run_demo(
     model: ChatRunnable,
     *,
@@ -92,10 +66,7 @@ def run_demo(
     memory_path: str | Path | None = None,
     stream: Sequence[StreamQuestion] | None = None,
     n: int = 8,
-    quorum: int = 3,
-    model_name: str = "",
-    progress: bool = True,
-    on_record: Callable[[QuestionRecord], None] | None = None,
+    **options: Unpack[RunOptions[QuestionRecord]],
 ) -> DemoReport:
     """Run the stream through baseline, adaptive and speedup; measure all three.
 
@@ -106,22 +77,21 @@ def run_demo(
             so empty at the start) when `None`.
         stream: The questions; `build_stream()` of four templates by default.
         n: The Best-of-N budget of every phase.
-        quorum: Agreeing answers the consensus scorer requires.
-        model_name: Shown in the report.
-        progress: Show a progress bar on stderr.
-        on_record: Called with each question's record as it completes.
+        **options: `quorum`, `model_name`, `progress`, `on_record` (`RunOptions`).
 
     Returns:
         The report.
 
     Raises:
-        ConfigurationError: `n` or `quorum` is below 1 (before any call).
+        ConfigurationError: `n` or `quorum` is below 1, or an option is unknown
+            or of the wrong type (before any call).
         ModelError: A model call failed.
     """
     from langchain_speedup.memory import QdrantEpisodicStore
     from langchain_speedup.router import BudgetRouter
 
     items = list(stream or build_stream(TEMPLATES[:4]))
+    quorum = options.get("quorum", 3)
     scorer = ConsensusScorer(quorum=quorum)
 
     def engine(mode: Mode) -> BestOfN:
@@ -129,35 +99,35 @@ def run_demo(
             model, budget=n, mode=mode, scorer=scorer, system_prompt=DEMO_SYSTEM_PROMPT
         )
 
-    engines = {"baseline": engine("static"), "adaptive": engine("adaptive")}
-    store = QdrantEpisodicStore(path=memory_path or None)
+    baseline, adaptive = engine("static"), engine("adaptive")
     seconds: dict[Phase, float] = {}
+    total = len(items) * len(PHASES)
     with (
-        store,
-        Recorder(
-            len(items) * len(PHASES),
-            desc="demo",
-            unit="q",
-            progress=progress,
-            on_record=on_record,
-        ) as run,
+        Recorder(total, desc="demo", unit="q", options=options) as run,
+        QdrantEpisodicStore(path=memory_path or None) as store,
     ):
         at_start = store.count("demo")
         router = BudgetRouter(
-            engines["adaptive"], store=store, embeddings=embeddings, namespace="demo"
+            adaptive, store=store, embeddings=embeddings, namespace="demo"
         )
-        for phase in PHASES:
+        solvers: list[BestOfN | BudgetRouter] = [baseline, adaptive, router]
+        for phase, solver in zip(PHASES, solvers, strict=True):
+            run.label(phase)
             started = time.perf_counter()
             for index, item in enumerate(items):
-                run.label(phase)
-                run.add(_answer(phase, index, item, engines, router))
+                found, decision, _ = ask(solver, index, item)
+                run.add(
+                    QuestionRecord(
+                        phase=phase, kind=item["kind"], decision=decision, **found
+                    )
+                )
             seconds[phase] = time.perf_counter() - started
     summaries = {
         p: summarize([r for r in run.records if r["phase"] == p], seconds=seconds[p])
         for p in PHASES
     }
     return DemoReport(
-        model=model_name,
+        model=run.name(model),
         n=n,
         quorum=quorum,
         memory=str(memory_path) if memory_path else None,

@@ -1,28 +1,26 @@
 """Memory with and without the similarity gate, on dissimilar and similar streams.
 
-Adaptive Best-of-N runs each stream in three arms: `none` (no memory),
-`ungated` (the router admitting every verified episode retrieved) and `gated`
-(the router with the calibrated `SimilarityGate`). Each arm starts from an
-empty store and no stream repeats a question, so no answer is reused: the
-comparison is what memory in the prompt does.
+Adaptive Best-of-N answers each stream with no memory (`none`), with every
+verified episode retrieved (`ungated`) and behind the `SimilarityGate` (`gated`),
+each arm from an empty store; no question repeats, so no answer is reused.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Literal, cast
 
 from langchain_core.embeddings import Embeddings
-from typing_extensions import TypedDict
+from typing_extensions import TypedDict, Unpack
 
 from langchain_speedup._internal import check_count
 from langchain_speedup.errors import ConfigurationError
 from langchain_speedup.scaling.best_of_n import BestOfN
 from langchain_speedup.scoring import ConsensusScorer
-from langchain_speedup.types import ChatRunnable, Route, ScalingResult, Usage
+from langchain_speedup.types import ChatRunnable
 
-from ._report import Graded, Recorder, Summary, graded, ratios, summarize
+from ._report import Graded, Recorder, RunOptions, Summary, ask, ratios, summarize
 from .questions import (
     DEMO_SYSTEM_PROMPT,
     StreamQuestion,
@@ -94,28 +92,6 @@ class MemoryBenchReport(TypedDict):
     seconds: float
 
 
-def _record(
-    stream: str,
-    arm: Arm,
-    index: int,
-    item: StreamQuestion,
-    result: ScalingResult | None,
-    final: str | None,
-    usage: Usage,
-    route: Route | None = None,
-) -> MemoryRecord:
-    return MemoryRecord(
-        stream=stream,
-        arm=arm,
-        kind=item["kind"],
-        **graded(index, item, final, bool(result and result["passed"]), usage),
-        decision=route["decision"] if route else "none",
-        similarity=route["similarity"] if route else None,
-        band=route["band"] if route else None,
-        explored=route["explored"] if route else False,
-    )
-
-
 def _run_arm(
     arm: Arm,
     stream: str,
@@ -127,43 +103,32 @@ def _run_arm(
     from langchain_speedup.memory import QdrantEpisodicStore, SimilarityGate
     from langchain_speedup.router import BudgetRouter
 
-    if arm == "none":
-        for index, item in enumerate(items):
-            result = engine.run(item["question"])
-            final, usage = result["final_answer"], result["usage"]
-            run.add(_record(stream, arm, index, item, result, final, usage))
-        return []
     gate = SimilarityGate() if arm == "gated" else SimilarityGate.fixed(-1.0)
-    with QdrantEpisodicStore() as store:
-        router = BudgetRouter(
-            engine,
-            store=store,
-            embeddings=embeddings,
-            namespace=f"{stream}-{arm}",
-            similarity_gate=gate,
-        )
+    with nullcontext() if arm == "none" else QdrantEpisodicStore() as store:
+        solver: BestOfN | BudgetRouter = engine
+        if store is not None:
+            solver = BudgetRouter(
+                engine,
+                store=store,
+                embeddings=embeddings,
+                namespace=f"{stream}-{arm}",
+                similarity_gate=gate,
+            )
         for index, item in enumerate(items):
-            answer = router.solve(item["question"])
-            final, usage = answer["final_answer"], answer["usage"]
+            found, decision, route = ask(solver, index, item)
             run.add(
-                _record(
-                    stream,
-                    arm,
-                    index,
-                    item,
-                    answer["result"],
-                    final,
-                    usage,
-                    answer["route"],
+                MemoryRecord(
+                    stream=stream,
+                    arm=arm,
+                    kind=item["kind"],
+                    **found,
+                    decision=decision if route else "none",
+                    similarity=route["similarity"] if route else None,
+                    band=route["band"] if route else None,
+                    explored=route["explored"] if route else False,
                 )
             )
     return gate.stats() if arm == "gated" else []
-
-
-def _arm_summary(records: Sequence[MemoryRecord]) -> ArmSummary:
-    totals: Mapping[str, Any] = summarize(records, sums=("explored",))
-    with_memory = sum(r["decision"] == "exemplars" for r in records)
-    return cast(ArmSummary, {**totals, "with_memory": with_memory})
 
 
 def run_memory_bench(
@@ -173,10 +138,7 @@ def run_memory_bench(
     embeddings: Embeddings,
     streams: Mapping[str, Sequence[StreamQuestion]] | None = None,
     n: int = 8,
-    quorum: int = 3,
-    model_name: str = "",
-    progress: bool = True,
-    on_record: Callable[[MemoryRecord], None] | None = None,
+    **options: Unpack[RunOptions[MemoryRecord]],
 ) -> MemoryBenchReport:
     """Run each stream through no memory, ungated memory and gated memory.
 
@@ -198,18 +160,15 @@ def run_memory_bench(
         streams: Named streams of questions; `dissimilar_stream()` and
             `similar_stream()` by default.
         n: The Best-of-N budget of every arm.
-        quorum: Agreeing answers the consensus scorer requires.
-        model_name: Shown in the report; the model's `model_name` when
-            empty.
-        progress: Show a progress bar on stderr.
-        on_record: Called with each record as it completes.
+        **options: `quorum`, `model_name`, `progress`, `on_record` (`RunOptions`).
 
     Returns:
         The report.
 
     Raises:
-        ConfigurationError: A stream is empty, `n` or `quorum` is below 1,
-            or not exactly one of `model` and `open_model` is given.
+        ConfigurationError: A stream is empty, `n` or `quorum` is below 1, an
+            option is unknown or of the wrong type, or not exactly one of
+            `model` and `open_model` is given.
         ModelError: A model call failed.
     """
     chosen = dict(
@@ -222,6 +181,7 @@ def run_memory_bench(
         raise ConfigurationError(msg)
     # Options fail here, before any model is opened or called.
     check_count("n", n)
+    quorum = options.get("quorum", 3)
     scorer = ConsensusScorer(quorum=quorum)
     if (model is None) == (open_model is None):
         msg = "give exactly one of `model` and `open_model`"
@@ -231,13 +191,8 @@ def run_memory_bench(
         return open_model() if open_model else nullcontext(cast(ChatRunnable, model))
 
     summaries: list[StreamSummary] = []
-    with Recorder[MemoryRecord](
-        sum(len(items) for items in chosen.values()) * len(ARMS),
-        desc="memory",
-        unit="q",
-        progress=progress,
-        on_record=on_record,
-    ) as run:
+    total = sum(len(items) for items in chosen.values()) * len(ARMS)
+    with Recorder(total, desc="memory", unit="q", options=options) as run:
         for stream, items in chosen.items():
             arms: dict[str, ArmSummary] = {}
             gate: list[BandStats] = []
@@ -245,7 +200,7 @@ def run_memory_bench(
                 run.label(f"{stream} {arm}")
                 start = len(run.records)
                 with opened() as arm_model:
-                    model_name = model_name or str(getattr(arm_model, "model_name", ""))
+                    run.name(arm_model)
                     engine = BestOfN(
                         arm_model,
                         budget=n,
@@ -253,7 +208,10 @@ def run_memory_bench(
                         system_prompt=DEMO_SYSTEM_PROMPT,
                     )
                     gate = _run_arm(arm, stream, items, engine, embeddings, run) or gate
-                arms[arm] = _arm_summary(run.records[start:])
+                records = run.records[start:]
+                totals = summarize(records, sums=("explored",))
+                with_memory = sum(r["decision"] == "exemplars" for r in records)
+                arms[arm] = cast(ArmSummary, {**totals, "with_memory": with_memory})
             summaries.append(
                 StreamSummary(
                     stream=stream,
@@ -264,7 +222,7 @@ def run_memory_bench(
                 )
             )
     return MemoryBenchReport(
-        model=model_name,
+        model=run.model_name,
         n=n,
         quorum=quorum,
         streams=summaries,

@@ -1,18 +1,17 @@
 """Each scaling method, static versus adaptive, on the same problems, in one run.
 
-Both modes of a method share the model, the scorer and the budget, and run
-back to back on each problem, so that a machine whose speed drifts slows both
-alike. `DEFAULT_SETTINGS` holds the budgets of the default run.
+Both modes share the model, scorer and budget and run back to back on each
+problem, so that a drift in the machine's speed slows both alike.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, NotRequired, cast
+from typing import Any, NotRequired
 
-from typing_extensions import TypedDict
+from typing_extensions import TypedDict, Unpack
 
 from langchain_speedup.errors import ConfigurationError
 from langchain_speedup.scaling import ScalingEngine
@@ -20,8 +19,8 @@ from langchain_speedup.scaling.engines import check_method, create_engine
 from langchain_speedup.scoring import ConsensusScorer
 from langchain_speedup.types import METHODS, ChatRunnable, Method, Mode
 
-from ._report import Graded, Recorder, Summary, graded, ratio, summarize
-from .questions import DEMO_SYSTEM_PROMPT, StreamQuestion
+from ._report import Graded, Recorder, RunOptions, Summary, graded, ratio, summarize
+from .questions import BENCH_STEP_PROMPT, DEMO_SYSTEM_PROMPT, StreamQuestion
 
 __all__ = [
     "BENCH_CRITIQUE_PROMPT",
@@ -52,18 +51,6 @@ BENCH_REVISE_PROMPT = (
     "\\boxed{ANSWER}.'"
 )
 """Self-Refine's revision, in the demo's short format."""
-
-BENCH_STEP_PROMPT = (
-    "You solve grade-school math word problems one step at a time. Example:\n"
-    "Problem: Tom has 3 bags with 5 apples in each bag. He eats 2 apples. How "
-    "many apples are left?\n"
-    "3 * 5 = 15\n"
-    "15 - 2 = 13\n"
-    "The final answer is \\boxed{13}.\n"
-    "Reply with the next line of the solution only. After the last step, add "
-    "the final answer line as in the example."
-)
-"""Tree-of-Thoughts' system prompt: the demo's format, one step per reply."""
 
 
 class MethodSetting(TypedDict):
@@ -161,9 +148,8 @@ class MethodBenchReport(TypedDict):
     seconds: float
 
 
-def _settings(
-    methods: Sequence[str], overrides: Mapping[str, MethodSetting] | None
-) -> dict[Method, MethodSetting]:
+def _check_methods(methods: Sequence[str]) -> list[Method]:
+    # Also checks the command line's `--methods`.
     if isinstance(methods, str) or not methods:
         msg = f"`methods` must be a non-empty sequence of method names, got {methods!r}"
         raise ConfigurationError(msg)
@@ -171,17 +157,27 @@ def _settings(
     if len(set(chosen)) != len(chosen):
         msg = f"`methods` names a method twice: {list(methods)!r}"
         raise ConfigurationError(msg)
+    return chosen
+
+
+def _settings(
+    methods: Sequence[str], overrides: Mapping[str, MethodSetting] | None, quorum: int
+) -> dict[Method, MethodSetting]:
+    # Each setting comes back with its quorum, the run's unless it has its own.
+    chosen = _check_methods(methods)
     overrides = overrides or {}
     for name in overrides:
         check_method(name)
-    return {m: overrides.get(m, DEFAULT_SETTINGS[m]) for m in chosen}
+    return {
+        m: {"quorum": quorum, **overrides.get(m, DEFAULT_SETTINGS[m])} for m in chosen
+    }
 
 
 def _engines(
-    model: ChatRunnable, method: Method, setting: MethodSetting, quorum: int
+    model: ChatRunnable, method: Method, setting: MethodSetting
 ) -> dict[Mode, ScalingEngine]:
     # One scorer object for both modes: the same scorer, not just an equal one.
-    scorer = ConsensusScorer(quorum=setting.get("quorum", quorum))
+    scorer = ConsensusScorer(quorum=setting["quorum"])
     options = dict(setting["options"])
     if setting["system_prompt"] is not None:
         options["system_prompt"] = setting["system_prompt"]
@@ -213,32 +209,26 @@ def _summary(
     method: Method,
     engine: ScalingEngine,
     setting: MethodSetting,
-    quorum: int,
     records: Sequence[MethodRecord],
 ) -> MethodSummary:
-    modes = {
-        mode: cast(
-            ModeSummary,
-            summarize(
-                [r for r in records if r["mode"] == mode],
-                sums=("budget_used", "scorer_tokens"),
-            ),
+    modes: dict[str, Any] = {
+        mode: summarize(
+            [r for r in records if r["method"] == method and r["mode"] == mode],
+            sums=("budget_used", "scorer_tokens"),
         )
         for mode in MODES
     }
-    static: Mapping[str, Any] = modes["static"]
-    adaptive: Mapping[str, Any] = modes["adaptive"]
     return MethodSummary(
         method=method,
         unit=engine.unit,
         budget=engine.budget,
         system_prompt=engine.system_prompt,
         options=dict(setting["options"]),
-        quorum=setting.get("quorum", quorum),
+        quorum=setting["quorum"],
         static=modes["static"],
         adaptive=modes["adaptive"],
         ratios={
-            key: ratio(adaptive[key], static[key])
+            key: ratio(modes["adaptive"][key], modes["static"][key])
             for key in ("budget_used", "tokens", "seconds")
         },
     )
@@ -250,10 +240,7 @@ def run_method_bench(
     problems: Sequence[StreamQuestion],
     methods: Sequence[str] = METHODS,
     settings: Mapping[str, MethodSetting] | None = None,
-    quorum: int = 3,
-    model_name: str = "",
-    progress: bool = True,
-    on_record: Callable[[MethodRecord], None] | None = None,
+    **options: Unpack[RunOptions[MethodRecord]],
 ) -> MethodBenchReport:
     """Run each method static and adaptive on the same problems; measure both.
 
@@ -271,51 +258,38 @@ def run_method_bench(
         methods: The methods to run, in order; all four by default.
         settings: Budgets and options per method, replacing the defaults of
             the methods they name (`DEFAULT_SETTINGS`).
-        quorum: Agreeing answers the consensus scorer requires.
-        model_name: Shown in the report.
-        progress: Show a progress bar on stderr.
-        on_record: Called with each record as it completes.
+        **options: `quorum`, `model_name`, `progress`, `on_record` (`RunOptions`).
 
     Returns:
         The report.
 
     Raises:
-        ConfigurationError: No problems, an unknown or repeated method, or a
-            setting the method's engine rejects (raised before any model call).
+        ConfigurationError: No problems, an unknown or repeated method, a
+            setting the method's engine rejects, or an unknown or ill-typed
+            option (raised before any model call).
         ModelError: A model call failed.
     """
     items = list(problems)
     if not items:
         msg = "`problems` must hold at least one problem"
         raise ConfigurationError(msg)
-    chosen = _settings(methods, settings)
+    quorum = options.get("quorum", 3)
+    chosen = _settings(methods, settings, quorum)
     # Build every engine first, so a bad setting fails before any model call.
-    engines = {m: _engines(model, m, s, quorum) for m, s in chosen.items()}
-    with Recorder[MethodRecord](
-        len(items) * len(chosen) * len(MODES),
-        desc="methods",
-        unit="run",
-        progress=progress,
-        on_record=on_record,
-    ) as run:
+    engines = {m: _engines(model, m, s) for m, s in chosen.items()}
+    total = len(items) * len(chosen) * len(MODES)
+    with Recorder(total, desc="methods", unit="run", options=options) as run:
         for method in chosen:
             for index, item in enumerate(items):
                 for mode in MODES:
                     run.label(f"{method} {mode}")
                     run.add(_run(method, mode, index, item, engines[method][mode]))
     return MethodBenchReport(
-        model=model_name,
+        model=run.name(model),
         quorum=quorum,
         problems=len(items),
         methods=[
-            _summary(
-                m,
-                engines[m]["static"],
-                chosen[m],
-                quorum,
-                [r for r in run.records if r["method"] == m],
-            )
-            for m in chosen
+            _summary(m, engines[m]["static"], chosen[m], run.records) for m in chosen
         ],
         records=run.records,
         seconds=run.elapsed(),

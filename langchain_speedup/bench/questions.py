@@ -1,19 +1,19 @@
-"""GSM-style word problems for the demo and benchmarks, and the prompt they use.
-
-Each `ProblemTemplate` has a wording, a paraphrase with the same numbers and
-names, value sets for variants with new numbers, and its gold answer as a
-function; gold answers only ever grade.
-"""
+"""The GSM-style word problems of `problems.toml`, their streams and prompts."""
 
 from __future__ import annotations
 
+import ast
+import operator
+import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from typing_extensions import TypedDict
 
 __all__ = [
+    "BENCH_STEP_PROMPT",
     "DEMO_SYSTEM_PROMPT",
     "TEMPLATES",
     "Kind",
@@ -30,21 +30,53 @@ Kind = Literal["new", "repeat", "paraphrase", "new_numbers"]
 
 Values = Mapping[str, int | str]
 
-DEMO_SYSTEM_PROMPT = (
-    "You solve grade-school math word problems. Write only the arithmetic, one "
-    "short step per line, then the final answer. Example:\n"
+_EXAMPLE = (
+    "Example:\n"
     "Problem: Tom has 3 bags with 5 apples in each bag. He eats 2 apples. How "
     "many apples are left?\n"
     "3 * 5 = 15\n"
     "15 - 2 = 13\n"
     "The final answer is \\boxed{13}."
 )
+
+DEMO_SYSTEM_PROMPT = (
+    "You solve grade-school math word problems. Write only the arithmetic, one "
+    "short step per line, then the final answer. " + _EXAMPLE
+)
 """Short answers keep runs fast on a CPU; the example is not from any stream."""
+
+BENCH_STEP_PROMPT = (
+    "You solve grade-school math word problems one step at a time. "
+    + _EXAMPLE
+    + "\nReply with the next line of the solution only. After the last step, add "
+    "the final answer line as in the example."
+)
+"""Tree-of-Thoughts' system prompt: the demo's format, one step per reply."""
+
+_OPERATORS: dict[type[ast.operator], Callable[[int, int], int]] = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.FloorDiv: operator.floordiv,
+}
+
+
+def _evaluate(node: ast.expr, values: Values) -> int:
+    if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
+        apply = _OPERATORS[type(node.op)]
+        return apply(_evaluate(node.left, values), _evaluate(node.right, values))
+    value: object = values.get(node.id) if isinstance(node, ast.Name) else None
+    if isinstance(node, ast.Constant):
+        value = node.value
+    if not isinstance(value, int):
+        msg = f"not integer arithmetic over the slots: {ast.unparse(node)!r}"
+        raise ValueError(msg)
+    return value
 
 
 @dataclass(frozen=True, kw_only=True)
 class ProblemTemplate:
-    """A word problem with slots, a paraphrase, and its answer as a function."""
+    """A word problem with slots, a paraphrase, and its answer as an expression."""
 
     key: str
     """Short stable name of the problem."""
@@ -52,8 +84,8 @@ class ProblemTemplate:
     """The wording, with `str.format` slots."""
     paraphrase: str
     """Another wording of the same problem, with the same slots."""
-    solve: Callable[[Values], int]
-    """Computes the gold answer from one value set."""
+    gold: str
+    """The gold answer: `+`, `-`, `*` and `//` over the slots, e.g. `bill - n * p`."""
     variants: tuple[Values, ...]
     """Value sets; the first is the original problem."""
 
@@ -64,149 +96,16 @@ class ProblemTemplate:
 
     def answer(self, variant: int = 0) -> int:
         """The gold answer of one variant."""
-        return self.solve(self.variants[variant])
+        expression = ast.parse(self.gold, mode="eval").body
+        return _evaluate(expression, self.variants[variant])
 
 
-def _int(values: Values, key: str) -> int:
-    value = values[key]
-    assert isinstance(value, int), key
-    return value
-
-
-TEMPLATES: tuple[ProblemTemplate, ...] = (
-    ProblemTemplate(
-        key="change",
-        text="{name} buys {n} notebooks at ${p} each and pays with a ${bill} bill. How much change does {name} get, in dollars?",
-        paraphrase="Paying with a ${bill} bill, {name} gets {n} notebooks that cost ${p} apiece. How many dollars of change should {name} receive?",
-        solve=lambda v: _int(v, "bill") - _int(v, "n") * _int(v, "p"),
-        variants=(
-            {"name": "Maya", "n": 3, "p": 4, "bill": 20},
-            {"name": "Omar", "n": 5, "p": 3, "bill": 50},
-            {"name": "Lena", "n": 4, "p": 6, "bill": 30},
-        ),
-    ),
-    ProblemTemplate(
-        key="garden",
-        text="{name} plants {rows} rows of {crop} with {per} plants in each row. Then {lost} of the plants die. How many plants are left?",
-        paraphrase="In {name}'s garden there are {rows} rows of {crop}, each row holding {per} plants. If {lost} plants die, how many plants remain?",
-        solve=lambda v: _int(v, "rows") * _int(v, "per") - _int(v, "lost"),
-        variants=(
-            {"name": "Ben", "rows": 6, "crop": "tomatoes", "per": 8, "lost": 5},
-            {"name": "Ana", "rows": 4, "crop": "peppers", "per": 9, "lost": 7},
-            {"name": "Raj", "rows": 7, "crop": "beans", "per": 5, "lost": 3},
-        ),
-    ),
-    ProblemTemplate(
-        key="reading",
-        text="{name} reads {p} pages every day for {d} days, then reads {extra} more pages on Sunday. How many pages does {name} read in total?",
-        paraphrase="For {d} days {name} reads {p} pages a day, and on Sunday {name} reads another {extra} pages. What is the total number of pages read?",
-        solve=lambda v: _int(v, "p") * _int(v, "d") + _int(v, "extra"),
-        variants=(
-            {"name": "Nina", "p": 12, "d": 5, "extra": 9},
-            {"name": "Tom", "p": 15, "d": 4, "extra": 11},
-            {"name": "Ivy", "p": 8, "d": 6, "extra": 14},
-        ),
-    ),
-    ProblemTemplate(
-        key="savings",
-        text="{name} saves ${w} every week. After {n} weeks, {name} spends ${s} on a {thing}. How many dollars does {name} have left?",
-        paraphrase="Each week {name} puts away ${w}. Once {n} weeks have passed, {name} buys a {thing} for ${s}. How much money, in dollars, is left?",
-        solve=lambda v: _int(v, "w") * _int(v, "n") - _int(v, "s"),
-        variants=(
-            {"name": "Leo", "w": 7, "n": 6, "s": 15, "thing": "kite"},
-            {"name": "Sara", "w": 9, "n": 5, "s": 18, "thing": "game"},
-            {"name": "Kim", "w": 6, "n": 8, "s": 20, "thing": "book"},
-        ),
-    ),
-    ProblemTemplate(
-        key="tickets",
-        text="Adult tickets cost ${a} and child tickets cost ${c}. A family buys {na} adult tickets and {nc} child tickets. What is the total cost in dollars?",
-        paraphrase="A family gets {na} tickets for adults at ${a} each and {nc} tickets for children at ${c} each. How many dollars do they pay altogether?",
-        solve=lambda v: _int(v, "a") * _int(v, "na") + _int(v, "c") * _int(v, "nc"),
-        variants=(
-            {"a": 12, "c": 5, "na": 2, "nc": 3},
-            {"a": 10, "c": 4, "na": 3, "nc": 2},
-            {"a": 15, "c": 6, "na": 2, "nc": 4},
-        ),
-    ),
-    ProblemTemplate(
-        key="pizza",
-        text="A pizza is cut into {s} slices. {name} orders {p} pizzas, and {k} friends eat {e} slices each. How many slices are left?",
-        paraphrase="{name} orders {p} pizzas with {s} slices in each. If {k} friends each eat {e} slices, how many slices remain?",
-        solve=lambda v: _int(v, "s") * _int(v, "p") - _int(v, "k") * _int(v, "e"),
-        variants=(
-            {"name": "Eva", "s": 8, "p": 3, "k": 5, "e": 4},
-            {"name": "Sam", "s": 6, "p": 4, "k": 7, "e": 3},
-            {"name": "Zoe", "s": 10, "p": 2, "k": 4, "e": 3},
-        ),
-    ),
-    ProblemTemplate(
-        key="boxes",
-        text="A baker has {total} cookies and puts {per} cookies in each box. She sells every full box for ${price}. How many dollars does she make?",
-        paraphrase="{total} cookies are packed {per} to a box, and each box sells for ${price}. How much money, in dollars, do the boxes bring in?",
-        solve=lambda v: _int(v, "total") // _int(v, "per") * _int(v, "price"),
-        variants=(
-            {"total": 48, "per": 6, "price": 5},
-            {"total": 36, "per": 4, "price": 7},
-            {"total": 60, "per": 5, "price": 3},
-        ),
-    ),
-    ProblemTemplate(
-        key="ages",
-        text="{a} is {x} years old. {b} is {y} years older than {a}. How old will {b} be in {z} years?",
-        paraphrase="{b} is {y} years older than {a}, who is {x} now. What will {b}'s age be {z} years from now?",
-        solve=lambda v: _int(v, "x") + _int(v, "y") + _int(v, "z"),
-        variants=(
-            {"a": "Mia", "b": "Jon", "x": 9, "y": 4, "z": 6},
-            {"a": "Ali", "b": "Rosa", "x": 12, "y": 7, "z": 3},
-            {"a": "Tia", "b": "Max", "x": 15, "y": 5, "z": 8},
-        ),
-    ),
-    ProblemTemplate(
-        key="marbles",
-        text="{name} has {total} marbles and shares them equally among {k} friends. Each friend then finds {more} more marbles. How many marbles does each friend have now?",
-        paraphrase="{k} friends split {name}'s {total} marbles evenly, and afterwards each of them finds another {more}. How many marbles does each friend hold?",
-        solve=lambda v: _int(v, "total") // _int(v, "k") + _int(v, "more"),
-        variants=(
-            {"name": "Luis", "total": 24, "k": 4, "more": 3},
-            {"name": "Emma", "total": 35, "k": 5, "more": 6},
-            {"name": "Noah", "total": 42, "k": 6, "more": 2},
-        ),
-    ),
-    ProblemTemplate(
-        key="train",
-        text="A train travels at {v} miles per hour for {h} hours, then {extra} more miles to the last stop. How many miles does it travel in all?",
-        paraphrase="Moving at {v} miles per hour, a train runs for {h} hours and then covers another {extra} miles to reach its last stop. What total distance, in miles, does it cover?",
-        solve=lambda v: _int(v, "v") * _int(v, "h") + _int(v, "extra"),
-        variants=(
-            {"v": 60, "h": 3, "extra": 25},
-            {"v": 45, "h": 4, "extra": 18},
-            {"v": 70, "h": 2, "extra": 33},
-        ),
-    ),
-    ProblemTemplate(
-        key="apples",
-        text="{name} picks {a} apples in the morning and twice as many in the afternoon. {name} gives away {g} apples. How many apples are left?",
-        paraphrase="In the morning {name} picks {a} apples, and in the afternoon double that number. After giving {g} apples away, how many does {name} keep?",
-        solve=lambda v: _int(v, "a") * 3 - _int(v, "g"),
-        variants=(
-            {"name": "Ella", "a": 14, "g": 10},
-            {"name": "Finn", "a": 11, "g": 8},
-            {"name": "Gia", "a": 16, "g": 13},
-        ),
-    ),
-    ProblemTemplate(
-        key="class",
-        text="A class has {g} girls and {b} boys. The teacher puts all of them into teams of {s}. How many teams are there?",
-        paraphrase="There are {b} boys and {g} girls in a class, and the teacher makes teams of {s} students from all of them. How many teams does she make?",
-        solve=lambda v: (_int(v, "g") + _int(v, "b")) // _int(v, "s"),
-        variants=(
-            {"g": 14, "b": 10, "s": 4},
-            {"g": 12, "b": 15, "s": 3},
-            {"g": 16, "b": 14, "s": 5},
-        ),
-    ),
+_PROBLEMS = Path(__file__).with_name("problems.toml").read_text(encoding="utf-8")
+TEMPLATES: tuple[ProblemTemplate, ...] = tuple(
+    ProblemTemplate(**{**row, "variants": tuple(row["variants"])})
+    for row in tomllib.loads(_PROBLEMS)["problem"]
 )
+"""The problems of `problems.toml`, in order."""
 
 
 class StreamQuestion(TypedDict):

