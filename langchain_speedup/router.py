@@ -42,7 +42,7 @@ from langchain_speedup._internal import (
     validate_question,
     with_fields,
 )
-from langchain_speedup.answers import question_key, same_problem
+from langchain_speedup.answers import question_key
 from langchain_speedup.budget import Ledger
 from langchain_speedup.errors import (
     ConfigurationError,
@@ -56,6 +56,7 @@ from langchain_speedup.memory import (
     QdrantEpisodicStore,
     SimilarityGate,
     episode_from_result,
+    precedents_of,
     saving_of,
 )
 from langchain_speedup.scaling import BestOfN, ScalingEngine
@@ -325,14 +326,7 @@ class BudgetRouter:
                 None,
             )
         close = self._admitted(matches, verdict)
-        precedents = sorted(
-            {
-                m["episode"]["final_answer"]
-                for m in close
-                if m["episode"]["final_answer"] is not None
-                and same_problem(question, m["episode"]["question"])
-            }
-        )
+        precedents = precedents_of(question, close)
         memory = MemoryContext(
             exemplars=[
                 Exemplar(
@@ -437,8 +431,8 @@ class BudgetRouter:
                     question, gated, store=self.store, namespace=ns, config=cfg
                 ),
             )
-            # Precedents feed the scorer and the start limits the exemplars:
-            # both stay the router's, whatever the mechanism shows.
+            # The precedents the scorer counts and the start that limits the
+            # exemplars are the router's, whatever the mechanism returns.
             merged = MemoryContext(**built)
             merged["precedents"] = memory["precedents"]
             if "samples" in memory:

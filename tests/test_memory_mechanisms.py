@@ -38,6 +38,7 @@ from langchain_speedup.memory import (
     areflect,
     areflect_update,
     create_reflection_update_node,
+    precedents_of,
     reflect,
     reflect_update,
 )
@@ -188,18 +189,22 @@ class TestInContextMemory:
         )
         assert shown <= cost
 
-    async def test_precedents_of_the_same_problem_reworded(
+    async def test_precedents_are_the_routers_not_the_mechanisms(
         self, store: QdrantEpisodicStore
     ) -> None:
         reworded = "Maya buys 3 pens at 4 dollars each. How much does Maya spend?"
-        matches = [match(MAYA, 0.95), match(MAYA, 0.9, final_answer="13")]
+        matches = [
+            match(MAYA, 0.95),
+            match(MAYA, 0.9, final_answer="13"),
+            match(TRAIN, 0.5),
+        ]
         memory = await build(
-            InContextMemory(),
-            store,
-            matches=[*matches, match(TRAIN, 0.5)],
-            question=reworded,
+            InContextMemory(), store, matches=matches, question=reworded
         )
-        assert memory["precedents"] == ["13", "42"]
+        assert memory["precedents"] == []
+        # Only verified answers of the same problem reworded count.
+        assert precedents_of(reworded, matches) == ["13", "42"]
+        assert precedents_of(TRAIN, matches) == [matches[2]["episode"]["final_answer"]]
 
     @pytest.mark.parametrize("bad", [0, -1, True, "2"])
     def test_bad_bounds_are_rejected(self, bad: object) -> None:

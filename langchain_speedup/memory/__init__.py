@@ -1,6 +1,6 @@
 """Episodic memory: the store, the similarity gate, memory mechanisms, reflections, SFT."""
 
-from langchain_speedup.memory.episodes import episode_from_result
+from langchain_speedup.memory.episodes import episode_from_result, precedents_of
 from langchain_speedup.memory.gating import (
     BandStats,
     GateVerdict,
@@ -63,6 +63,7 @@ __all__ = [
     "create_reflection_update_node",
     "episode_from_result",
     "export_sft_dataset",
+    "precedents_of",
     "reflect",
     "reflect_update",
     "saving_of",

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
-from langchain_speedup.answers import question_key
-from langchain_speedup.types import Episode, ScalingResult
+from langchain_speedup.answers import question_key, same_problem
+from langchain_speedup.types import Episode, EpisodeMatch, ScalingResult
 
-__all__ = ["episode_from_result"]
+__all__ = ["episode_from_result", "precedents_of"]
 
 
 def episode_from_result(
@@ -61,3 +62,20 @@ def episode_from_result(
         episode["similarity"] = similarity
         episode["budget"] = budget
     return episode
+
+
+def precedents_of(question: str, matches: Sequence[EpisodeMatch]) -> list[str]:
+    """The verified final answers of `question`'s own problem among `matches`.
+
+    Only a rewording of the same problem (same numbers and names,
+    `same_problem`) is a precedent; the consensus scorer counts them as votes.
+    """
+    return sorted(
+        {
+            m["episode"]["final_answer"]
+            for m in matches
+            if m["episode"].get("verified")
+            and m["episode"]["final_answer"] is not None
+            and same_problem(question, m["episode"]["question"])
+        }
+    )

@@ -10,7 +10,6 @@ from langchain_core.messages import AnyMessage, BaseMessage, HumanMessage, Syste
 from langchain_core.runnables import RunnableConfig
 
 from langchain_speedup._internal import Call, adrive, check_count, check_model, drive
-from langchain_speedup.answers import same_problem
 from langchain_speedup.budget import Ledger
 from langchain_speedup.errors import SpeedupError
 from langchain_speedup.memory.reflection import (
@@ -67,9 +66,9 @@ def _step_of(mechanism: object, query: _Query) -> _Step:
 class MemoryMechanism(Protocol):
     """Builds the memory a scaling method sees for one question.
 
-    Every mechanism fills `precedents` (the verified final answers of the
-    same problem reworded, which only the scorer reads); what else it shows
-    (exemplars, or lessons in the system message) is its own. Any object with
+    A mechanism decides what the method is shown (exemplars, or lessons in
+    the system message); the precedents the scorer counts as votes are the
+    router's, from `precedents_of`, and a mechanism leaves them empty. Any object with
     `build` and `abuild` is a mechanism; the package's mechanisms subclass
     this protocol and define one step that both run.
     """
@@ -128,14 +127,7 @@ def _context(
     exemplars: list[Exemplar],
     lessons: str | None,
 ) -> MemoryContext:
-    precedents = {
-        m["episode"]["final_answer"]
-        for m in matches
-        if m["episode"].get("verified")
-        and m["episode"]["final_answer"] is not None
-        and same_problem(question, m["episode"]["question"])
-    }
-    memory = MemoryContext(exemplars=exemplars, precedents=sorted(precedents))
+    memory = MemoryContext(exemplars=exemplars, precedents=[])
     if lessons:
         memory["lessons"] = lessons
     return memory

@@ -96,11 +96,11 @@ class ScalingState(ScalingInput):
 class ScalingOptions(TypedDict, total=False):
     """The options every method takes (see `ScalingEngine`)."""
 
-    budget: int
+    budget: int | None
     mode: Mode
     scorer: Scorer | None
     threshold: float | None
-    system_prompt: str
+    system_prompt: str | None
 
 
 _GRAPH_OPTIONS = frozenset(GraphOptions.__annotations__)
