@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
+import unicodedata
 from collections import Counter
+
+from langchain_speedup.errors import InvalidInputError
 
 __all__ = [
     "extract_answer",
@@ -24,8 +26,9 @@ _STATED = re.compile(
 )
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
 _WORD = re.compile(r"[a-z0-9]+")
+_LETTERS = re.compile(r"[^\W\d_]+")
+_POSSESSIVE = re.compile(r"(?<=[^\W\d_])['\u2019]s\b")
 _FRACTION = re.compile(r"-?\\[dt]?frac\{(\d+)\}\{([1-9]\d*)\}")
-_NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+")
 
 
 def _boxed_contents(text: str) -> list[str]:
@@ -95,30 +98,113 @@ def states_answer(text: str) -> bool:
     return _STATED.search(text) is not None
 
 
+def _normal_form(text: str) -> str:
+    # NFKC folds full-width forms, ligatures and the like, but it would also
+    # read "x²" as "x2": superscripts and subscripts keep their form.
+    kept = ("<super>", "<sub>")
+    return unicodedata.normalize(
+        "NFC",
+        "".join(
+            ch
+            if unicodedata.decomposition(ch).startswith(kept)
+            else unicodedata.normalize("NFKC", ch)
+            for ch in unicodedata.normalize("NFC", text)
+        ),
+    ).lower()
+
+
+_TRAILING = ".?!。؟"  # sentence punctuation, dropped from the end of a question
+
+
 def question_key(question: str) -> str:
-    """A stable id of a question's text, blind to case, spacing and punctuation."""
-    words = " ".join(_WORD.findall(question.lower()))
-    return hashlib.sha256(words.encode()).hexdigest()[:32]
+    """The identity of a question's text: equal keys mean the same question.
+
+    The key is the normalised text itself, not a hash, so two questions share
+    a key only when they are equal after normalising what cannot change their
+    answer: Unicode compatibility forms (NFKC, except superscripts and
+    subscripts), letter case, runs of whitespace, and sentence punctuation at
+    the end. Every digit, sign, separator, operator, symbol, emoji and letter
+    of any script is kept, so `"What is 3+2?"` and `"What is 3-2?"` differ.
+
+    Example:
+        ```python
+        assert question_key("  WHAT IS 2+3?!! ") == question_key("What is 2+3?")
+        assert question_key("2^10") != question_key("2*10")
+        ```
+
+    Args:
+        question: The question's text.
+
+    Returns:
+        The key, compared exactly by the episodic store.
+
+    Raises:
+        InvalidInputError: `question` is not a string.
+    """
+    if not isinstance(question, str):
+        msg = f"the question must be a string, got {type(question).__name__}"
+        raise InvalidInputError(msg)
+    text = " ".join(_normal_form(question).split())
+    return text.rstrip(_TRAILING + " ")
 
 
-def _numbers(text: str) -> Counter[str | None]:
+_FUNCTION_WORDS = frozenset(
+    "a an the he she it they him her them his its their "  # noqa: SIM905
+    "is are was were be do does did if then so".split()
+)
+_SYNONYMS = {"much": "many"}
+
+_PROSE = frozenset(".,;!?¿¡\"'“”\u2018\u2019«»—。、،؟")  # every other symbol counts
+
+
+def _terms(text: str) -> tuple[Counter[str | None], set[str], Counter[str]]:
+    """A question's numbers, words and symbols, as `same_problem` compares them."""
+    text = _POSSESSIVE.sub("", _normal_form(text))
     # Normalised, so that "1,200" and "1200" count as one number.
-    return Counter(normalize_answer(raw) for raw in _NUMBER.findall(text))
-
-
-def _names(text: str) -> set[str]:
-    # Capitalised words inside a sentence are names; sentence-initial words are
-    # left out because a rewording moves them.
-    return {m.group(0).lower() for m in _NAME.finditer(text)}
+    numbers = Counter(normalize_answer(raw) for raw in _NUMBER.findall(text))
+    rest = _NUMBER.sub(" ", text)
+    words = {_SYNONYMS.get(w, w) for w in _LETTERS.findall(rest)} - _FUNCTION_WORDS
+    symbols = Counter(
+        ch
+        for ch in _LETTERS.sub(" ", rest)
+        if not ch.isspace()
+        and ch not in _PROSE
+        and unicodedata.category(ch) != "Sc"  # "$1,200" states the number 1200
+    )
+    return numbers, words, symbols
 
 
 def same_problem(a: str, b: str) -> bool:
-    """Whether two questions state the same problem: same numbers, same names.
+    """Whether two questions state the same problem in other words.
 
-    A rewording passes; a variant with any number or name changed does not.
-    This is a necessary condition only: callers also require high similarity.
+    They do when they hold the same numbers (as many times each), the same
+    symbols and operators, and the same words. The only rewordings allowed:
+    word order, letter case, Unicode compatibility forms, the formatting of a
+    number (`"1,200"` = `"1200"`), currency signs, a possessive "'s", prose
+    punctuation (`. , ; ! ?`, quotes, em dashes), and these function words:
+    a, an, the, he, she, it, they, him, her, them, his, its, their, is, are,
+    was, were, be, do, does, did, if, then, so; and "much" reads as "many".
+    Any other word changed makes another problem: "buys 5 more" is not "eats
+    5 more", nor "gets 5 more". When in doubt the answer is no; callers also
+    require high similarity.
+
+    Args:
+        a: One question.
+        b: The other.
+
+    Returns:
+        Whether `b` is `a` reworded.
+
+    Example:
+        ```python
+        assert same_problem(
+            "Ann has 3 pens. How many pens does she have?",
+            "How many pens does Ann have if she has 3 pens?",
+        )
+        assert not same_problem(
+            "Ann has 3 pens and buys 5 more. How many?",
+            "Ann has 3 pens and eats 5 more. How many?",
+        )
+        ```
     """
-    if _numbers(a) != _numbers(b):
-        return False
-    words_a, words_b = set(_WORD.findall(a.lower())), set(_WORD.findall(b.lower()))
-    return _names(a) <= words_b and _names(b) <= words_a
+    return _terms(a) == _terms(b)

@@ -24,6 +24,7 @@ from typing import (
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 from langchain_core.runnables.utils import is_async_callable
+from langgraph.errors import GraphBubbleUp
 from pydantic import BaseModel, Field
 
 from langchain_speedup._internal import (
@@ -35,8 +36,13 @@ from langchain_speedup._internal import (
     drive,
     raise_model_error,
 )
-from langchain_speedup.answers import extract_answer
-from langchain_speedup.errors import ConfigurationError, InvalidInputError, ScoringError
+from langchain_speedup.answers import extract_answer, states_answer
+from langchain_speedup.errors import (
+    ConfigurationError,
+    InvalidInputError,
+    ScoringError,
+    SpeedupError,
+)
 from langchain_speedup.types import ChatRunnable
 
 __all__ = ["ConsensusScorer", "FunctionScorer", "LLMJudgeScorer", "Scorer"]
@@ -164,15 +170,22 @@ def check_score(scorer: Scorer, value: object) -> float:
     return float(value)
 
 
+def _stated_answer(solution: str) -> str | None:
+    return extract_answer(solution) if states_answer(solution) else None
+
+
 class ConsensusScorer(Scorer):
     r"""Scores a candidate by how many others reach the same final answer.
 
     The score is `min(1, votes / quorum)`, where `votes` counts the candidate
-    itself, every peer with the same final answer, and `precedent_weight` more
-    when the answer matches a verified precedent. With a threshold of 1.0 an
-    adaptive method stops once `quorum` samples agree, or once one fresh sample
-    confirms a verified precedent. A candidate with no final answer scores 0.
-    It makes no model calls.
+    itself, every peer that states the same final answer, and
+    `precedent_weight` more when the answer matches a verified precedent. With
+    a threshold of 1.0 an adaptive method stops once `quorum` samples agree,
+    or once one fresh sample confirms a verified precedent. Only a stated
+    answer votes (`answers.states_answer`: a `\\boxed{...}` or a closing
+    "final answer is N"), never a number read from a refusal, an error
+    message or an echo of the question: a candidate that states none scores 0,
+    however many others say the same. It makes no model calls.
 
     Example:
         ```python
@@ -184,7 +197,9 @@ class ConsensusScorer(Scorer):
         quorum: Agreeing votes that make a full score.
         precedent_weight: Votes a matching verified precedent adds; by default
             `quorum - 1`, so that precedent plus one agreeing sample is a quorum.
-        extract: Maps a solution to its final answer (`None` when it has none).
+        extract: Maps a solution to the final answer it states (`None` when it
+            states none); by default `extract_answer` of a solution that
+            `states_answer`.
 
     Raises:
         ConfigurationError: `quorum` is not an integer >= 1, or
@@ -196,12 +211,12 @@ class ConsensusScorer(Scorer):
         *,
         quorum: int = 3,
         precedent_weight: int | None = None,
-        extract: Callable[[str], str | None] = extract_answer,
+        extract: Callable[[str], str | None] | None = None,
     ) -> None:
         self.quorum = check_count("quorum", quorum)
         weight = quorum - 1 if precedent_weight is None else precedent_weight
         self.precedent_weight = check_count("precedent_weight", weight, minimum=0)
-        self.extract = extract
+        self.extract = _stated_answer if extract is None else extract
 
     def _step(self, query: _Query) -> _Step:
         yield from ()  # no I/O: `ascore` computes what `score` does
@@ -220,11 +235,12 @@ _JUDGE_PROMPT = (
     f"proposed solution, check every step, and rate {_SCALE}. "
     "End your reply with the line 'Rating: N'."
 )
-# A "Rating: N" that ends its line ("Rating: 7", "**Rating:** 7/10."), so that
-# other numbers in the text, "10/10" included, are never read as the rating.
+# A "Rating: N" that ends the reply's last line ("Rating: 7", "**Rating:** 7/10."),
+# so that other numbers in the text, "10/10" or a rating quoted from the
+# solution included, are never read as the rating.
 _RATING_LINE = re.compile(
     r"\brating\W{0,3}[:=][\s*]*(\d+(?:\.\d+)?)(?:\s*/\s*10)?[\s*.]*$",
-    re.IGNORECASE | re.MULTILINE,
+    re.IGNORECASE,
 )
 
 
@@ -238,10 +254,13 @@ class LLMJudgeScorer(Scorer):
     """Asks a chat model to rate a solution from 0 to 10; scores in [0, 1].
 
     The rating is read with the model's structured output; from a model
-    without it (`with_structured_output` raises `NotImplementedError`), from
-    the last line of the reply that states `Rating: N`. A reply with no rating
-    scores `fallback` and logs a warning. Calls use the `config` the scorer is
-    given, so a `Ledger` counts them under the `scorer` role.
+    without it (`with_structured_output` raises `NotImplementedError`), or
+    when that holds no valid rating, from the reply's text, whose last line
+    must end with `Rating: N` (N from 0 to 10). Numbers elsewhere in the
+    reply ("10/10", a rating quoted from the solution) are never read. A
+    reply with no rating scores `fallback` and logs a warning. Calls use the
+    `config` the scorer is given, so a `Ledger` counts them under the `scorer`
+    role.
 
     Example:
         ```python
@@ -304,9 +323,10 @@ class LLMJudgeScorer(Scorer):
         if isinstance(parsed, _Rating):
             return parsed.rating / 10
         text = raw.text if isinstance(raw, BaseMessage) else str(raw)
-        stated = _RATING_LINE.findall(text)
-        if stated and float(stated[-1]) <= 10:
-            return float(stated[-1]) / 10
+        last_line = text.strip().rpartition("\n")[2]
+        stated = _RATING_LINE.search(last_line)
+        if stated and float(stated.group(1)) <= 10:
+            return float(stated.group(1)) / 10
         self.malformed += 1
         logger.warning(
             "judge reply held no 0-10 rating, scoring %s: %r", self.fallback, text[:200]
@@ -344,7 +364,8 @@ class FunctionScorer(Scorer):
     Raises:
         ConfigurationError: An option is invalid, or `score` is called with
             only an async function.
-        ScoringError: The function returned no number in `[lower, upper]`.
+        ScoringError: The function raised (the error is its `__cause__`), or
+            returned no number in `[lower, upper]`.
     """
 
     def __init__(
@@ -377,8 +398,15 @@ class FunctionScorer(Scorer):
 
     def _step(self, query: _Query) -> _Step:
         pair, config = (query.question, query.candidate), query.config
-        value = yield Call(
-            lambda: self._runnable.invoke(pair, config),
-            lambda: self._runnable.ainvoke(pair, config),
-        )
+        try:
+            value = yield Call(
+                lambda: self._runnable.invoke(pair, config),
+                lambda: self._runnable.ainvoke(pair, config),
+            )
+        except (GraphBubbleUp, SpeedupError):
+            raise
+        except Exception as e:
+            name = self._runnable.name
+            msg = f"scoring function {name} raised {type(e).__name__}: {e}"
+            raise ScoringError(msg) from e
         return check_score(self, value)

@@ -12,7 +12,12 @@ from typing import Any
 import pytest
 from langchain_openai import ChatOpenAI
 
-from langchain_speedup import InvalidInputError, ModelError, QdrantEpisodicStore
+from langchain_speedup import (
+    Episode,
+    InvalidInputError,
+    ModelError,
+    QdrantEpisodicStore,
+)
 from langchain_speedup._internal import DEFAULT_SYSTEM_PROMPT
 from langchain_speedup.memory import (
     FineTuner,
@@ -56,6 +61,36 @@ def test_export_writes_verified_episodes_newest_per_question(
     assert maya[0] == {"role": "system", "content": DEFAULT_SYSTEM_PROMPT}
     assert maya[2]["role"] == "assistant"
     assert "\\boxed{12}" in maya[2]["content"]
+
+
+class Listed:
+    """An episode source that lists the episodes it was given, oldest first."""
+
+    def __init__(self, *episodes: Episode) -> None:
+        self.listed = list(episodes)
+
+    def episodes(self, namespace: str) -> list[Episode]:
+        return [e for e in self.listed if e["namespace"] == namespace]
+
+
+def test_export_keeps_both_questions_of_a_pair_that_used_to_collide(
+    tmp_path: Path,
+) -> None:
+    plus = make_episode("What is 3+2?", final_answer="5", created_at=1.0)
+    minus = make_episode("What is 3-2?", final_answer="1", created_at=2.0)
+    again = make_episode("  WHAT IS 3+2 ?", final_answer="5", created_at=3.0)
+    for episode in (plus, minus, again):
+        # The key an older version stored: the same for all three.
+        episode["question_key"] = "b1e0c1e8a1f3d2c4b5a6978812345678"
+    path = tmp_path / "sft.jsonl"
+    assert export_sft_dataset(Listed(plus, minus, again), "default", path) == 2
+    examples = [
+        (e["messages"][1]["content"], e["messages"][2]["content"]) for e in lines(path)
+    ]
+    assert examples == [
+        (again["question"], again["answer"]),
+        (minus["question"], minus["answer"]),
+    ]
 
 
 def test_export_system_prompt(filled: QdrantEpisodicStore, tmp_path: Path) -> None:

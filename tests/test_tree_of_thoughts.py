@@ -197,14 +197,15 @@ def test_everything_pruned_returns_the_best_partial_path() -> None:
     assert result["passed"] is False
 
 
-def test_siblings_vote_among_their_own_kind() -> None:
-    # A partial sibling ending in 42 must not vote for a finished 42.
+def test_a_partial_step_never_votes_nor_scores() -> None:
+    # A partial sibling ending in 42 states no answer: it gives the finished
+    # 42 no vote, and the consensus scorer gives it nothing.
     model = FakeChatModel(
         responder=per_depth({0: ["We get 42 so far.", "Hence \\boxed{42}."]})
     )
     result = TreeOfThoughts(model, breadth=2, budget=1, scorer=QUORUM).run(QUESTION)
     scores = {c["text"]: c["score"] for c in result["candidates"]}
-    assert scores == {"We get 42 so far.": 0.5, "Hence \\boxed{42}.": 0.5}
+    assert scores == {"We get 42 so far.": 0.0, "Hence \\boxed{42}.": 0.5}
 
 
 def test_adaptive_keeps_the_first_passing_solution() -> None:
@@ -223,9 +224,10 @@ def test_adaptive_keeps_the_first_passing_solution() -> None:
     [
         # Two solutions meet the first one's 42: three votes.
         pytest.param([FINAL], [1 / 3, 0.0, 1.0, 1.0], id="complete"),
-        # An intermediate 42 meets neither the solution nor its sibling's 40.
+        # Partial steps state no answer: they neither meet the solution nor
+        # score among themselves.
         pytest.param(
-            ["We get 42.", "We get 40."], [1 / 3, 0.0, 1 / 3, 1 / 3], id="partial"
+            ["We get 42.", "We get 40."], [1 / 3, 0.0, 0.0, 0.0], id="partial"
         ),
     ],
 )

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from langchain_speedup._internal import DEFAULT_SYSTEM_PROMPT, raise_model_error
+from langchain_speedup.answers import question_key
 from langchain_speedup.errors import InvalidInputError, ModelError
 from langchain_speedup.types import Episode
 
@@ -62,7 +63,7 @@ def export_sft_dataset(
     Each line is `{"messages": [system, user, assistant]}`: the system prompt,
     the question and the verified solution. Only verified episodes are
     written, the newest per question (a question answered twice appears
-    once). The file is written whole or not at all, and checked with
+    once; questions are the same when their `question_key` is). The file is written whole or not at all, and checked with
     `validate_sft_jsonl` before it replaces `path`.
 
     Args:
@@ -88,7 +89,9 @@ def export_sft_dataset(
     newest: dict[str, Episode] = {}
     for episode in store.episodes(namespace):
         if episode.get("verified") and episode["answer"].strip():
-            newest[episode["question_key"]] = episode  # oldest first: newest wins
+            # Keyed afresh, not by the stored key: a key computed by an older
+            # version may join different questions.
+            newest[question_key(episode["question"])] = episode  # newest wins
     if not newest:
         msg = f"namespace {namespace!r} holds no verified episode to export"
         raise InvalidInputError(msg)

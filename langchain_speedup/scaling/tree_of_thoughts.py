@@ -98,7 +98,10 @@ class TreeOfThoughts(ScalingEngine):
     ties); a child is not expanded when complete (its step states a final
     answer), at `max_depth`, or valued below `prune_below`. Every valued node
     is a candidate. A child is scored against its siblings of the same kind
-    and, when complete, against every solution found before. The pick is the
+    and, when complete, against every solution found before (a partial path
+    states no answer, so a `ConsensusScorer` gives it nothing and proposal
+    order ranks partial siblings; a judge or function scorer can value
+    them). The pick is the
     first passing complete solution (adaptive mode), else the best complete
     one, else the best partial path, deeper among equals, which never passes.
 
