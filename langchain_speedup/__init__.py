@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from langchain_speedup.budget import Ledger
     from langchain_speedup.errors import (
         ConfigurationError,
+        EmbeddingError,
+        EmbeddingSizeError,
         InvalidInputError,
         LocalStackError,
         MemoryStoreError,
@@ -102,6 +104,8 @@ __all__ = [
     "ConfigurationError",
     "ConsensusScorer",
     "Decision",
+    "EmbeddingError",
+    "EmbeddingSizeError",
     "Episode",
     "EpisodeMatch",
     "EpisodicStore",

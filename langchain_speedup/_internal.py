@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import math
+import numbers
 import types
+import uuid
 from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
+from functools import partial
 from typing import Annotated, Any, NamedTuple, NoReturn, TypeVar
 
 from langchain_core.messages import (
@@ -129,6 +133,42 @@ def check_namespace(namespace: object) -> str:
     return namespace
 
 
+def check_uuid(value: object, what: str) -> str:
+    """`value` as a canonical UUID string, else `InvalidInputError` naming `what`."""
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError as e:
+        msg = f"{what} must be a UUID string, got {value!r}"
+        raise InvalidInputError(msg) from e
+
+
+def as_vector(raw: object) -> list[float]:
+    """`raw` as a non-empty list of finite floats.
+
+    Raises:
+        ValueError: It is not; the message says what it is instead.
+    """
+    if isinstance(raw, str | bytes | Mapping):
+        msg = f"{type(raw).__name__}, not a vector"
+        raise ValueError(msg)
+    try:
+        values = list(raw)  # type: ignore[call-overload]
+    except TypeError:
+        msg = f"{type(raw).__name__}, not a vector"
+        raise ValueError(msg) from None
+    if not values:
+        msg = "an empty vector"
+        raise ValueError(msg)
+    if not all(isinstance(x, numbers.Real) and not isinstance(x, bool) for x in values):
+        msg = "a vector holding values that are not numbers"
+        raise ValueError(msg)
+    floats = [float(x) for x in values]
+    if not all(map(math.isfinite, floats)):
+        msg = "a vector holding non-finite values"
+        raise ValueError(msg)
+    return floats
+
+
 def validate_question(question: object) -> str:
     """Return `question` stripped, or raise `InvalidInputError`."""
     if not isinstance(question, str):
@@ -141,6 +181,11 @@ def validate_question(question: object) -> str:
     if len(text) > MAX_QUESTION_CHARS:
         msg = f"the question has {len(text)} characters, more than {MAX_QUESTION_CHARS}"
         raise InvalidInputError(msg)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:  # a lone surrogate: no model or store takes it
+        msg = f"the question is not valid Unicode: {e.reason} at position {e.start}"
+        raise InvalidInputError(msg) from None
     return text
 
 
@@ -249,45 +294,87 @@ class _Run:
 
 
 def drive(step: Generator[Call, Any, R]) -> R:
-    """Run a step, resolving each `Call` it yields with `call.sync()`."""
+    """Run a step, resolving each `Call` it yields with `call.sync()`.
+
+    A step left part way (cancelled, interrupted) is closed at once, so its
+    `finally` clauses run before the failure goes on up.
+    """
     run = _Run(step)
-    while (request := run.next()) is not None:
-        try:
-            run.send(request.sync())
-        except Exception as e:  # noqa: BLE001
-            run.throw(e)
+    try:
+        while (request := run.next()) is not None:
+            try:
+                run.send(request.sync())
+            except Exception as e:  # noqa: BLE001
+                run.throw(e)
+    finally:
+        step.close()
     return run.result  # type: ignore[no-any-return]
 
 
 async def adrive(step: Generator[Call, Any, R]) -> R:
     """Run a step, resolving each `Call` it yields with `await call.asyn()`."""
     run = _Run(step)
-    while (request := run.next()) is not None:
-        try:
-            run.send(await request.asyn())
-        except Exception as e:  # noqa: BLE001
-            run.throw(e)
+    try:
+        while (request := run.next()) is not None:
+            try:
+                run.send(await request.asyn())
+            except Exception as e:  # noqa: BLE001
+                run.throw(e)
+    finally:
+        step.close()
     return run.result  # type: ignore[no-any-return]
+
+
+def _check_reply(reply: Any, role: str) -> Any:
+    # A runnable that returns text, None or a dict would fail later, deep in
+    # a step, with an AttributeError.
+    replies = reply if isinstance(reply, list) else [reply]
+    wrong = [r for r in replies if not isinstance(r, BaseMessage)]
+    if not wrong:
+        return reply
+    msg = (
+        f"the {role} model returned {type(wrong[0]).__name__}, not a chat message; "
+        "give a chat model, or a runnable that returns an AIMessage"
+    )
+    raise ModelError(msg, role=role)
+
+
+def guarded_call(
+    sync: Callable[[], Any],
+    asyn: Callable[[], Awaitable[Any]],
+    *,
+    fail: Callable[[Exception], NoReturn],
+    check: Callable[[Any], Any],
+) -> Call:
+    """A call whose failures go through `fail` and whose result through `check`."""
+
+    def checked() -> Any:
+        try:
+            result = sync()
+        except Exception as e:  # noqa: BLE001
+            fail(e)
+        return check(result)
+
+    async def achecked() -> Any:
+        try:
+            result = await asyn()
+        except Exception as e:  # noqa: BLE001
+            fail(e)
+        return check(result)
+
+    return Call(checked, achecked)
 
 
 def model_call(
     sync: Callable[[], Any], asyn: Callable[[], Awaitable[Any]], *, role: str
 ) -> Call:
-    """A model call whose failures become `ModelError` (see `raise_model_error`)."""
-
-    def guarded() -> Any:
-        try:
-            return sync()
-        except Exception as e:  # noqa: BLE001
-            raise_model_error(e, role=role)
-
-    async def aguarded() -> Any:
-        try:
-            return await asyn()
-        except Exception as e:  # noqa: BLE001
-            raise_model_error(e, role=role)
-
-    return Call(guarded, aguarded)
+    """A model call whose failures and non-message replies become `ModelError`."""
+    return guarded_call(
+        sync,
+        asyn,
+        fail=partial(raise_model_error, role=role),
+        check=partial(_check_reply, role=role),
+    )
 
 
 def step_node(

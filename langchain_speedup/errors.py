@@ -7,18 +7,28 @@ Every error the package raises on purpose derives from `SpeedupError`, so one
      ├─ ConfigurationError(SpeedupError, ValueError)  bad options, raised at build time
      ├─ InvalidInputError(SpeedupError, ValueError)   a bad question or state at run time
      ├─ ModelError(SpeedupError)                      the chat model failed or is unreachable
-     ├─ ScoringError(SpeedupError)                    a scorer returned something unusable
+     ├─ ScoringError(SpeedupError)                    a scorer failed or returned something unusable
+     ├─ EmbeddingError(SpeedupError)                  the embeddings failed or returned no vector
      ├─ MemoryStoreError(SpeedupError)                the episodic store cannot be used
+     │   └─ EmbeddingSizeError(MemoryStoreError)      its vectors have another size than the embeddings'
      └─ LocalStackError(SpeedupError)                 the embedded local model stack failed
 
+A wrapped failure keeps its cause as `__cause__`.
 LangGraph's control-flow exceptions (interrupts, parent commands) are never
 wrapped: they pass through untouched.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from langchain_speedup.types import Usage
+
 __all__ = (
     "ConfigurationError",
+    "EmbeddingError",
+    "EmbeddingSizeError",
     "InvalidInputError",
     "LocalStackError",
     "MemoryStoreError",
@@ -44,20 +54,33 @@ class InvalidInputError(SpeedupError, ValueError):
 
 
 class ModelError(SpeedupError):
-    """The chat model failed, or its server could not be reached.
+    """The chat model failed, returned no message, or its server could not be reached.
 
     Attributes:
         role: Which call failed: `"solver"`, `"scorer"`, `"reflection"` or
             `"fine_tuning"`.
+        usage: What the question had spent when the call failed, the failed
+            call included (`failed_calls`); `None` where nothing counted it.
+            Engines and the router fill it.
     """
 
-    def __init__(self, message: str, *, role: str = "solver") -> None:
+    def __init__(
+        self, message: str, *, role: str = "solver", usage: Usage | None = None
+    ) -> None:
         super().__init__(message)
         self.role = role
+        self.usage = usage
 
 
 class ScoringError(SpeedupError):
-    """A scorer returned a value that is not a finite number in its range."""
+    """A scorer failed, or returned a value that is not a finite number in its range."""
+
+
+class EmbeddingError(SpeedupError):
+    """The embeddings failed, or returned no finite vector.
+
+    Raised before any model call of the question, so it costs no generation.
+    """
 
 
 class MemoryStoreError(SpeedupError):
@@ -69,3 +92,17 @@ class LocalStackError(SpeedupError):
 
     The message names the missing package or the failing step, with the fix.
     """
+
+
+class EmbeddingSizeError(MemoryStoreError):
+    """A vector's size differs from the one the store's collection was built with.
+
+    Attributes:
+        expected: The collection's vector size.
+        got: The size of the vector given.
+    """
+
+    def __init__(self, message: str, *, expected: int, got: int) -> None:
+        super().__init__(message)
+        self.expected = expected
+        self.got = got

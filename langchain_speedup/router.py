@@ -5,7 +5,8 @@ decides: `reuse` the verified answer of exactly this question, solve with
 `exemplars` from similar verified episodes that the similarity gate admits,
 or solve from `scratch` with the full budget and no memory. `BudgetRouter.solve`
 and `create_speedup_graph` run the same graph: route, then reuse or the
-method's own graph, then remember the episode.
+method's own graph, then remember the episode. Concurrent calls asking the
+same question are solved once (see `BudgetRouter`).
 """
 
 from __future__ import annotations
@@ -16,26 +17,31 @@ import threading
 import time
 import uuid
 from collections.abc import Generator, Mapping, Sequence
-from typing import Any, NotRequired, Unpack, cast
+from typing import Any, NoReturn, NotRequired, Unpack, cast
 
 from langchain_core.embeddings import Embeddings
 from langchain_core.messages import AIMessage, AnyMessage, BaseMessage
-from langchain_core.runnables import Runnable, RunnableConfig
+from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
+from langgraph.errors import GraphBubbleUp
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Checkpointer
 from typing_extensions import TypedDict
 
+from langchain_speedup._flight import FLIGHTS
 from langchain_speedup._internal import (
     Call,
     GraphOptions,
     Messages,
     adrive,
+    as_vector,
     check_count,
     check_namespace,
+    check_uuid,
     compile_options,
     drive,
     graph_config,
+    guarded_call,
     question_of,
     result_of,
     step_node,
@@ -46,8 +52,12 @@ from langchain_speedup.answers import question_key
 from langchain_speedup.budget import Ledger
 from langchain_speedup.errors import (
     ConfigurationError,
+    EmbeddingError,
+    EmbeddingSizeError,
     InvalidInputError,
     MemoryStoreError,
+    ModelError,
+    SpeedupError,
 )
 from langchain_speedup.memory import (
     EpisodicStore,
@@ -83,6 +93,21 @@ logger = logging.getLogger(__name__)
 _PENDING_VECTORS = 1024
 
 
+def _embedding_failed(error: Exception) -> NoReturn:
+    if isinstance(error, GraphBubbleUp | SpeedupError):
+        raise error
+    msg = f"the embeddings failed ({type(error).__name__}: {error})"
+    raise EmbeddingError(msg) from error
+
+
+def _vector(raw: object) -> list[float]:
+    try:
+        return as_vector(raw)
+    except ValueError as e:
+        msg = f"the embeddings returned {e}; no question can be routed with it"
+        raise EmbeddingError(msg) from e
+
+
 class SpeedupInput(TypedDict):
     """Input of the speedup graph: a conversation ending in the question."""
 
@@ -101,6 +126,8 @@ class SpeedupState(SpeedupInput):
     reuse: NotRequired[Episode | None]
     new_episode_id: NotRequired[str]
     """Where this question's episode is written."""
+    flight: NotRequired[str | None]
+    """Set while this invocation solves the question for concurrent askers."""
     started: NotRequired[float]
 
 
@@ -126,13 +153,11 @@ class SpeedupGraphOptions(RouterOptions, total=False):
 
 def _check_episode_id(episode_id: object) -> str:
     # Checked before solving, so a bad id never costs a whole budget.
-    if episode_id is None:
-        return str(uuid.uuid4())
-    try:
-        return str(uuid.UUID(str(episode_id)))
-    except ValueError as e:
-        msg = f"`episode_id` must be a UUID string, got {episode_id!r}"
-        raise InvalidInputError(msg) from e
+    return (
+        str(uuid.uuid4())
+        if episode_id is None
+        else check_uuid(episode_id, "`episode_id`")
+    )
 
 
 def _gate(value: object) -> SimilarityGate:
@@ -164,6 +189,23 @@ class BudgetRouter:
     one line of thought, keeps them throughout); `reuse` spends nothing.
     Similarity alone never triggers reuse: a variant with new numbers embeds
     almost exactly like the original.
+
+    Concurrent calls asking the same question (same `question_key`, same
+    store and namespace; tasks or threads of one process) are solved once:
+    the first solves it, the others wait for it (at most ten minutes), then
+    reuse its episode if it was verified. If it was not verified, or the
+    solve failed, each waiting call solves the question itself; a call waits
+    for at most one solve. Without reuse (`enable_reuse=False`) or with a
+    graph compiled with static interrupts, every call solves. Processes
+    sharing a Qdrant server do not see each other's solves: racing
+    processes store at most one episode each for a question, every one
+    whole (an episode is one point, written at once).
+
+    The question is embedded before anything is solved, so failing
+    embeddings (`EmbeddingError`) cost no generation. A store whose vectors
+    have another size than the embeddings' (`EmbeddingSizeError`) is
+    routed around: the question is solved from `scratch`, the route's
+    reason says why, and the answer is returned with a `memory_error`.
 
     Example:
         ```python
@@ -389,10 +431,31 @@ class BudgetRouter:
             self._replayed = True
 
     def _embed(self, question: str) -> Call:
-        return Call(
+        return guarded_call(
             lambda: self.embeddings.embed_query(question),
             lambda: self.embeddings.aembed_query(question),
+            fail=_embedding_failed,
+            check=_vector,
         )
+
+    def _board(self, key: str, owner: str) -> Generator[Call, Any, bool]:
+        # Claims the question for `owner`, after waiting for at most one
+        # solve ahead of it; whether `owner` holds the claim.
+        ahead = FLIGHTS.claim(self.store, self.namespace, key, owner)
+        if ahead is None:
+            return True
+        stale = yield Call(ahead.wait, ahead.await_landing)
+        taken = FLIGHTS.claim(
+            self.store, self.namespace, key, owner, stale=ahead if stale else None
+        )
+        return taken is None
+
+    def _land(self, state: Mapping[str, Any]) -> None:
+        # Ends this invocation's claim, if it holds one; waiting calls go on.
+        owner = state.get("flight")
+        if owner is not None:
+            key = question_key(state["question"])
+            FLIGHTS.land(self.store, self.namespace, key, owner)
 
     def _routing(
         self, question: str, config: RunnableConfig | None
@@ -401,18 +464,24 @@ class BudgetRouter:
             yield Call(self._replay, lambda: asyncio.to_thread(self._replay))
         vector = [float(x) for x in (yield self._embed(question))]
         ns, key, limit = self.namespace, question_key(question), self.max_exemplars + 2
-        exact = None
-        if self.enable_reuse:
-            exact = yield Call(
-                lambda: self.store.find(ns, key), lambda: self.store.afind(ns, key)
-            )
+        exact, unusable = None, None
         matches: list[EpisodeMatch] = []
-        if exact is None:
-            matches = yield Call(
-                lambda: self.store.search(ns, vector, limit=limit),
-                lambda: self.store.asearch(ns, vector, limit=limit),
-            )
+        try:
+            if self.enable_reuse:
+                exact = yield Call(
+                    lambda: self.store.find(ns, key), lambda: self.store.afind(ns, key)
+                )
+            if exact is None:
+                matches = yield Call(
+                    lambda: self.store.search(ns, vector, limit=limit),
+                    lambda: self.store.asearch(ns, vector, limit=limit),
+                )
+        except EmbeddingSizeError as e:
+            logger.warning("memory unusable, answering without it: %s", e)
+            unusable = f"memory unusable: {e}"
         route, memory, reuse = self.decide(question, exact, matches)
+        if unusable:  # nothing was read: scratch
+            route["reason"] = unusable
         if reuse is None:  # kept for `remember`, which stores it with the episode
             with self._vectors_lock:
                 if len(self._vectors) >= _PENDING_VECTORS:
@@ -423,14 +492,18 @@ class BudgetRouter:
             gated = [m for m in matches if m["episode"]["id"] in ids]
             ledger = Ledger()
             mechanism, cfg = self.memory, ledger.config(config, role="reflection")
-            built: MemoryContext = yield Call(
-                lambda: mechanism.build(
-                    question, gated, store=self.store, namespace=ns, config=cfg
-                ),
-                lambda: mechanism.abuild(
-                    question, gated, store=self.store, namespace=ns, config=cfg
-                ),
-            )
+            try:
+                built: MemoryContext = yield Call(
+                    lambda: mechanism.build(
+                        question, gated, store=self.store, namespace=ns, config=cfg
+                    ),
+                    lambda: mechanism.abuild(
+                        question, gated, store=self.store, namespace=ns, config=cfg
+                    ),
+                )
+            except ModelError as e:
+                e.usage = ledger.usage()
+                raise
             # The precedents the scorer counts and the start that limits the
             # exemplars are the router's, whatever the mechanism returns.
             merged = MemoryContext(**built)
@@ -454,7 +527,9 @@ class BudgetRouter:
 
         Raises:
             InvalidInputError: The question is empty or not text.
+            EmbeddingError: The embeddings failed or returned no vector.
             MemoryStoreError: The store could not be read.
+            ModelError: The memory mechanism's model call failed.
         """
         return drive(self._routing(validate_question(question), config))
 
@@ -517,6 +592,10 @@ class BudgetRouter:
                 `interrupt_after` and `debug`, as LangGraph's `compile` takes.
         """
         method, compiled = self.engine.method, compile_options(options)
+        # A run stopped by a static interrupt may never come back to land.
+        single_flight = self.enable_reuse and not (
+            compiled.get("interrupt_before") or compiled.get("interrupt_after")
+        )
 
         def route(
             state: Mapping[str, Any], config: RunnableConfig
@@ -524,9 +603,22 @@ class BudgetRouter:
             started = time.time()
             question, _ = question_of(state["messages"])
             episode_id = _check_episode_id(state.get("episode_id"))
-            decided, memory, reuse = yield from self._routing(question, config)
+            owned: dict[str, Any] = {"question": question, "flight": None}
+            owner = str(uuid.uuid4())
+            if single_flight and (
+                yield from self._board(question_key(question), owner)
+            ):
+                owned["flight"] = owner
+            try:
+                decided, memory, reuse = yield from self._routing(question, config)
+            except BaseException:
+                self._land(owned)
+                raise
+            if reuse is not None:
+                self._land(owned)
+                owned["flight"] = None
             return {
-                "question": question,
+                **owned,
                 "route": decided,
                 "memory": memory,
                 "reuse": reuse,
@@ -539,6 +631,29 @@ class BudgetRouter:
         def after_route(state: Mapping[str, Any]) -> str:
             return "reuse" if state.get("reuse") else method
 
+        solver = self.engine.as_graph()
+
+        def failed(state: Mapping[str, Any], error: BaseException) -> None:
+            self._land(state)
+            if isinstance(error, ModelError):
+                error.usage = add_usage(
+                    error.usage or empty_usage(), state["route"]["usage"]
+                )
+
+        def solve(state: Any, config: RunnableConfig) -> Any:
+            try:
+                return solver.invoke(state, config)
+            except BaseException as e:
+                failed(state, e)
+                raise
+
+        async def asolve(state: Any, config: RunnableConfig) -> Any:
+            try:
+                return await solver.ainvoke(state, config)
+            except BaseException as e:
+                failed(state, e)
+                raise
+
         def reuse(state: Any) -> dict[str, Any]:
             answer = self._answer(state, state["reuse"], empty_usage())
             return {name: answer, "messages": [AIMessage(answer["answer"], name=name)]}
@@ -546,6 +661,12 @@ class BudgetRouter:
         def remember(
             state: Mapping[str, Any], config: RunnableConfig
         ) -> Generator[Call, Any, dict[str, Any]]:
+            try:
+                return (yield from store(state))
+            finally:  # stored or not, calls waiting for this one go on
+                self._land(state)
+
+        def store(state: Mapping[str, Any]) -> Generator[Call, Any, dict[str, Any]]:
             result: ScalingResult = state[method]
             route, episode_id = state["route"], state["new_episode_id"]
             episode = episode_from_result(
@@ -563,14 +684,15 @@ class BudgetRouter:
             )
             with self._vectors_lock:
                 vector = self._vectors.pop(state["question"], None)
-            if vector is None:  # routed by another process, or long ago
-                vector = yield self._embed(state["question"])
             try:
+                if vector is None:  # routed by another process, or long ago
+                    vector = yield self._embed(state["question"])
                 yield Call(
                     lambda: self.store.put(episode, vector),
                     lambda: self.store.aput(episode, vector),
                 )
-            except MemoryStoreError as e:
+            except (MemoryStoreError, InvalidInputError, EmbeddingError) as e:
+                # The answer stands; only its memory is lost.
                 logger.warning("episode %s not stored: %s", episode["id"], e)
                 answer = {**answer, "episode_id": None, "memory_error": str(e)}
             return {name: answer}
@@ -588,7 +710,7 @@ class BudgetRouter:
         )
         builder.add_node("route", step_node("route", route))
         builder.add_node("reuse", reuse)
-        builder.add_node(method, self.engine.as_graph())
+        builder.add_node(method, RunnableLambda(solve, afunc=asolve, name=method))
         builder.add_node("remember", step_node("remember", remember))
         builder.add_edge(START, "route")
         builder.add_conditional_edges("route", after_route, ["reuse", method])
@@ -629,7 +751,10 @@ class BudgetRouter:
 
         Raises:
             InvalidInputError: The question or `episode_id` is unusable.
-            ModelError: A model call failed; nothing is written to memory.
+            EmbeddingError: The embeddings failed or returned no vector;
+                nothing was generated.
+            ModelError: A model call failed or returned no message; nothing
+                is written to memory, and its `usage` holds what was spent.
             MemoryStoreError: The store could not be read.
         """
         output = self._graph.invoke(

@@ -536,6 +536,23 @@ async def test_a_model_failing_mid_question_writes_nothing(world: World) -> None
 
 
 @SYNC_AND_ASYNC
+async def test_model_error_carries_the_usage_spent_with_the_routing(
+    world: World,
+) -> None:
+    world.remember(MAYA, final_answer="14")
+    model = FailingChatModel(responder=sum_solver, fail_on=1)
+    router = world.router(model, memory=LessonMechanism(), similarity_gate=GATE)
+    with pytest.raises(ModelError) as info:
+        await world.solve(router, REWORDED)
+    usage = info.value.usage
+    assert usage is not None
+    # The mechanism's lesson, then the first sample, which failed.
+    assert pick(usage, "other_calls generations failed_calls") == (1, 0, 1)
+    assert usage["other_tokens"] > 0
+    assert world.store.count("default") == 1
+
+
+@SYNC_AND_ASYNC
 async def test_an_unreachable_model_server_is_a_model_error(world: World) -> None:
     import openai
     from langchain_openai import ChatOpenAI

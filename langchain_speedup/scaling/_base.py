@@ -26,6 +26,7 @@ from langchain_core.language_models import LanguageModelInput
 from langchain_core.messages import AIMessage, AnyMessage, BaseMessage
 from langchain_core.runnables import RunnableConfig, RunnableLambda
 from langgraph.config import get_stream_writer
+from langgraph.errors import GraphBubbleUp
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.managed import RemainingSteps
@@ -49,7 +50,12 @@ from langchain_speedup._internal import (
 )
 from langchain_speedup.answers import extract_answer
 from langchain_speedup.budget import Ledger
-from langchain_speedup.errors import ConfigurationError
+from langchain_speedup.errors import (
+    ConfigurationError,
+    ModelError,
+    ScoringError,
+    SpeedupError,
+)
 from langchain_speedup.scoring import (
     ConsensusScorer,
     Scorer,
@@ -451,10 +457,20 @@ class ScalingEngine(ABC):
             "config": ledger.config(config, role="scorer"),
         }
         for text, peers in zip(request.texts, request.peers, strict=True):
-            score = yield Call(
-                partial(scorer.score, request.question, text, peers=peers, **options),
-                partial(scorer.ascore, request.question, text, peers=peers, **options),
-            )
+            try:
+                score = yield Call(
+                    partial(
+                        scorer.score, request.question, text, peers=peers, **options
+                    ),
+                    partial(
+                        scorer.ascore, request.question, text, peers=peers, **options
+                    ),
+                )
+            except (GraphBubbleUp, SpeedupError):
+                raise
+            except Exception as e:
+                msg = f"scorer {type(scorer).__name__} failed ({type(e).__name__}: {e})"
+                raise ScoringError(msg) from e
             scores.append(check_score(scorer, score))
         return scores
 
@@ -469,19 +485,23 @@ class ScalingEngine(ABC):
             ledger = Ledger()
             requests = step(state)
             reply: Any = None
-            while True:
-                try:
-                    request = requests.send(reply)
-                except StopIteration as done:
-                    update: dict[str, Any] = done.value
-                    return {
-                        **update,
-                        "usage": add_usage(state["usage"], ledger.usage()),
-                    }
-                if isinstance(request, Generate):
-                    reply = yield self._generate(request, config, ledger)
-                else:
-                    reply = yield from self._scores(request, config, ledger)
+            try:
+                while True:
+                    try:
+                        request = requests.send(reply)
+                    except StopIteration as done:
+                        update: dict[str, Any] = done.value
+                        return {
+                            **update,
+                            "usage": add_usage(state["usage"], ledger.usage()),
+                        }
+                    if isinstance(request, Generate):
+                        reply = yield self._generate(request, config, ledger)
+                    else:
+                        reply = yield from self._scores(request, config, ledger)
+            except ModelError as e:  # what the run had spent, for the caller
+                e.usage = add_usage(state["usage"], ledger.usage())
+                raise
 
         return step_node(name, counted)
 
@@ -590,8 +610,9 @@ class ScalingEngine(ABC):
 
         Raises:
             InvalidInputError: The question is empty or not text.
-            ModelError: A model call failed; nothing partial is returned.
-            ScoringError: The scorer returned an unusable score.
+            ModelError: A model call failed or returned no message; nothing
+                partial is returned, and its `usage` holds what the run spent.
+            ScoringError: The scorer failed or returned an unusable score.
         """
         output = self._graph.invoke(self._input(question, memory), self._config(config))
         return result_of(output, self.method)  # type: ignore[no-any-return]
