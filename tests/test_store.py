@@ -218,7 +218,7 @@ def test_path_inside_a_file(tmp_path: Path) -> None:
 @pytest.mark.filterwarnings("ignore::ResourceWarning")
 def test_path_locked_by_another_store(tmp_path: Path) -> None:
     with QdrantEpisodicStore(path=tmp_path) as holder:
-        with pytest.raises(MemoryStoreError, match="cannot open"):
+        with pytest.raises(MemoryStoreError, match="failed to open"):
             QdrantEpisodicStore(path=tmp_path)
         assert holder.count("default") == 0
     gc.collect()  # release the leaked handle while the filter applies
