@@ -1,11 +1,16 @@
-"""The embedded stack itself: the assembled GGUF file, MiniLM, the server."""
+"""The embedded stack itself: the assembled GGUF file, MiniLM, the server and
+its life, which ends with its owner's."""
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import shutil
-from collections.abc import Iterator
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +27,7 @@ from langchain_speedup.local import (
     MiniLMEmbeddings,
     assemble_model_file,
 )
+from langchain_speedup.local.model import _port_in_use
 
 pytestmark = pytest.mark.integration
 
@@ -233,3 +239,68 @@ def test_server_answers_a_chat_call_with_usage(
     if local_server is not None:
         assert local_server.base_url == f"http://127.0.0.1:{local_server.port}/v1"
         assert reply.response_metadata.get("model_name") == DEFAULT_MODEL
+
+
+def test_a_batch_longer_than_the_timeout_in_a_queue_is_served_in_full(
+    local_server: LocalModelServer | None,
+) -> None:
+    # The server computes one reply at a time. Sent at once, the last of four
+    # requests would wait about three replies' time in its queue, past a
+    # timeout of 2.5 replies, and be dropped; one at a time, each has it all.
+    if local_server is None:
+        pytest.skip("needs the embedded server (OPENAI_BASE_URL is set)")
+    options = {"temperature": 0, "max_tokens": 24, "max_retries": 0}
+    prompts = [f"Count from {i} to {i + 5}." for i in range(4)]
+    started = time.monotonic()
+    local_server.chat_model(**options).invoke(prompts[0])
+    one_reply = time.monotonic() - started
+    model = local_server.chat_model(**options, timeout=2.5 * one_reply + 1)
+    replies = model.batch(prompts)
+    assert all(reply.text.strip() for reply in replies)
+    assert "before llm invoked" not in local_server.log_path.read_text()
+
+
+# Starts a server, prints its PID and port, and waits to be killed.
+OWNER = """\
+import sys, time
+from pathlib import Path
+from langchain_speedup.local import LocalModelServer
+
+server = LocalModelServer(n_ctx=1024, n_threads=1, log_path=Path(sys.argv[1]))
+server.start()
+print(server.pid, server.port, flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.parametrize(
+    "signal_number", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"]
+)
+def test_the_server_dies_with_an_owner_killed_by(
+    signal_number: signal.Signals,
+    tmp_path: Path,
+    process_gone: Callable[[int], None],
+) -> None:
+    owner = subprocess.Popen(
+        [sys.executable, "-c", OWNER, tmp_path / "server.log"],
+        stdout=subprocess.PIPE,
+    )
+    with owner:
+        assert owner.stdout is not None
+        pid, port = map(int, owner.stdout.readline().split())
+        owner.send_signal(signal_number)
+        owner.wait(timeout=30)
+    deadline = time.monotonic() + 10
+    while not _gone(pid, port, process_gone):
+        assert time.monotonic() < deadline, f"the server (pid {pid}) outlived its owner"
+        time.sleep(0.1)
+
+
+def _gone(pid: int, port: int, process_gone: Callable[[int], None]) -> bool:
+    # A process whose first thread has ended looks dead a moment before the
+    # last one ends and its socket closes.
+    try:
+        process_gone(pid)
+    except AssertionError:
+        return False
+    return not _port_in_use(port)

