@@ -12,7 +12,12 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from langchain_speedup.answers import extract_answer, question_key, same_problem
+    from langchain_speedup.answers import (
+        extract_answer,
+        question_key,
+        reuse_key,
+        same_problem,
+    )
     from langchain_speedup.budget import Ledger
     from langchain_speedup.errors import (
         ConfigurationError,
@@ -156,6 +161,7 @@ __all__ = [
     "question_key",
     "reflect",
     "reflect_update",
+    "reuse_key",
     "same_problem",
 ]
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import unicodedata
 from collections import Counter
+from collections.abc import Sequence
+
+from langchain_core.messages import BaseMessage
 
 from langchain_speedup.errors import InvalidInputError
 
@@ -12,6 +17,7 @@ __all__ = [
     "extract_answer",
     "normalize_answer",
     "question_key",
+    "reuse_key",
     "same_problem",
     "states_answer",
 ]
@@ -155,6 +161,38 @@ _FUNCTION_WORDS = frozenset(
 _SYNONYMS = {"much": "many"}
 
 _PROSE = frozenset(".,;!?¿¡\"'“”\u2018\u2019«»—。、،؟")  # every other symbol counts
+
+
+def reuse_key(question: str, context: Sequence[BaseMessage] = ()) -> str:
+    """The identity of a question in its conversation: equal keys, same answer.
+
+    A question asked on its own is its `question_key`. Asked within a
+    conversation, the answer depends on the whole conversation: the system
+    instructions, the earlier turns and any tool results. Their digest
+    (SHA-256 of each message's type, text, tool calls and tool call id) is
+    added, so "What is double that?" in two conversations are two questions.
+
+    Args:
+        question: The question's text (the conversation's last human turn).
+        context: Every other message of the conversation, in order.
+
+    Returns:
+        The key the episodic store compares exactly.
+    """
+    key = question_key(question)
+    if not context:
+        return key
+    parts = [
+        [
+            m.type,
+            m.text,
+            [[c["name"], c["args"]] for c in getattr(m, "tool_calls", None) or []],
+            getattr(m, "tool_call_id", None),
+        ]
+        for m in context
+    ]
+    digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode())
+    return f"{key}\n[conversation {digest.hexdigest()}]"
 
 
 def _terms(text: str) -> tuple[Counter[str | None], set[str], Counter[str]]:

@@ -72,7 +72,7 @@ class Ledger(BaseCallbackHandler):
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._started = time.perf_counter()
-        self._pending: dict[UUID, tuple[Role, int]] = {}
+        self._pending: dict[UUID, tuple[Role, list[list[BaseMessage]]]] = {}
         self._usage = empty_usage()
 
     def config(
@@ -102,10 +102,9 @@ class Ledger(BaseCallbackHandler):
     def on_chat_model_start(
         self, serialized: Any, messages: list[list[BaseMessage]], **kwargs: Any
     ) -> None:
-        """Remember the role and prompt size of a starting call."""
-        prompt = sum(count_message_tokens(batch) for batch in messages)
+        """Remember the role and prompt of a starting call."""
         with self._lock:
-            self._pending[kwargs["run_id"]] = (_role_of(kwargs.get("tags")), prompt)
+            self._pending[kwargs["run_id"]] = (_role_of(kwargs.get("tags")), messages)
 
     def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
         """Count a finished call."""
@@ -126,8 +125,12 @@ class Ledger(BaseCallbackHandler):
         failed: bool = False,
     ) -> None:
         with self._lock:
-            role, counted_in = self._pending.pop(run_id, ("solver", 0))
-            tokens_in = counted_in if reported_in is None else reported_in
+            role, prompt = self._pending.pop(run_id, ("solver", []))
+            # Counted only when the provider reports none: an estimate is
+            # made (and its warning logged) only when it is needed.
+            if reported_in is None:
+                reported_in = sum(count_message_tokens(batch) for batch in prompt)
+            tokens_in = reported_in
             usage, call = self._usage, int(not failed)
             if role == "solver":
                 usage["generations"] += call

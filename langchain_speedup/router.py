@@ -20,8 +20,10 @@ from collections.abc import Generator, Mapping, Sequence
 from typing import Any, NoReturn, NotRequired, Unpack, cast
 
 from langchain_core.embeddings import Embeddings
-from langchain_core.messages import AIMessage, AnyMessage, BaseMessage
+from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
+from langchain_core.runnables.config import merge_configs
+from langgraph.config import get_stream_writer
 from langgraph.errors import GraphBubbleUp
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
@@ -48,8 +50,8 @@ from langchain_speedup._internal import (
     validate_question,
     with_fields,
 )
-from langchain_speedup.answers import question_key
-from langchain_speedup.budget import Ledger
+from langchain_speedup.answers import reuse_key
+from langchain_speedup.budget import ROLE_TAG_PREFIX, Ledger
 from langchain_speedup.errors import (
     ConfigurationError,
     EmbeddingError,
@@ -70,6 +72,7 @@ from langchain_speedup.memory import (
     saving_of,
 )
 from langchain_speedup.scaling import BestOfN, ScalingEngine
+from langchain_speedup.tokens import usage_metadata
 from langchain_speedup.types import (
     ChatRunnable,
     Decision,
@@ -78,6 +81,7 @@ from langchain_speedup.types import (
     Exemplar,
     MemoryContext,
     Route,
+    ScalingEvent,
     ScalingResult,
     SpeedupResult,
     Usage,
@@ -120,6 +124,8 @@ class SpeedupState(SpeedupInput):
     """The speedup graph's working state; `route` resets it per invocation."""
 
     question: NotRequired[str]
+    key: NotRequired[str]
+    """The question's reuse key, which knows its conversation (`reuse_key`)."""
     route: NotRequired[Route]
     memory: NotRequired[MemoryContext | None]
     """Read by the method's graph."""
@@ -151,6 +157,12 @@ class SpeedupGraphOptions(RouterOptions, total=False):
     debug: bool
 
 
+def _context_of(conversation: Sequence[BaseMessage]) -> list[BaseMessage]:
+    # Everything but the question itself (the last human turn).
+    last = max(i for i, m in enumerate(conversation) if isinstance(m, HumanMessage))
+    return [m for i, m in enumerate(conversation) if i != last]
+
+
 def _check_episode_id(episode_id: object) -> str:
     # Checked before solving, so a bad id never costs a whole budget.
     return (
@@ -158,6 +170,18 @@ def _check_episode_id(episode_id: object) -> str:
         if episode_id is None
         else check_uuid(episode_id, "`episode_id`")
     )
+
+
+def _traced(config: RunnableConfig, route: Route) -> RunnableConfig:
+    # The decision on the run that acts on it, and on its children, for
+    # tracing tools to filter on.
+    metadata = {
+        f"speedup_{key}": route[key]
+        for key in ("decision", "similarity", "band", "budget", "method")
+    }
+    metadata["speedup_memory"] = route["decision"] != "scratch"
+    tags = [f"{ROLE_TAG_PREFIX}{key}:{route[key]}" for key in ("decision", "method")]
+    return merge_configs(config, {"tags": tags, "metadata": metadata})
 
 
 def _gate(value: object) -> SimilarityGate:
@@ -327,7 +351,12 @@ class BudgetRouter:
         )
 
     def decide(
-        self, question: str, exact: Episode | None, matches: Sequence[EpisodeMatch]
+        self,
+        question: str,
+        exact: Episode | None,
+        matches: Sequence[EpisodeMatch],
+        *,
+        in_conversation: bool = False,
     ) -> tuple[Route, MemoryContext | None, Episode | None]:
         """Decide how to answer `question` from what the store returned.
 
@@ -338,6 +367,9 @@ class BudgetRouter:
             question: The question.
             exact: The verified episode of exactly this question, if any.
             matches: Verified episodes similar to it.
+            in_conversation: The question is a turn of a longer conversation:
+                a stored answer to the same words may answer another
+                conversation, so it is shown, never counted as a vote.
 
         Returns:
             The route, the memory to solve with (`None` for none) and the
@@ -368,7 +400,7 @@ class BudgetRouter:
                 None,
             )
         close = self._admitted(matches, verdict)
-        precedents = precedents_of(question, close)
+        precedents = [] if in_conversation else precedents_of(question, close)
         memory = MemoryContext(
             exemplars=[
                 Exemplar(
@@ -454,16 +486,16 @@ class BudgetRouter:
         # Ends this invocation's claim, if it holds one; waiting calls go on.
         owner = state.get("flight")
         if owner is not None:
-            key = question_key(state["question"])
+            key = state["key"]
             FLIGHTS.land(self.store, self.namespace, key, owner)
 
     def _routing(
-        self, question: str, config: RunnableConfig | None
+        self, question: str, key: str, config: RunnableConfig | None
     ) -> Generator[Call, Any, tuple[Route, MemoryContext | None, Episode | None]]:
         if not self._replayed:
             yield Call(self._replay, lambda: asyncio.to_thread(self._replay))
         vector = [float(x) for x in (yield self._embed(question))]
-        ns, key, limit = self.namespace, question_key(question), self.max_exemplars + 2
+        ns, limit = self.namespace, self.max_exemplars + 2
         exact, unusable = None, None
         matches: list[EpisodeMatch] = []
         try:
@@ -479,7 +511,9 @@ class BudgetRouter:
         except EmbeddingSizeError as e:
             logger.warning("memory unusable, answering without it: %s", e)
             unusable = f"memory unusable: {e}"
-        route, memory, reuse = self.decide(question, exact, matches)
+        route, memory, reuse = self.decide(
+            question, exact, matches, in_conversation=key != reuse_key(question)
+        )
         if unusable:  # nothing was read: scratch
             route["reason"] = unusable
         if reuse is None:  # kept for `remember`, which stores it with the episode
@@ -531,13 +565,15 @@ class BudgetRouter:
             MemoryStoreError: The store could not be read.
             ModelError: The memory mechanism's model call failed.
         """
-        return drive(self._routing(validate_question(question), config))
+        question = validate_question(question)
+        return drive(self._routing(question, reuse_key(question), config))
 
     async def aroute(
         self, question: str, *, config: RunnableConfig | None = None
     ) -> tuple[Route, MemoryContext | None, Episode | None]:
         """Async form of `route`."""
-        return await adrive(self._routing(validate_question(question), config))
+        question = validate_question(question)
+        return await adrive(self._routing(question, reuse_key(question), config))
 
     # -- answering and remembering -------------------------------------------------------
 
@@ -601,22 +637,33 @@ class BudgetRouter:
             state: Mapping[str, Any], config: RunnableConfig
         ) -> Generator[Call, Any, dict[str, Any]]:
             started = time.time()
-            question, _ = question_of(state["messages"])
+            question, conversation = question_of(state["messages"])
+            key = reuse_key(question, _context_of(conversation))
             episode_id = _check_episode_id(state.get("episode_id"))
-            owned: dict[str, Any] = {"question": question, "flight": None}
+            owned: dict[str, Any] = {"question": question, "key": key, "flight": None}
             owner = str(uuid.uuid4())
-            if single_flight and (
-                yield from self._board(question_key(question), owner)
-            ):
+            if single_flight and (yield from self._board(key, owner)):
                 owned["flight"] = owner
             try:
-                decided, memory, reuse = yield from self._routing(question, config)
+                decided, memory, reuse = yield from self._routing(question, key, config)
             except BaseException:
                 self._land(owned)
                 raise
             if reuse is not None:
                 self._land(owned)
                 owned["flight"] = None
+            get_stream_writer()(
+                ScalingEvent(
+                    method=decided["method"],
+                    event="route",
+                    decision=decided["decision"],
+                    reason=decided["reason"],
+                    similarity=decided["similarity"],
+                    band=decided["band"],
+                    budget=decided["budget"],
+                    unit=decided["unit"],
+                )
+            )
             return {
                 **owned,
                 "route": decided,
@@ -642,21 +689,30 @@ class BudgetRouter:
 
         def solve(state: Any, config: RunnableConfig) -> Any:
             try:
-                return solver.invoke(state, config)
+                return solver.invoke(state, _traced(config, state["route"]))
             except BaseException as e:
                 failed(state, e)
                 raise
 
         async def asolve(state: Any, config: RunnableConfig) -> Any:
             try:
-                return await solver.ainvoke(state, config)
+                return await solver.ainvoke(state, _traced(config, state["route"]))
             except BaseException as e:
                 failed(state, e)
                 raise
 
-        def reuse(state: Any) -> dict[str, Any]:
+        def message(answer: SpeedupResult, id: str | None = None) -> AIMessage:
+            usage = usage_metadata(answer["usage"])
+            return AIMessage(answer["answer"], name=name, usage_metadata=usage, id=id)
+
+        def answer_reused(state: Any) -> dict[str, Any]:
             answer = self._answer(state, state["reuse"], empty_usage())
-            return {name: answer, "messages": [AIMessage(answer["answer"], name=name)]}
+            return {name: answer, "messages": [message(answer)]}
+
+        reused = RunnableLambda(answer_reused, name="reuse")
+
+        def reuse(state: Any, config: RunnableConfig) -> dict[str, Any]:
+            return reused.invoke(state, _traced(config, state["route"]))
 
         def remember(
             state: Mapping[str, Any], config: RunnableConfig
@@ -677,6 +733,7 @@ class BudgetRouter:
                 decision=route["decision"],
                 similarity=route["similarity"],
                 budget=route["budget"],
+                key=state["key"],
             )
             self._learn(route, episode, result)
             answer = self._answer(
@@ -695,7 +752,10 @@ class BudgetRouter:
                 # The answer stands; only its memory is lost.
                 logger.warning("episode %s not stored: %s", episode["id"], e)
                 answer = {**answer, "episode_id": None, "memory_error": str(e)}
-            return {name: answer}
+            # Replaces the method's answer message (same id): the graph's
+            # answers carry its name and everything the question cost.
+            replaced = message(answer, id=state["messages"][-1].id)
+            return {name: answer, "messages": [replaced]}
 
         state = with_fields(
             SpeedupState,
@@ -790,6 +850,16 @@ def create_speedup_graph(
     node named after the method) solves with the memory and budget the
     router allows, and `remember` writes the episode. The answer is appended
     to `messages` and a `SpeedupResult` is under the key `name`.
+
+    What tracing and streaming tools see: the method's graph run (or the
+    `reuse` run) and its children carry the tags `speedup:decision:<decision>`
+    and `speedup:method:<method>` and the metadata `speedup_decision`,
+    `speedup_similarity`, `speedup_band`, `speedup_budget`, `speedup_method`
+    and `speedup_memory` (whether memory was used); `route` writes a custom
+    stream event `{"event": "route", "decision", "reason", "similarity",
+    "band", "budget", "method", "unit"}` before any answer; the answer's
+    `AIMessage` is named `name` and its `usage_metadata` counts every call
+    the question cost (zero for reuse).
 
     Example:
         ```python

@@ -167,17 +167,27 @@ class ScalingResult(TypedDict):
 
 
 class ScalingEvent(TypedDict):
-    """A progress event a scaling graph writes to LangGraph's custom stream.
+    """A progress event a graph writes to LangGraph's custom stream.
 
-    Read them with `graph.stream(..., stream_mode="custom")`. A `candidate`
-    event carries a new solution (for Tree-of-Thoughts, a path), a `score`
-    event its score once rated, and one `stop` event closes the run. `index`
-    is the candidate's position in `ScalingResult.candidates`.
+    Read them with `graph.stream(..., stream_mode="custom")`. The speedup
+    graph opens every question with a `route` event (its decision, before
+    any answer, reuse included). A `candidate` event carries a new solution
+    (for Tree-of-Thoughts, a path), a `score` event its score once rated,
+    and one `stop` event closes the method's run. `index` is the
+    candidate's position in `ScalingResult.candidates`.
     """
 
     method: str
     """The emitting method, e.g. `"self_refine"`: subgraphs can share a stream."""
-    event: Literal["candidate", "score", "stop"]
+    event: Literal["route", "candidate", "score", "stop"]
+    decision: NotRequired[Decision]
+    """`route` only, like `reason`, `similarity`, `band`, `budget` and `unit`
+    (see `Route`)."""
+    reason: NotRequired[str]
+    similarity: NotRequired[float | None]
+    band: NotRequired[str | None]
+    budget: NotRequired[int]
+    unit: NotRequired[str]
     index: NotRequired[int]
     text: NotRequired[str]
     """`candidate` only."""

@@ -94,9 +94,12 @@ async def saver(kind: str, is_async: bool) -> AsyncIterator[Any]:
             yield sqlite
 
 
-async def ask(graph: Any, question: str, thread: str, is_async: bool) -> dict[str, Any]:
+async def ask(
+    graph: Any, question: str | list[Any], thread: str, is_async: bool
+) -> dict[str, Any]:
     config = {"configurable": {"thread_id": thread}}
-    inputs = {"messages": [HumanMessage(question)]}
+    messages = [HumanMessage(question)] if isinstance(question, str) else question
+    inputs = {"messages": messages}
     return (
         await graph.ainvoke(inputs, config)
         if is_async
@@ -187,14 +190,14 @@ async def test_speedup_graph_on_one_thread_matches_fresh_threads(
     with QdrantEpisodicStore() as fresh_store, QdrantEpisodicStore() as thread_store:
         async with saver(saver_kind, is_async) as checkpointer:
             reference = graph(fresh_store, checkpointer)
-            fresh = [
-                await ask(reference, q, str(i), is_async)
-                for i, q in enumerate(SPEEDUP_QUESTIONS)
-            ]
             threaded_graph = graph(thread_store, checkpointer)
-            threaded = [
-                await ask(threaded_graph, q, "one", is_async) for q in SPEEDUP_QUESTIONS
-            ]
+            fresh, threaded, history = [], [], []
+            for i, q in enumerate(SPEEDUP_QUESTIONS):
+                # A fresh graph on a new thread, given the same conversation.
+                turn = [*history, HumanMessage(q)]
+                fresh.append(await ask(reference, turn, f"fresh-{i}", is_async))
+                threaded.append(await ask(threaded_graph, q, "one", is_async))
+                history = (await values_of(threaded_graph, "one", is_async))["messages"]
             values = await values_of(threaded_graph, "one", is_async)
         assert thread_store.count("default") == fresh_store.count("default") >= 1
     assert [essentials(o) for o in threaded] == [essentials(o) for o in fresh]

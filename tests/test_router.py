@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langgraph.graph import END, START, MessagesState, StateGraph
 
 from langchain_speedup import (
@@ -24,6 +24,7 @@ from langchain_speedup import (
     QdrantEpisodicStore,
     create_speedup_graph,
     question_key,
+    reuse_key,
 )
 from langchain_speedup.types import Episode, EpisodeMatch, MemoryContext, empty_usage
 from tests.fakes import (
@@ -238,6 +239,57 @@ def test_decide_memorys_start_within_the_budget(world: World) -> None:
         assert pick(route, "budget method unit") == expected
 
 
+# -- a question within a conversation ---------------------------------------------------
+
+FOLLOW_UP = "What is double that?"
+
+
+@SYNC_AND_ASYNC
+async def test_the_same_follow_up_in_two_conversations_is_not_reused(
+    world: World,
+) -> None:
+    router = world.router()
+    first = [
+        HumanMessage("Tom has 2 apples."),
+        AIMessage("OK."),
+        HumanMessage(FOLLOW_UP),
+    ]
+    other = [
+        HumanMessage("Ann has 9 pears."),
+        AIMessage("OK."),
+        HumanMessage(FOLLOW_UP),
+    ]
+    await world.solve(router, first)
+    out = await world.solve(router, other)
+    # Same words, another conversation: no reuse, and the stored answer of the
+    # other conversation is shown at most, never counted as a vote.
+    assert out["route"]["decision"] != "reuse"
+    assert out["route"]["precedents"] == []
+    assert out["usage"]["generations"] > 0
+    again = await world.solve(router, list(first))
+    assert again["route"]["decision"] == "reuse"
+
+
+@SYNC_AND_ASYNC
+async def test_a_standalone_repeat_is_reused_but_not_the_same_words_in_a_conversation(
+    world: World,
+) -> None:
+    router = world.router()
+    await world.solve(router, MAYA)
+    assert (await world.solve(router, MAYA))["route"]["decision"] == "reuse"
+    within = [SystemMessage("Answer in euros."), HumanMessage(MAYA)]
+    assert (await world.solve(router, within))["route"]["decision"] != "reuse"
+
+
+def test_reuse_key_knows_the_conversation() -> None:
+    alone = reuse_key(MAYA)
+    assert alone == question_key(MAYA)
+    told = reuse_key(MAYA, [SystemMessage("Answer in euros.")])
+    asked = reuse_key(MAYA, [HumanMessage("Hi"), AIMessage("Hello")])
+    assert len({alone, told, asked}) == 3
+    assert reuse_key(MAYA, [HumanMessage("Hi"), AIMessage("Hello")]) == asked
+
+
 # -- routing through the store -----------------------------------------------------------
 
 
@@ -265,7 +317,12 @@ async def test_first_question_is_scratch_and_remembered(
     # Remembered once, verified, under the returned id.
     [episode] = world.store.episodes("default")
     assert episode["id"] == str(uuid.UUID(out["episode_id"]))
-    assert (episode["question"], episode["question_key"]) == (MAYA, question_key(MAYA))
+    # The key knows the conversation the question was asked in.
+    context = asked[:-1] if isinstance(asked, list) else []
+    assert (episode["question"], episode["question_key"]) == (
+        MAYA,
+        reuse_key(MAYA, context),
+    )
     assert (episode["final_answer"], episode["answer"]) == ("14", out["answer"])
     assert (episode["decision"], episode["generations"]) == ("scratch", 3)
     assert (episode["verified"], episode["namespace"]) == (True, "default")
@@ -455,6 +512,9 @@ async def test_the_speedup_graph_streams_the_methods_events(world: World) -> Non
         chunks = [c async for c in graph.astream(state, **options)]
     else:
         chunks = list(graph.stream(state, **options))
+    # The route comes first, from the speedup graph itself.
+    (root, route), *chunks = chunks
+    assert (root, route["event"], route["decision"]) == ((), "route", "scratch")
     assert {namespace[0].split(":")[0] for namespace, _ in chunks} == {"best_of_n"}
     events = [event for _, event in chunks]
     assert [(e["event"], e.get("index")) for e in events] == [

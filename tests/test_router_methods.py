@@ -89,7 +89,7 @@ async def test_each_decision_in_the_methods_unit(world: World, method: str) -> N
     assert not any(c["with_memory"] for c in result["candidates"])
     assert not any(map(has_exemplar, world.model.calls))
     assert out["messages"][-1].text == scratch["answer"]
-    assert out["messages"][-1].name == method
+    assert out["messages"][-1].name == "speedup"
     [episode] = world.store.episodes("default")
     expected = (scratch["episode_id"], method, unit, True)
     assert pick(episode, "id method budget_unit verified") == expected

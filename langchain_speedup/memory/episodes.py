@@ -20,6 +20,7 @@ def episode_from_result(
     decision: str,
     similarity: float | None = None,
     budget: int | None = None,
+    key: str | None = None,
 ) -> Episode:
     """Build the episode to store for a scaling method's result.
 
@@ -33,6 +34,8 @@ def episode_from_result(
         budget: The most the question was allowed to spend; with it,
             `similarity` and `budget` are recorded for the similarity gate to
             learn from (`SimilarityGate.observe_episodes`).
+        key: The question's reuse key (`reuse_key`, which knows the
+            conversation); its `question_key` when `None`.
 
     Returns:
         The episode, verified when the result passed with a final answer.
@@ -42,7 +45,7 @@ def episode_from_result(
         id=id,
         namespace=namespace,
         question=question,
-        question_key=question_key(question),
+        question_key=question_key(question) if key is None else key,
         answer=result["answer"],
         final_answer=result["final_answer"],
         score=result["score"],

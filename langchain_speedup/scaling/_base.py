@@ -62,6 +62,7 @@ from langchain_speedup.scoring import (
     check_score,
     check_threshold,
 )
+from langchain_speedup.tokens import usage_metadata
 from langchain_speedup.types import (
     Candidate,
     ChatRunnable,
@@ -513,7 +514,8 @@ class ScalingEngine(ABC):
         """This engine as a compiled graph: `prepare`, the method's steps, `select`.
 
         It runs standalone and as a node of a parent graph with a `messages`
-        key. The answer is appended to `messages` as an `AIMessage` and the
+        key. The answer is appended to `messages` as an `AIMessage` named
+        `name`, with the `usage_metadata` of every call the run made, and the
         `ScalingResult` is under the key `name` (the method's name by default).
         With `stream_mode="custom"` each candidate, score and the stop
         decision arrive as `ScalingEvent`s.
@@ -561,7 +563,13 @@ class ScalingEngine(ABC):
             # brings its own.
             return {
                 name: result,
-                "messages": [AIMessage(result["answer"], name=name)],
+                "messages": [
+                    AIMessage(
+                        result["answer"],
+                        name=name,
+                        usage_metadata=usage_metadata(result["usage"]),
+                    )
+                ],
                 "memory": None,
             }
 
