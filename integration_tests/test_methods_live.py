@@ -253,7 +253,11 @@ def test_self_refine_through_the_speedup_graph(
             assert rounds == 2
         last = out["messages"][-1]
         assert isinstance(last, AIMessage)
-        assert last.name == "self_refine"
+        # One name for the speedup graph's answers, solved or reused, and the
+        # question's whole cost on the message.
+        assert last.name == "speedup"
+        assert last.usage_metadata is not None
+        assert last.usage_metadata["total_tokens"] == answer["usage"]["total_tokens"]
         assert last.content == result["answer"]
         [episode] = store.episodes("methods-live")
         assert episode["method"] == "self_refine"
