@@ -19,6 +19,7 @@ from langchain_core.messages import (
     SystemMessage,
 )
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
+from langgraph.config import get_stream_writer
 from langgraph.errors import GraphBubbleUp, GraphInterrupt
 from langgraph.graph.message import add_messages
 from langgraph.store.base import BaseStore
@@ -66,6 +67,15 @@ def graph_config(config: RunnableConfig | None, recursion_limit: int) -> Runnabl
     config = RunnableConfig(**(config or {}))
     config.setdefault("recursion_limit", recursion_limit)
     return config
+
+
+def emit(event: Mapping[str, Any]) -> None:
+    """Write `event` to the running graph's custom stream, if there is one."""
+    try:
+        writer = get_stream_writer()
+    except (RuntimeError, KeyError):  # not inside a graph run: nothing to write to
+        return
+    writer(event)
 
 
 def result_of(output: Mapping[str, Any], key: str) -> Any:

@@ -23,7 +23,6 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 from langchain_core.runnables.config import merge_configs
-from langgraph.config import get_stream_writer
 from langgraph.errors import GraphBubbleUp
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
@@ -42,6 +41,7 @@ from langchain_speedup._internal import (
     check_uuid,
     compile_options,
     drive,
+    emit,
     graph_config,
     guarded_call,
     question_of,
@@ -652,7 +652,7 @@ class BudgetRouter:
             if reuse is not None:
                 self._land(owned)
                 owned["flight"] = None
-            get_stream_writer()(
+            emit(
                 ScalingEvent(
                     method=decided["method"],
                     event="route",

@@ -25,7 +25,6 @@ from typing import Any, ClassVar, NotRequired, Self, cast
 from langchain_core.language_models import LanguageModelInput
 from langchain_core.messages import AIMessage, AnyMessage, BaseMessage
 from langchain_core.runnables import RunnableConfig, RunnableLambda
-from langgraph.config import get_stream_writer
 from langgraph.errors import GraphBubbleUp
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
@@ -41,6 +40,7 @@ from langchain_speedup._internal import (
     check_count,
     check_model,
     compile_options,
+    emit,
     graph_config,
     model_call,
     question_of,
@@ -180,18 +180,6 @@ def lessons_of(memory: MemoryContext | None) -> str | None:
     if not memory or memory.get("samples", 1) < 1:
         return None
     return memory.get("lessons") or None
-
-
-# -- stream events -------------------------------------------------------------------
-
-
-def emit(event: ScalingEvent) -> None:
-    """Write `event` to the running graph's custom stream."""
-    try:
-        writer = get_stream_writer()
-    except (RuntimeError, KeyError):  # not inside a graph run: nothing to write to
-        return
-    writer(event)
 
 
 # -- the engine ----------------------------------------------------------------------
