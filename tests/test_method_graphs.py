@@ -361,6 +361,8 @@ def test_bad_options_fail_when_built(
 ) -> None:
     model = FakeChatModel(responder=sum_solver)
     with pytest.raises(ConfigurationError, match=name):
+        engine(model, **{name: value})
+    with pytest.raises(ConfigurationError, match=name):
         engine.from_options(model, {name: value})
     with pytest.raises(ConfigurationError, match=name):
         create_engine(model, engine.method, **{name: value})

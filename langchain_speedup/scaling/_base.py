@@ -227,7 +227,16 @@ class ScalingEngine(ABC):
         scorer: Scorer | None = None,
         threshold: float | None = None,
         system_prompt: str | None = None,
+        **unknown: Any,
     ) -> None:
+        if unknown:
+            accepted = self.option_names()
+            msg = (
+                f"{type(self).__name__} has no option "
+                f"{', '.join(f'`{u}`' for u in sorted(unknown))} "
+                f"(its options: {', '.join(sorted(accepted))})"
+            )
+            raise ConfigurationError(msg)
         check_model(model)
         if mode not in ("static", "adaptive"):
             msg = f"`mode` must be 'static' or 'adaptive', got {mode!r}"
@@ -257,19 +266,11 @@ class ScalingEngine(ABC):
 
     @classmethod
     def from_options(cls, model: ChatRunnable, options: Mapping[str, Any]) -> Self:
-        """Build the engine from keyword options, naming any it does not take.
+        """Build the engine from keyword options (a factory's, or `create_engine`'s).
 
         Raises:
             ConfigurationError: An unknown option, or one out of range.
         """
-        accepted = cls.option_names()
-        unknown = sorted(set(options) - accepted)
-        if unknown:
-            msg = (
-                f"{cls.__name__} has no option {', '.join(f'`{u}`' for u in unknown)} "
-                f"(its options: {', '.join(sorted(accepted))})"
-            )
-            raise ConfigurationError(msg)
         return cls(model, **options)
 
     @classmethod
