@@ -1,7 +1,7 @@
 # Two commands on a fresh machine:
 #   make demo   set everything up, then run the demo on the embedded local model
-#   make test   set everything up, then run lint, types, unit and integration tests
-.PHONY: help demo bench bench-memory test setup lint format type unit integration clean
+#   make test   set everything up, then run lint, types, unit, wheel and integration tests
+.PHONY: help demo bench bench-memory test setup lint format type unit wheel integration clean
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -34,22 +34,25 @@ bench: $(STAMP)  ## run each scaling method static vs adaptive on 24 problems (~
 bench-memory: $(STAMP)  ## no vs ungated vs gated memory on dissimilar and similar streams (~15 min)
 	$(BIN)/langchain-speedup bench-memory --json bench-memory.json
 
-test: $(STAMP)  ## lint, type-check, then unit and integration tests
-	$(MAKE) lint type unit integration
+test: $(STAMP)  ## lint, type-check, unit tests, the wheel, then integration tests
+	$(MAKE) lint type unit wheel integration
 
 lint: $(STAMP)  ## ruff check and format check
-	$(BIN)/ruff check langchain_speedup tests integration_tests examples
-	$(BIN)/ruff format --check langchain_speedup tests integration_tests examples
+	$(BIN)/ruff check langchain_speedup tests integration_tests examples .ci
+	$(BIN)/ruff format --check langchain_speedup tests integration_tests examples .ci
 
 format: $(STAMP)  ## apply ruff fixes and formatting
-	$(BIN)/ruff check --fix langchain_speedup tests integration_tests examples
-	$(BIN)/ruff format langchain_speedup tests integration_tests examples
+	$(BIN)/ruff check --fix langchain_speedup tests integration_tests examples .ci
+	$(BIN)/ruff format langchain_speedup tests integration_tests examples .ci
 
 type: $(STAMP)  ## mypy --strict on the package
 	$(BIN)/mypy
 
 unit: $(STAMP)  ## offline unit tests (fake models, in-memory Qdrant)
 	$(BIN)/pytest tests
+
+wheel: $(STAMP)  ## build the wheel, install it without extras in a fresh venv, run an example
+	$(BIN)/python .ci/check_wheel.py
 
 integration: $(STAMP)  ## real local model server and real Qdrant client modes
 	$(BIN)/pytest integration_tests
