@@ -494,7 +494,7 @@ class BudgetRouter:
     ) -> Generator[Call, Any, tuple[Route, MemoryContext | None, Episode | None]]:
         if not self._replayed:
             yield Call(self._replay, lambda: asyncio.to_thread(self._replay))
-        vector = [float(x) for x in (yield self._embed(question))]
+        vector: list[float] = yield self._embed(question)  # checked floats
         ns, limit = self.namespace, self.max_exemplars + 2
         exact, unusable = None, None
         matches: list[EpisodeMatch] = []

@@ -17,7 +17,7 @@ from __future__ import annotations
 import inspect
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property, partial
 from typing import Any, ClassVar, NotRequired, Self, cast
@@ -314,6 +314,10 @@ class ScalingEngine(ABC):
     def passed(self, candidate: Candidate) -> bool:
         """Whether a candidate's score reaches the threshold."""
         return candidate["score"] >= self.threshold
+
+    def stops(self, candidates: Iterable[Candidate]) -> bool:
+        """Whether an adaptive run stops here: one of `candidates` passed."""
+        return self.mode == "adaptive" and any(map(self.passed, candidates))
 
     def prompt(
         self,

@@ -122,9 +122,7 @@ class BestOfN(ScalingEngine):
 
     def _after_sample(self, state: Mapping[str, Any]) -> Literal["sample", "select"]:
         candidates = state["candidates"]
-        finished = len(candidates) >= self.budget or (
-            self.mode == "adaptive" and any(map(self.passed, candidates))
-        )
+        finished = len(candidates) >= self.budget or self.stops(candidates)
         return "select" if finished or not self.steps_left(state, 1) else "sample"
 
     def _add_steps(self, builder: StateGraph[Any, Any, Any, Any]) -> None:

@@ -291,9 +291,7 @@ class LongCoT(ScalingEngine):
         return self.score_next(state, state["pending"], with_memory=with_memory)
 
     def _after_score(self, state: Mapping[str, Any]) -> Literal["think", "select"]:
-        finished = self._thinking_done(state) or (
-            self.mode == "adaptive" and any(map(self.passed, state["candidates"]))
-        )
+        finished = self._thinking_done(state) or self.stops(state["candidates"])
         # Another segment is think, probe, score: three supersteps.
         return "select" if finished or not self.steps_left(state, 3) else "think"
 

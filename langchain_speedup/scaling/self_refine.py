@@ -151,9 +151,7 @@ class SelfRefine(ScalingEngine):
 
     def _after_score(self, state: Mapping[str, Any]) -> Literal["critique", "select"]:
         candidates = state["candidates"]
-        finished = len(candidates) >= self.budget or (
-            self.mode == "adaptive" and any(map(self.passed, candidates))
-        )
+        finished = len(candidates) >= self.budget or self.stops(candidates)
         # Another round is critique, revise, score: three supersteps.
         return "select" if finished or not self.steps_left(state, 3) else "critique"
 

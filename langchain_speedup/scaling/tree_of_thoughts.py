@@ -259,7 +259,7 @@ class TreeOfThoughts(ScalingEngine):
         return [candidate for thought, candidate in pairs if thought["complete"]]
 
     def _solved(self, state: Mapping[str, Any]) -> bool:
-        return self.mode == "adaptive" and any(map(self.passed, self._solutions(state)))
+        return self.stops(self._solutions(state))
 
     def _after_prune(self, state: Mapping[str, Any]) -> Literal["expand", "select"]:
         finished = (
