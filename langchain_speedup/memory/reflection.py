@@ -567,7 +567,7 @@ def create_reflection_update_node(
     model: ChatRunnable,
     /,
     *,
-    store: BaseStore | None = None,
+    store: BaseStore | EpisodicMemory | None = None,
     namespace: str = "default",
     max_chars: int = _LESSONS_CHARS,
     name: str = "reflect",
@@ -611,7 +611,7 @@ def create_reflection_update_node(
     """
     check_model(model)
     max_chars = check_count("max_chars", max_chars, minimum=40)
-    memory = None if store is None else EpisodicMemory(store)
+    memory = None if store is None else EpisodicMemory.of(store)
     check_namespace(namespace)
 
     def update(

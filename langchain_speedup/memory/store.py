@@ -358,8 +358,11 @@ class EpisodicMemory:
 
     def put_step(self, episode: Episode) -> Generator[Call, Any, None]:
         """Write one episode, its reuse pointer if verified, and its outcome."""
-        stored = _check_episode(episode)
-        tenant, key = stored["namespace"], stored["id"]
+        checked = _check_episode(episode)
+        # Keyed by the canonical UUID, so any spelling of an id is one episode.
+        key = _check_id(checked["id"])
+        stored = cast(Episode, {**checked, "id": key})
+        tenant = stored["namespace"]
         old, totals = yield self._batch(
             "read",
             [GetOp(_episodes(tenant), key), GetOp(_outcomes(tenant), _OUTCOMES_KEY)],
