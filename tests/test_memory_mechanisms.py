@@ -865,6 +865,34 @@ class TestReflectionUpdateNode:
         assert memory.get_lessons("team") == "Queued."
         assert memory.get_lessons("default") is None
 
+    async def test_without_a_store_it_uses_the_graphs_runtime_store(
+        self, memory: EpisodicMemory, is_async: bool
+    ) -> None:
+        builder = StateGraph(State)
+        builder.add_node(
+            "speedup", create_speedup_graph(FakeChatModel(responder=sum_solver))
+        )
+        builder.add_node("reflect", create_reflection_update_node(says("Add.")))
+        builder.add_edge(START, "speedup")
+        builder.add_edge("speedup", "reflect")
+        graph = builder.compile(store=memory.store)
+        inputs = {"messages": [("user", MAYA)]}
+        out = await graph.ainvoke(inputs) if is_async else graph.invoke(inputs)
+        assert out["reflection"]["updated"]
+        assert memory.get_lessons("default") == "Add."
+        assert len(memory.episodes("default")) == 1
+
+    def test_without_any_store_it_says_so(self) -> None:
+        node = create_reflection_update_node(says("Add."))
+        builder = StateGraph(State)
+        builder.add_node("reflect", node)
+        builder.add_edge(START, "reflect")
+        graph = builder.compile()
+        speedup = {"episode_id": make_episode(MAYA)["id"], "question": MAYA}
+        state: Any = {"speedup": {**speedup, "answer": "7", "result": None}}
+        with pytest.raises(ConfigurationError, match="no store"):
+            graph.invoke(state)
+
     def test_bad_options(self, memory: EpisodicMemory) -> None:
         model = says("x")
         with pytest.raises(ConfigurationError, match="max_chars"):

@@ -733,3 +733,85 @@ def test_good_options(world: World) -> None:
     # A chat model is solved by Best-of-N with its default budget.
     assert type(router.engine) is BestOfN
     assert (router.engine.model, router.engine.budget) == (world.model, 8)
+
+
+# -- where the memory lives --------------------------------------------------------------
+
+
+@SYNC_AND_ASYNC
+async def test_the_graph_is_compiled_with_its_store(world: World) -> None:
+    graph = world.graph()
+    assert graph.store is world.store
+    await world.invoke(graph, MAYA)
+    assert world.count("default") == 1
+
+
+@SYNC_AND_ASYNC
+async def test_without_a_store_the_graph_uses_its_runtime_store(world: World) -> None:
+    # A parent graph compiled with a store: its nodes' runtime store.
+    speedup = create_speedup_graph(world.model)
+    builder = StateGraph(MessagesState)
+    builder.add_node("fast", speedup)
+    builder.add_edge(START, "fast")
+    builder.add_edge("fast", END)
+    parent = builder.compile(store=world.store)
+    await world.invoke(parent, MAYA)
+    out = await world.invoke(parent, MAYA)
+    assert out["messages"][-1].text == boxed(14)
+    assert len(world.model.calls) == 3  # the second was reused
+    [episode] = world.memory.episodes("default")
+    assert episode["question"] == MAYA
+
+
+@SYNC_AND_ASYNC
+async def test_with_no_store_anywhere_a_router_keeps_a_default_store(
+    world: World,
+) -> None:
+    embeddings = HashEmbeddings()
+    router = BudgetRouter(world.model, embeddings=embeddings)
+    assert router.store is None
+    first = await world.solve(router, MAYA)
+    again = await world.solve(router, MAYA)
+    assert (first["route"]["decision"], again["route"]["decision"]) == (
+        "scratch",
+        "reuse",
+    )
+    assert len(world.model.calls) == 3
+    assert embeddings.calls >= 1  # the default store's index embeds with them
+    # Nothing reached the test's own store.
+    assert world.count("default") == 0
+
+
+def test_embeddings_belong_to_the_stores_index(world: World) -> None:
+    with pytest.raises(ConfigurationError, match="memory_index"):
+        BudgetRouter(world.model, store=world.store, embeddings=HashEmbeddings())
+    with pytest.raises(ConfigurationError, match="memory_index"):
+        create_speedup_graph(
+            world.model, store=world.store, embeddings=HashEmbeddings()
+        )
+
+
+@SYNC_AND_ASYNC
+async def test_a_store_without_a_vector_index_is_a_clear_error(world: World) -> None:
+    world.store = InMemoryStore()
+    router = world.router()
+    await world.solve(router, MAYA)  # nothing stored yet: nothing to search
+    with pytest.raises(ConfigurationError, match="no vector index"):
+        await world.solve(router, NEW_NUMBERS)
+    assert len(world.model.calls) == 3
+
+
+@SYNC_AND_ASYNC
+async def test_a_new_router_calibrates_its_gate_with_one_read(world: World) -> None:
+    router = world.router(enable_reuse=False)
+    await world.solve(router, MAYA)
+    await world.solve(router, NEW_NUMBERS)
+    world.store = counting = FaultyStore(
+        world.store, fails=lambda _: False, error=RuntimeError
+    )
+    fresh = world.router()
+    await world.route(fresh, UNRELATED)
+    # The outcome totals, the reuse pointer, the search, the matches' reflections.
+    assert counting.batches == 4
+    stats = {s["band"]: s for s in fresh.gate.stats()}
+    assert stats == {s["band"]: s for s in router.gate.stats()}
