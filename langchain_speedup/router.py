@@ -1,7 +1,7 @@
 """The memory-aware budget router and the speedup graph it runs.
 
-For each question the router embeds it, looks in the episodic store and
-decides: `reuse` the verified answer of exactly this question, solve with
+For each question the router looks it up in memory (a LangGraph store with a
+vector index) and decides: `reuse` the verified answer of exactly this question, solve with
 `exemplars` from similar verified episodes that the similarity gate admits,
 or solve from `scratch` with the full budget and no memory. `BudgetRouter.solve`
 and `create_speedup_graph` run the same graph: route, then reuse or the
@@ -200,9 +200,9 @@ class BudgetRouter:
     solve failed, each waiting call solves the question itself; a call waits
     for at most one solve. Without reuse (`enable_reuse=False`) or with a
     graph compiled with static interrupts, every call solves. Processes
-    sharing a Qdrant server do not see each other's solves: racing
-    processes store at most one episode each for a question, every one
-    whole (an episode is one point, written at once).
+    sharing a store do not see each other's solves: racing processes store
+    at most one episode each for a question, every one whole (an episode
+    is one item, written in one batch with its reuse pointer).
 
     Memory lives in a LangGraph `BaseStore` with a vector index (see
     `EpisodicMemory` for the layout): the one given as `store`, else the
