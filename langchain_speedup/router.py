@@ -1,9 +1,10 @@
 """The memory-aware budget router and the speedup graph it runs.
 
 For each question the router looks it up in memory (a LangGraph store with a
-vector index) and decides: `reuse` the verified answer of exactly this question, solve with
-`exemplars` from similar verified episodes that the similarity gate admits,
-or solve from `scratch` with the full budget and no memory. `BudgetRouter.solve`
+vector index) and decides: `reuse` the verified answer of exactly this
+question, solve with `exemplars` from similar verified episodes that the
+similarity gate admits, or solve from `scratch` with the full budget and no
+memory. `BudgetRouter.solve`
 and `create_speedup_graph` run the same graph: route, then reuse or the
 method's own graph, then remember the episode. Concurrent calls asking the
 same question are solved once (see `BudgetRouter`).

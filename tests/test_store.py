@@ -121,11 +121,14 @@ def test_find_returns_only_this_question_and_the_newest(
 ) -> None:
     old = make_episode(MAYA, final_answer="11", created_at=1.0)
     new = make_episode(MAYA, final_answer="12", created_at=2.0)
-    memory.put(old)
-    memory.put(make_episode(TRAIN))
     memory.put(new)
+    memory.put(make_episode(TRAIN))
+    memory.put(old)  # written last, but older
     assert memory.find("default", question_key(MAYA)) == new
     assert memory.find("default", question_key(BAKE)) is None
+    newer = make_episode(MAYA, final_answer="13", created_at=3.0)
+    memory.put(newer)
+    assert memory.find("default", question_key(MAYA)) == newer
 
 
 def test_only_verified_episodes_are_found_or_searched(memory: EpisodicMemory) -> None:

@@ -14,8 +14,8 @@ Every record of a tenant `t` (the router's `namespace`) lives under
 Only the question is embedded, once, when its episode is written: a
 reflection lives apart so that attaching one re-embeds nothing. Exact-repeat
 reuse is two key lookups (the pointer, then the episode), whatever the
-store's size; the pointer is written for verified episodes only, and the
-episode is checked again when read. The gate's outcomes are kept as running
+store's size; the pointer is written for verified episodes only, names the
+newest, and its episode is checked again when read. The gate's outcomes are kept as running
 totals, updated with each episode, so a new router calibrates from one read.
 """
 
@@ -257,6 +257,14 @@ def _updated(
     return {k: v for k, v in updated.items() if v[0] > 0}
 
 
+def _is_newer(episode: Episode, pointer: Item | None) -> bool:
+    """Whether `episode` should replace the reuse pointer (the newest wins)."""
+    if pointer is None or pointer.value.get("episode_id") == episode["id"]:
+        return True
+    created = pointer.value.get("created_at")
+    return not isinstance(created, int | float) or episode["created_at"] >= created
+
+
 def _totals(item: Item | None) -> Outcomes:
     if item is None:
         return {}
@@ -363,20 +371,21 @@ class EpisodicMemory:
         key = _check_id(checked["id"])
         stored = cast(Episode, {**checked, "id": key})
         tenant = stored["namespace"]
-        old, totals = yield self._batch(
+        reuse_at = (_reuse(tenant), _reuse_key(stored["question_key"]))
+        old, totals, newest = yield self._batch(
             "read",
-            [GetOp(_episodes(tenant), key), GetOp(_outcomes(tenant), _OUTCOMES_KEY)],
+            [
+                GetOp(_episodes(tenant), key),
+                GetOp(_outcomes(tenant), _OUTCOMES_KEY),
+                GetOp(*reuse_at),
+            ],
         )
         ops: list[PutOp] = [
             PutOp(_episodes(tenant), key, dict(stored), index=["question"])
         ]
-        if stored["verified"]:
+        if stored["verified"] and _is_newer(stored, newest):
             pointer = {"episode_id": key, "created_at": stored["created_at"]}
-            ops.append(
-                PutOp(
-                    _reuse(tenant), _reuse_key(stored["question_key"]), pointer, False
-                )
-            )
+            ops.append(PutOp(*reuse_at, pointer, False))
         previous = _stored_episode(old, tenant)
         updated = _updated(_totals(totals), previous, stored)
         if updated is not None:
