@@ -353,3 +353,20 @@ async def test_the_speedup_graph_feeds_the_gate(store: BaseStore) -> None:
     assert route["decision"] == "exemplars"
     assert route["band"] == gate.band_of(similarity(MAYA, NEW_NUMBERS))
     assert sum(s["memory_outcomes"] for s in gate.stats()) == 1
+
+
+def test_outcome_totals_replay_into_the_band_of_their_lower_end() -> None:
+    gate = SimilarityGate()
+    totals = {"70": [2, 1.0], "69": [1, 0.0], "-3": [1, 0.25], "baseline": [2, 0.5]}
+    assert gate.observe_totals(totals) == 6
+    stats = {s["band"]: s for s in gate.stats()}
+    assert (
+        stats["0.70-0.80"]["memory_outcomes"],
+        stats["0.70-0.80"]["memory_saving"],
+    ) == (2, 0.5)
+    assert (
+        stats["0.60-0.70"]["memory_outcomes"],
+        stats["0.60-0.70"]["memory_saving"],
+    ) == (1, 0.0)
+    assert stats["<0.50"]["memory_outcomes"] == 1
+    assert stats["<0.50"]["baseline"] == 0.25
