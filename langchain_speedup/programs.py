@@ -57,7 +57,7 @@ def extract_program(reply: str) -> str | None:
 
     Example:
         ```python
-        reply = "Here:\\n```python\\nanswer = 6 * 7\\n```"
+        reply = "Here:\n```python\nanswer = 6 * 7\n```"
         assert extract_program(reply) == "answer = 6 * 7"
         ```
     """

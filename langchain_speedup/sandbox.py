@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -54,6 +55,7 @@ ProgramStatus = Literal["ok", "error", "refused", "timeout", "killed"]
 not run it (`refused`); it overran the wall time (`timeout`); or the worker
 died, for example at the CPU-time limit (`killed`)."""
 
+_RATIO = re.compile(r"(-?\d+)\s*/\s*([1-9]\d*)")
 _STARTUP_SECONDS = 30.0  # a cold interpreter on a loaded machine
 _KILL_WAIT_SECONDS = 5.0
 _ENVIRONMENT = ("PATH", "LD_LIBRARY_PATH", "LANG", "LC_ALL", "SYSTEMROOT")
@@ -84,7 +86,14 @@ def _result(
     output: str = "",
     error: str | None = None,
 ) -> ProgramResult:
-    answer = normalize_answer(value) if status == "ok" and value else None
+    answer = None
+    if status == "ok" and value:
+        ratio = _RATIO.fullmatch(value.strip())
+        if ratio:  # a Fraction's text, "3/4": its value, as for "\\frac{3}{4}"
+            value_of = int(ratio.group(1)) / int(ratio.group(2))
+            answer = normalize_answer(repr(value_of))
+        else:
+            answer = normalize_answer(value)
     return ProgramResult(
         status=status,
         answer=answer,
