@@ -167,7 +167,8 @@ class TestHostilePrograms:
         # SIGXCPU at the CPU limit; on a machine too busy to give one CPU
         # second within the wall time, the wall-time kill comes first.
         assert result["status"] in {"killed", "timeout"}
-        assert started and gone(started[0])
+        assert started
+        assert gone(started[0])
         assert sandbox.idle_pids == []
 
     async def test_an_overrun_of_wall_time_kills_the_worker_group(
@@ -247,7 +248,8 @@ class TestWorkers:
                     await task
 
         asyncio.run(cancel())
-        assert started and all(gone(pid) for pid in started)
+        assert started
+        assert all(gone(pid) for pid in started)
 
 
 class TestInput:
