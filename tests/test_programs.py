@@ -60,7 +60,10 @@ class TestExtractProgram:
             (RIGHT_PROGRAM, "apples = 17 + 25\nanswer = apples"),
             ("```py\nanswer = 1\n```", "answer = 1"),
             ("```\nanswer = 2\n```", "answer = 2"),
-            ("```python\nanswer = 1\n```\nor\n```python\nanswer = 3\n```", "answer = 3"),
+            (
+                "```python\nanswer = 1\n```\nor\n```python\nanswer = 3\n```",
+                "answer = 3",
+            ),
             ("```python\nanswer = 4", "answer = 4"),  # cut off at the token limit
             ("answer = 5", "answer = 5"),
             ("print(6)", "print(6)"),
@@ -110,7 +113,11 @@ class TestProgramOfThought:
     def test_a_reply_without_a_program_has_no_answer(self, sandbox: Sandbox) -> None:
         model = FakeChatModel(responder=constant("It is 42."))
         found = program_of_thought(model, QUESTION, sandbox=sandbox)
-        assert (found["program"], found["result"], found["answer"]) == (None, None, None)
+        assert (found["program"], found["result"], found["answer"]) == (
+            None,
+            None,
+            None,
+        )
 
     def test_a_hostile_program_gives_no_answer(self, sandbox: Sandbox) -> None:
         model = FakeChatModel(responder=constant(program("import os\nanswer = 1")))
@@ -231,7 +238,9 @@ class TestProgramVerifiedScorer:
         model = both_kinds(WRONG_PROGRAM, "17 + 25 = 42. The final answer is 42.")
         scorer = ProgramVerifiedScorer(model, sandbox=sandbox)
         ledger = Ledger()
-        score = await self.score(scorer, RIGHT_PROGRAM, is_async=is_async, ledger=ledger)
+        score = await self.score(
+            scorer, RIGHT_PROGRAM, is_async=is_async, ledger=ledger
+        )
         assert score == ProgramVerifiedScorer.VERIFIED
         assert not asks_for_a_program(model.calls[0])
         assert ledger.usage()["scorer_calls"] == 1
@@ -268,7 +277,9 @@ class TestProgramVerifiedScorer:
     async def test_equal_answers_in_other_forms_verify(
         self, sandbox: Sandbox, is_async: bool
     ) -> None:
-        model = both_kinds(program("from fractions import Fraction\nanswer = Fraction(3, 4)"), "")
+        model = both_kinds(
+            program("from fractions import Fraction\nanswer = Fraction(3, 4)"), ""
+        )
         scorer = ProgramVerifiedScorer(model, sandbox=sandbox)
         score = await self.score(scorer, r"\boxed{\frac{3}{4}}", is_async=is_async)
         assert score == ProgramVerifiedScorer.VERIFIED

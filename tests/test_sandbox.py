@@ -74,7 +74,10 @@ class TestAnswerConvention:
             ("def solution():\n    return 12 / 4\n", "3"),
             ("total = 0\nfor i in range(1, 11):\n    total += i\ntotal", "55"),
             ("import math\nanswer = math.sqrt(16) + math.floor(2.7)", "6"),
-            ("from fractions import Fraction\nanswer = Fraction(1, 3) + Fraction(1, 6)", "0.5"),
+            (
+                "from fractions import Fraction\nanswer = Fraction(1, 3) + Fraction(1, 6)",
+                "0.5",
+            ),
             ("from math import comb as c\nanswer = c(5, 2)", "10"),
             ("answer = 1200.0", "1200"),
         ],
@@ -200,7 +203,9 @@ class TestHostilePrograms:
     def test_changes_to_math_do_not_reach_the_next_program(
         self, sandbox: Sandbox
     ) -> None:
-        assert sandbox.run("import math\nmath.pi = 3\nanswer = math.pi")["answer"] == "3"
+        assert (
+            sandbox.run("import math\nmath.pi = 3\nanswer = math.pi")["answer"] == "3"
+        )
         assert sandbox.run("import math\nanswer = math.pi")["answer"] == "3.14159"
 
 
