@@ -56,6 +56,7 @@ if TYPE_CHECKING:
         aprogram_of_thought,
         extract_program,
         program_of_thought,
+        program_solution,
     )
     from langchain_speedup.router import BudgetRouter, create_speedup_graph
     from langchain_speedup.sandbox import ProgramResult, Sandbox
@@ -181,6 +182,7 @@ __all__ = [
     "extract_answer",
     "extract_program",
     "program_of_thought",
+    "program_solution",
     "question_key",
     "reflect",
     "reflect_update",

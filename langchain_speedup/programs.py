@@ -35,6 +35,7 @@ __all__ = [
     "aprogram_of_thought",
     "extract_program",
     "program_of_thought",
+    "program_solution",
 ]
 
 PROGRAM_PROMPT = (
@@ -93,6 +94,19 @@ class ProgramAnswer(TypedDict):
     """`None` when there was no program to run."""
     answer: str | None
     """The program's normalised answer; `None` unless it ran and stated one."""
+
+
+def program_solution(found: ProgramAnswer) -> str | None:
+    r"""A candidate solution made of a program and the answer it computed.
+
+    The reply, then "The final answer is \boxed{ANSWER}." with the executed
+    answer, so that scaling methods and scorers read the executed answer as
+    the solution's stated final answer. `None` when the program gave none.
+    A method that samples programs as candidates uses this as its text.
+    """
+    if found["answer"] is None:
+        return None
+    return f"{found['reply'].rstrip()}\n\nThe final answer is \\boxed{{{found['answer']}}}."
 
 
 def program_prompt(question: str, prompt: str = PROGRAM_PROMPT) -> list[BaseMessage]:

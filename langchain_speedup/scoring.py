@@ -471,26 +471,30 @@ class _Lru(OrderedDict[Any, Any]):
 class ProgramVerifiedScorer(Scorer):
     r"""Verifies an answer only when an executed program and a prose answer agree.
 
-    Two kinds of evidence: a *prose* answer, stated by a solution in words
-    (`answers.states_answer`), and an *executed* answer, computed by a
-    program (a solution holding a fenced code block, see
+    Two kinds of evidence: a *prose* answer, stated by a solution in words,
+    and an *executed* answer, computed by a program (a fenced code block, see
     `programs.extract_program`) run in the `Sandbox`. A candidate's answer is
-    its executed result if it holds a program, else its stated answer. The
-    rule, with answers compared by `answers.answers_equal`:
+    the one it states (`answers.states_answer`), which is what scaling
+    methods report as its final answer; if it also holds a program that runs
+    to a result, it is an executed sample, and that result must equal its
+    stated answer. A peer's evidence is its program's result when its program
+    runs to one, else its stated answer. The rule, with answers compared by
+    `answers.answers_equal`:
 
     - **1.0, verified**: evidence of the *other* kind, from an independent
       sample, gives the same answer. For a prose candidate: a peer's program,
       or the scorer's own program for the question, ran and computed it. For
-      a program candidate: a peer states it in prose, a verified precedent
+      an executed candidate: a peer states it in prose, a verified precedent
       from memory equals it, or the scorer's own prose sample states it. A
-      solution's own prose never confirms its own program, and two answers
-      of one kind never verify each other, however many agree.
+      sample never confirms itself, and answers of one kind never verify each
+      other, however many agree.
     - **0.5, unconfirmed**: the other kind's evidence is missing (no program
       ran to a result, no prose stated an answer).
-    - **0.25, contradicted**: evidence of the other kind exists and all of
+    - **0.25, contradicted**: the candidate's own program computes another
+      answer than it states, or evidence of the other kind exists and all of
       it gives other answers.
-    - **0.0**: the candidate has no answer (states none, or its program did
-      not run to one).
+    - **0.0**: the candidate states no answer. A bare program must state its
+      result to count (`programs.program_solution` writes it so).
 
     When the candidates do not verify the candidate themselves, the scorer
     asks its model once per question for the missing kind of sample (a
@@ -567,8 +571,10 @@ class ProgramVerifiedScorer(Scorer):
         return cached["value"] if cached["answer"] is not None else None
 
     def _evidence(self, text: str) -> Generator[Call, Any, _Evidence]:
-        if extract_program(text) is not None:
-            return _Evidence((yield from self._run(text)), executed=True)
+        """A peer's evidence: its program's result if one ran, else its prose."""
+        executed = yield from self._run(text)
+        if executed is not None:
+            return _Evidence(executed, executed=True)
         return _Evidence(stated_answer_text(text), executed=False)
 
     def _own_sample(
@@ -603,9 +609,13 @@ class ProgramVerifiedScorer(Scorer):
         return answer
 
     def _step(self, query: _Query) -> _Step:
-        mine = yield from self._evidence(query.candidate)
-        if mine.answer is None:
+        stated = stated_answer_text(query.candidate)
+        if stated is None:
             return 0.0
+        executed = yield from self._run(query.candidate)
+        if executed is not None and not answers_equal(stated, executed):
+            return self.CONTRADICTED  # its own program computes another answer
+        mine = _Evidence(stated, executed=executed is not None)
         others = []
         for peer in query.peers:
             others.append((yield from self._evidence(peer)))

@@ -22,6 +22,7 @@ from langchain_speedup import (
     extract_answer,
     extract_program,
     program_of_thought,
+    program_solution,
 )
 from tests.fakes import FailingChatModel, FakeChatModel, boxed, constant
 
@@ -34,6 +35,9 @@ def program(body: str) -> str:
 
 RIGHT_PROGRAM = program("apples = 17 + 25\nanswer = apples")
 WRONG_PROGRAM = program("answer = 17 - 25")
+# Candidates of a method that samples programs: each states what it computed.
+RIGHT_SOLUTION = RIGHT_PROGRAM + "The final answer is \\boxed{42}."
+WRONG_SOLUTION = WRONG_PROGRAM + "The final answer is \\boxed{-8}."
 
 
 def asks_for_a_program(messages: list[BaseMessage]) -> bool:
@@ -109,6 +113,20 @@ class TestProgramOfThought:
         assert model.calls[0][0].text == PROGRAM_PROMPT
         assert model.calls[0][-1].text == QUESTION
         assert ledger.usage()["generations"] == 1
+
+    def test_program_solution_states_the_executed_answer(
+        self, sandbox: Sandbox
+    ) -> None:
+        model = FakeChatModel(responder=constant(RIGHT_PROGRAM))
+        found = program_of_thought(model, QUESTION, sandbox=sandbox)
+        text = program_solution(found)
+        assert text is not None
+        assert extract_answer(text) == "42"
+        assert text.startswith(RIGHT_PROGRAM.rstrip())
+        none = program_of_thought(
+            FakeChatModel(responder=constant("no")), QUESTION, sandbox=sandbox
+        )
+        assert program_solution(none) is None
 
     def test_a_reply_without_a_program_has_no_answer(self, sandbox: Sandbox) -> None:
         model = FakeChatModel(responder=constant("It is 42."))
@@ -197,7 +215,7 @@ class TestProgramVerifiedScorer:
         model = both_kinds(WRONG_PROGRAM, "I cannot tell.")
         scorer = ProgramVerifiedScorer(model, sandbox=sandbox)
         score = await self.score(
-            scorer, WRONG_PROGRAM, peers=(WRONG_PROGRAM,), is_async=is_async
+            scorer, WRONG_SOLUTION, peers=(WRONG_SOLUTION,), is_async=is_async
         )
         assert score == ProgramVerifiedScorer.UNCONFIRMED
 
@@ -207,7 +225,7 @@ class TestProgramVerifiedScorer:
         model = both_kinds(WRONG_PROGRAM, boxed(0))
         scorer = ProgramVerifiedScorer(model, sandbox=sandbox)
         score = await self.score(
-            scorer, RIGHT_PROGRAM, peers=(boxed(42),), is_async=is_async
+            scorer, RIGHT_SOLUTION, peers=(boxed(42),), is_async=is_async
         )
         assert score == ProgramVerifiedScorer.VERIFIED
         assert model.calls == []  # the peers verified it: no call
@@ -218,7 +236,7 @@ class TestProgramVerifiedScorer:
         model = both_kinds(WRONG_PROGRAM, boxed(0))
         scorer = ProgramVerifiedScorer(model, sandbox=sandbox)
         score = await self.score(
-            scorer, RIGHT_PROGRAM, precedents=("42",), is_async=is_async
+            scorer, RIGHT_SOLUTION, precedents=("42",), is_async=is_async
         )
         assert score == ProgramVerifiedScorer.VERIFIED
 
@@ -239,7 +257,7 @@ class TestProgramVerifiedScorer:
         scorer = ProgramVerifiedScorer(model, sandbox=sandbox)
         ledger = Ledger()
         score = await self.score(
-            scorer, RIGHT_PROGRAM, is_async=is_async, ledger=ledger
+            scorer, RIGHT_SOLUTION, is_async=is_async, ledger=ledger
         )
         assert score == ProgramVerifiedScorer.VERIFIED
         assert not asks_for_a_program(model.calls[0])
@@ -272,7 +290,39 @@ class TestProgramVerifiedScorer:
         scorer = ProgramVerifiedScorer(model, sandbox=sandbox)
         assert await self.score(scorer, "try again in 42s", is_async=is_async) == 0.0
         assert await self.score(scorer, program("x = 1"), is_async=is_async) == 0.0
+        # A bare program states no answer: the method would report none.
+        assert await self.score(scorer, RIGHT_PROGRAM, is_async=is_async) == 0.0
         assert model.calls == []
+
+    async def test_a_candidate_whose_program_disagrees_with_it_is_contradicted(
+        self, sandbox: Sandbox, is_async: bool
+    ) -> None:
+        model = both_kinds(RIGHT_PROGRAM, boxed(42))
+        scorer = ProgramVerifiedScorer(model, sandbox=sandbox)
+        candidate = RIGHT_PROGRAM + "The final answer is \\boxed{41}."
+        score = await self.score(
+            scorer, candidate, peers=(boxed(41),), is_async=is_async
+        )
+        assert score == ProgramVerifiedScorer.CONTRADICTED
+
+    async def test_a_bare_peer_program_still_confirms(
+        self, sandbox: Sandbox, is_async: bool
+    ) -> None:
+        model = both_kinds(WRONG_PROGRAM, boxed(0))
+        scorer = ProgramVerifiedScorer(model, sandbox=sandbox)
+        score = await self.score(
+            scorer, boxed(42), peers=(RIGHT_PROGRAM,), is_async=is_async
+        )
+        assert score == ProgramVerifiedScorer.VERIFIED
+
+    async def test_illustrative_code_that_does_not_run_leaves_prose(
+        self, sandbox: Sandbox, is_async: bool
+    ) -> None:
+        model = both_kinds(RIGHT_PROGRAM, boxed(0))
+        scorer = ProgramVerifiedScorer(model, sandbox=sandbox)
+        candidate = program("total = apples +") + "So \\boxed{42}."
+        score = await self.score(scorer, candidate, is_async=is_async)
+        assert score == ProgramVerifiedScorer.VERIFIED  # by the scorer's program
 
     async def test_equal_answers_in_other_forms_verify(
         self, sandbox: Sandbox, is_async: bool
