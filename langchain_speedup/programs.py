@@ -180,16 +180,7 @@ def program_of_thought(
         ModelError: The model call failed.
         SandboxError: The sandbox could not run at all.
     """
-    check_model(model)
-    text = validate_question(question)
-    box = Sandbox() if sandbox is None else sandbox
-    try:
-        return drive(
-            program_step(model, text, sandbox=box, prompt=prompt, config=config)
-        )
-    finally:
-        if sandbox is None:
-            box.close()
+    return drive(_checked_step(model, question, sandbox, prompt, config))
 
 
 async def aprogram_of_thought(
@@ -201,12 +192,26 @@ async def aprogram_of_thought(
     config: RunnableConfig | None = None,
 ) -> ProgramAnswer:
     """Async form of `program_of_thought`."""
+    return await adrive(_checked_step(model, question, sandbox, prompt, config))
+
+
+def _checked_step(
+    model: ChatRunnable,
+    question: str,
+    sandbox: Sandbox | None,
+    prompt: str,
+    config: RunnableConfig | None,
+) -> Generator[Call, Any, ProgramAnswer]:
+    """`program_step` on checked input, in a sandbox of its own if none is given."""
     check_model(model)
     text = validate_question(question)
     box = Sandbox() if sandbox is None else sandbox
     try:
-        step = program_step(model, text, sandbox=box, prompt=prompt, config=config)
-        return await adrive(step)
+        return (
+            yield from program_step(
+                model, text, sandbox=box, prompt=prompt, config=config
+            )
+        )
     finally:
         if sandbox is None:
             box.close()
