@@ -32,6 +32,8 @@ _MODULES = {
 # Builtins asteval offers that a computation does not need: `open` reads files.
 _REMOVED = ("open", "dir", "id", "hash", "bytearray", "bytes", "type", "format")
 _RECURSION_LIMIT = 2000
+# Attributes of generators, coroutines, frames, tracebacks and code objects.
+_FRAME_PREFIXES = frozenset({"gi", "cr", "ag", "f", "tb", "co", "im", "func"})
 
 
 class _Refused(Exception):
@@ -108,6 +110,13 @@ def _without_imports(tree: ast.Module) -> tuple[ast.Module, dict[str, Any]]:
             raise _Refused(msg)
         if isinstance(node, ast.Name) and node.id.startswith("__"):
             msg = f"the name {node.id!r} is not allowed"
+            raise _Refused(msg)
+        # asteval refuses dunders itself; refusing every private attribute and
+        # the frame and code attributes too leaves no second line to find.
+        if isinstance(node, ast.Attribute) and (
+            node.attr.startswith("_") or node.attr.split("_")[0] in _FRAME_PREFIXES
+        ):
+            msg = f"the attribute {node.attr!r} is not allowed"
             raise _Refused(msg)
     return rest, bound
 

@@ -13,7 +13,8 @@ space, file size and processes; the host enforces the wall time and kills the
 worker's process group by PID on any overrun.
 
 The answer convention (`PROGRAM_CONVENTION`): a program states its answer by
-assigning the variable `answer`; else the last line it prints is the answer;
+assigning the variable `answer`; else the last line it prints is the answer
+(its last number, when the line holds several: "Total for 3 items: 42");
 else, if it defines a function `solution()` and prints nothing, its return
 value; else the value of its last expression.
 
@@ -38,7 +39,7 @@ from typing import IO, Any, Literal
 from typing_extensions import TypedDict
 
 from langchain_speedup._internal import Call, adrive, drive
-from langchain_speedup.answers import normalize_answer
+from langchain_speedup.answers import extract_answer, normalize_answer
 from langchain_speedup.errors import ConfigurationError, SandboxError
 
 __all__ = ["PROGRAM_CONVENTION", "ProgramResult", "ProgramStatus", "Sandbox"]
@@ -56,6 +57,7 @@ not run it (`refused`); it overran the wall time (`timeout`); or the worker
 died, for example at the CPU-time limit (`killed`)."""
 
 _RATIO = re.compile(r"(-?\d+)\s*/\s*([1-9]\d*)")
+_NUMBERS = re.compile(r"\d+(?:[.,]\d+)*")
 _STARTUP_SECONDS = 30.0  # a cold interpreter on a loaded machine
 _KILL_WAIT_SECONDS = 5.0
 _ENVIRONMENT = ("PATH", "LD_LIBRARY_PATH", "LANG", "LC_ALL", "SYSTEMROOT")
@@ -94,6 +96,8 @@ def _result(
             answer = normalize_answer(repr(value_of))
         else:
             answer = normalize_answer(value)
+            if len(_NUMBERS.findall(value)) > 1:  # "Total for 3 items: 42"
+                answer = extract_answer(value)
     return ProgramResult(
         status=status,
         answer=answer,

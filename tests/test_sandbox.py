@@ -80,6 +80,8 @@ class TestAnswerConvention:
             ),
             ("from math import comb as c\nanswer = c(5, 2)", "10"),
             ("answer = 1200.0", "1200"),
+            ("n = 3\nprint(f'Total for {n} items: {n * 14}')", "42"),
+            ("answer = 'Tuesday'", "tuesday"),
         ],
         ids=[
             "answer-variable",
@@ -90,6 +92,8 @@ class TestAnswerConvention:
             "fractions",
             "import-from-as",
             "float-normalised",
+            "last-number-of-a-printed-line",
+            "text-answer",
         ],
     )
     async def test_a_program_states_its_answer(
@@ -137,6 +141,10 @@ HOSTILE = {
     "large-integer-power": "answer = 10**10**10",
     "output-flood": "while True:\n    print('x' * 1000)",
     "format-escape": "answer = '{0.__class__}'.format(1)",
+    "f-string-escape": "answer = f'{(1).__class__.__bases__}'",
+    "generator-frame": "g = (x for x in [1])\nanswer = g.gi_frame.f_back",
+    "private-attribute": "from fractions import Fraction\nanswer = Fraction._from_coprime_ints",
+    "function-globals": "def f():\n    return 1\nanswer = f.__globals__",
 }
 
 
