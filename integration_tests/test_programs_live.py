@@ -99,7 +99,7 @@ def test_best_of_n_verified_by_an_executed_program(
             if program is not None:
                 ran = sandbox.run(program)
                 if ran["answer"] is not None:
-                    executed.append(ran["value"])
+                    executed.append(ran["answer"])
         programs_run += len(executed)
         if result["passed"]:  # verified means an executed program agreed
             assert any(answers_equal(result["final_answer"], e) for e in executed)

@@ -436,7 +436,7 @@ class FunctionScorer(Scorer):
 
 
 class _Evidence(NamedTuple):
-    """One sample's final answer (as written) and whether a program computed it."""
+    """One sample's final answer and whether a program computed it."""
 
     answer: str | None
     executed: bool
@@ -558,7 +558,7 @@ class ProgramVerifiedScorer(Scorer):
         self._runs = _Lru(_LRU_SIZE)
 
     def _run(self, text: str) -> Generator[Call, Any, str | None]:
-        """A step: the executed answer of the program in `text`, as written."""
+        """A step: the normalised executed answer of the program in `text`."""
         program = extract_program(text)
         if program is None:
             return None
@@ -568,7 +568,7 @@ class ProgramVerifiedScorer(Scorer):
             cached = found["result"]
             assert cached is not None  # a program was found
             self._runs.put(program, cached)
-        return cached["value"] if cached["answer"] is not None else None
+        return cached["answer"]
 
     def _evidence(self, text: str) -> Generator[Call, Any, _Evidence]:
         """A peer's evidence: its program's result if one ran, else its prose."""
@@ -595,7 +595,7 @@ class ProgramVerifiedScorer(Scorer):
                 config=query.config,
                 role="scorer",
             )
-            answer = found["result"]["value"] if found["answer"] is not None else None  # type: ignore[index]
+            answer = found["answer"]
         else:
             messages = [SystemMessage(self.prose_prompt), HumanMessage(query.question)]
             config = query.config

@@ -334,6 +334,15 @@ class TestProgramVerifiedScorer:
         score = await self.score(scorer, r"\boxed{\frac{3}{4}}", is_async=is_async)
         assert score == ProgramVerifiedScorer.VERIFIED
 
+    async def test_a_program_printing_a_sentence_verifies_by_its_last_number(
+        self, sandbox: Sandbox, is_async: bool
+    ) -> None:
+        printed = program("a, b = 17, 25\nprint(f'Ann has {a} + {b} = {a + b} apples')")
+        model = both_kinds(printed, "")
+        scorer = ProgramVerifiedScorer(model, sandbox=sandbox)
+        score = await self.score(scorer, boxed(42), is_async=is_async)
+        assert score == ProgramVerifiedScorer.VERIFIED
+
     def test_a_failing_scorer_model_is_a_scorer_model_error(
         self, sandbox: Sandbox
     ) -> None:
