@@ -27,6 +27,7 @@ import asyncio
 import json
 import os
 import re
+import selectors
 import signal
 import subprocess
 import sys
