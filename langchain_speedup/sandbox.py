@@ -177,8 +177,6 @@ class _Worker:
             EOFError: The worker died.
             TimeoutError: The deadline passed first.
         """
-        import selectors
-
         with selectors.DefaultSelector() as selector:
             selector.register(self.stdout, selectors.EVENT_READ)
             while (line := self.take_line()) is None:
