@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from langchain_speedup.answers import (
+        answers_equal,
         extract_answer,
         question_key,
         reuse_key,
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
         LocalStackError,
         MemoryStoreError,
         ModelError,
+        SandboxError,
         ScoringError,
         SpeedupError,
     )
@@ -49,7 +51,16 @@ if TYPE_CHECKING:
         reflect,
         reflect_update,
     )
+    from langchain_speedup.programs import (
+        PROGRAM_PROMPT,
+        ProgramAnswer,
+        aprogram_of_thought,
+        extract_program,
+        program_of_thought,
+        program_solution,
+    )
     from langchain_speedup.router import BudgetRouter, create_speedup_graph
+    from langchain_speedup.sandbox import ProgramResult, Sandbox
     from langchain_speedup.scaling import (
         BestOfN,
         LongCoT,
@@ -66,6 +77,7 @@ if TYPE_CHECKING:
         ConsensusScorer,
         FunctionScorer,
         LLMJudgeScorer,
+        ProgramVerifiedScorer,
         Scorer,
     )
     from langchain_speedup.types import (
@@ -96,6 +108,8 @@ _SUBMODULES = (
     "errors",
     "answers",
     "budget",
+    "sandbox",
+    "programs",
     "scoring",
     "scaling",
     "memory",
@@ -104,6 +118,7 @@ _SUBMODULES = (
 
 __all__ = [
     "METHODS",
+    "PROGRAM_PROMPT",
     "BestOfN",
     "BudgetRouter",
     "Candidate",
@@ -130,11 +145,16 @@ __all__ = [
     "Mode",
     "ModelError",
     "MultiCaseReflectMemory",
+    "ProgramAnswer",
+    "ProgramResult",
+    "ProgramVerifiedScorer",
     "ReflectMemory",
     "ReflectUpdateMemory",
     "ReflectionQueue",
     "ReflectionResult",
     "Route",
+    "Sandbox",
+    "SandboxError",
     "ScalingEngine",
     "ScalingEvent",
     "ScalingResult",
@@ -147,6 +167,8 @@ __all__ = [
     "TreeOfThoughts",
     "Usage",
     "__version__",
+    "answers_equal",
+    "aprogram_of_thought",
     "areflect",
     "areflect_update",
     "create_best_of_n_graph",
@@ -159,7 +181,10 @@ __all__ = [
     "default_store",
     "export_sft_dataset",
     "extract_answer",
+    "extract_program",
     "memory_index",
+    "program_of_thought",
+    "program_solution",
     "question_key",
     "reflect",
     "reflect_update",

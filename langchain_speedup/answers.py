@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import math
 import re
+import threading
 import unicodedata
 from collections import Counter
 from collections.abc import Sequence
@@ -14,6 +17,7 @@ from langchain_core.messages import BaseMessage
 from langchain_speedup.errors import InvalidInputError
 
 __all__ = [
+    "answers_equal",
     "extract_answer",
     "normalize_answer",
     "question_key",
@@ -90,6 +94,100 @@ def extract_answer(solution: str) -> str | None:
         return normalize_answer(final[-1])
     numbers = _NUMBER.findall(solution)
     return normalize_answer(numbers[-1]) if numbers else None
+
+
+def stated_answer_text(solution: str) -> str | None:
+    r"""The final answer a solution states, as written (not normalised).
+
+    The last `\\boxed{...}` content, else the number of a closing "final
+    answer is N"; `None` when the solution states no answer
+    (`states_answer`).
+    """
+    if not states_answer(solution):
+        return None
+    boxed = [b for b in _boxed_contents(solution) if b.strip()]
+    if boxed:
+        return boxed[-1].strip()
+    final = _FINAL.findall(solution)
+    return final[-1] if final else None
+
+
+def _as_number(answer: str | None) -> float | None:
+    if answer is None or _NUMBER.fullmatch(answer) is None:
+        return None
+    value = float(answer.replace(",", ""))
+    return value if math.isfinite(value) else None
+
+
+_MATH_VERIFY_MAX_CHARS = 200  # sympy's parsing time grows fast with the input
+
+
+def _math_verify_equal(a: str, b: str) -> bool:
+    """Whether math-verify finds `a` and `b` equal; `False` without it."""
+    try:
+        from math_verify import parse, verify
+    except ImportError:
+        return False
+    if max(len(a), len(b)) > _MATH_VERIFY_MAX_CHARS:
+        return False
+    # Its timeout uses SIGALRM, which works only in the main thread; elsewhere
+    # the length cap above bounds the work instead.
+    main = threading.current_thread() is threading.main_thread()
+    timeout = 5 if main else None
+    # Without a timeout it warns once that there is none: the cap is ours.
+    quiet = [logging.getLogger(f"math_verify.{m}") for m in ("parser", "grader")]
+    previous = [q.disabled for q in quiet]
+    for q in quiet:
+        q.disabled = True
+    try:
+        left = parse(f"${a}$", parsing_timeout=timeout)
+        right = parse(f"${b}$", parsing_timeout=timeout)
+        if not left or not right:
+            return False
+        return bool(verify(left, right, timeout_seconds=timeout))
+    except Exception:  # noqa: BLE001  an unparsable answer is no match
+        return False
+    finally:
+        for q, was in zip(quiet, previous, strict=True):
+            q.disabled = was
+
+
+def answers_equal(a: str | None, b: str | None) -> bool:
+    r"""Whether two final answers are the same answer.
+
+    Plain numbers compare by value (`"1,200"`, `"1200.0"` and `"$1200"` are
+    equal; floats to a relative 1e-6). Other answers compare by their
+    `normalize_answer` form, then, when the optional `math-verify` package is
+    installed (the `math` extra), by math-verify's symbolic equivalence of
+    the texts as written (`"\frac{1}{2}"` and `"0.5"`, `"2\sqrt{3}"` and
+    `"\sqrt{12}"`). Without math-verify only the first two checks apply.
+    `None` equals nothing.
+
+    Example:
+        ```python
+        assert answers_equal("1,200", "1200.00")
+        assert answers_equal(r"\frac{3}{4}", "0.75")
+        assert not answers_equal("12", "13")
+        ```
+
+    Args:
+        a: One answer, as stated or as `extract_answer` returns it.
+        b: The other.
+
+    Returns:
+        Whether they are equal.
+    """
+    if a is None or b is None:
+        return False
+    if a.strip() == b.strip():
+        return bool(a.strip())
+    left, right = normalize_answer(a), normalize_answer(b)
+    x, y = _as_number(left), _as_number(right)
+    if x is not None and y is not None:
+        return math.isclose(x, y, rel_tol=1e-6, abs_tol=1e-9)
+    if left is not None and left == right and (x is None) == (y is None):
+        return True
+    return _math_verify_equal(a.strip(), b.strip())
 
 
 def states_answer(text: str) -> bool:

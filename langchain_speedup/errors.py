@@ -8,6 +8,7 @@ Every error the package raises on purpose derives from `SpeedupError`, so one
      ├─ InvalidInputError(SpeedupError, ValueError)   a bad question or state at run time
      ├─ ModelError(SpeedupError)                      the chat model failed or is unreachable
      ├─ ScoringError(SpeedupError)                    a scorer failed or returned something unusable
+     │   └─ SandboxError(ScoringError)                the program sandbox itself could not run
      ├─ EmbeddingError(SpeedupError)                  the embeddings failed or returned no vector
      ├─ MemoryStoreError(SpeedupError)                the episodic store cannot be used
      │   └─ EmbeddingSizeError(MemoryStoreError)      its vectors have another size than the embeddings'
@@ -33,6 +34,7 @@ __all__ = (
     "LocalStackError",
     "MemoryStoreError",
     "ModelError",
+    "SandboxError",
     "ScoringError",
     "SpeedupError",
 )
@@ -74,6 +76,17 @@ class ModelError(SpeedupError):
 
 class ScoringError(SpeedupError):
     """A scorer failed, or returned a value that is not a finite number in its range."""
+
+
+class SandboxError(ScoringError):
+    """The program sandbox could not run a program at all.
+
+    Raised when the worker interpreter cannot start or breaks its protocol,
+    or when the sandbox is given something that is not a program. A program
+    that fails, is refused or is killed for overrunning a limit raises
+    nothing: that is its result (`ProgramResult`, status other than `"ok"`),
+    an unverified candidate.
+    """
 
 
 class EmbeddingError(SpeedupError):

@@ -10,6 +10,8 @@ import contextlib
 import logging
 import math
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Generator, Sequence
 from typing import (
     Any,
@@ -28,24 +30,45 @@ from langgraph.errors import GraphBubbleUp
 from pydantic import BaseModel, Field
 
 from langchain_speedup._internal import (
+    DEFAULT_SYSTEM_PROMPT,
     Call,
     adrive,
     check_count,
     check_model,
     check_prompt,
     drive,
+    model_call,
     raise_model_error,
 )
-from langchain_speedup.answers import extract_answer, states_answer
+from langchain_speedup.answers import (
+    answers_equal,
+    extract_answer,
+    question_key,
+    stated_answer_text,
+    states_answer,
+)
 from langchain_speedup.errors import (
     ConfigurationError,
     InvalidInputError,
     ScoringError,
     SpeedupError,
 )
+from langchain_speedup.programs import (
+    PROGRAM_PROMPT,
+    extract_program,
+    program_step,
+    run_reply,
+)
+from langchain_speedup.sandbox import ProgramResult, Sandbox
 from langchain_speedup.types import ChatRunnable
 
-__all__ = ["ConsensusScorer", "FunctionScorer", "LLMJudgeScorer", "Scorer"]
+__all__ = [
+    "ConsensusScorer",
+    "FunctionScorer",
+    "LLMJudgeScorer",
+    "ProgramVerifiedScorer",
+    "Scorer",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -410,3 +433,201 @@ class FunctionScorer(Scorer):
             msg = f"scoring function {name} raised {type(e).__name__}: {e}"
             raise ScoringError(msg) from e
         return check_score(self, value)
+
+
+class _Evidence(NamedTuple):
+    """One sample's final answer and whether a program computed it."""
+
+    answer: str | None
+    executed: bool
+
+
+_LRU_SIZE = 256
+
+
+class _Lru(OrderedDict[Any, Any]):
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+        self.lock = threading.Lock()
+
+    def get_item(self, key: Any) -> Any:
+        with self.lock:
+            if key in self:
+                self.move_to_end(key)
+                return self[key]
+        return None
+
+    def put(self, key: Any, value: Any) -> None:
+        if self.size == 0:
+            return
+        with self.lock:
+            self[key] = value
+            self.move_to_end(key)
+            while len(self) > self.size:
+                self.popitem(last=False)
+
+
+class ProgramVerifiedScorer(Scorer):
+    r"""Verifies an answer only when an executed program and a prose answer agree.
+
+    Two kinds of evidence: a *prose* answer, stated by a solution in words,
+    and an *executed* answer, computed by a program (a fenced code block, see
+    `programs.extract_program`) run in the `Sandbox`. A candidate's answer is
+    the one it states (`answers.states_answer`), which is what scaling
+    methods report as its final answer; if it also holds a program that runs
+    to a result, it is an executed sample, and that result must equal its
+    stated answer. A peer's evidence is its program's result when its program
+    runs to one, else its stated answer. The rule, with answers compared by
+    `answers.answers_equal`:
+
+    - **1.0, verified**: evidence of the *other* kind, from an independent
+      sample, gives the same answer. For a prose candidate: a peer's program,
+      or the scorer's own program for the question, ran and computed it. For
+      an executed candidate: a peer states it in prose, a verified precedent
+      from memory equals it, or the scorer's own prose sample states it. A
+      sample never confirms itself, and answers of one kind never verify each
+      other, however many agree.
+    - **0.5, unconfirmed**: the other kind's evidence is missing (no program
+      ran to a result, no prose stated an answer).
+    - **0.25, contradicted**: the candidate's own program computes another
+      answer than it states, or evidence of the other kind exists and all of
+      it gives other answers.
+    - **0.0**: the candidate states no answer. A bare program must state its
+      result to count (`programs.program_solution` writes it so).
+
+    When the candidates do not verify the candidate themselves, the scorer
+    asks its model once per question for the missing kind of sample (a
+    program with `program_prompt`, or a prose solution with `prose_prompt`),
+    using the `config` it is given, so a `Ledger` counts the call under the
+    `scorer` role. The reply and its run are kept (per question, for the
+    last `cache_size` questions) and shared by every candidate of that
+    question. Programs of peers run in the sandbox (no model call); their
+    results are kept by program text. Gold answers are never seen.
+
+    The threshold that means "verified" is 1.0, the scorer's upper bound,
+    which is what scaling methods use by default.
+
+    Example:
+        ```python
+        scorer = ProgramVerifiedScorer(model)
+        scorer.score("What is 17 * 23?", r"17 * 23 = 391. \boxed{391}")
+        # 1.0 once the model's program prints 391
+        ```
+
+    Args:
+        model: The model asked for the missing sample.
+        sandbox: Where programs run; a `Sandbox()` of its own when `None`.
+        program_prompt: The system prompt asking for a program.
+        prose_prompt: The system prompt asking for a prose solution.
+        cache_size: How many questions' own samples to keep; 0 asks anew for
+            every candidate.
+
+    Raises:
+        ConfigurationError: An option is invalid.
+        ModelError: The scorer's model call failed (`role == "scorer"`).
+        SandboxError: The sandbox could not run at all.
+    """
+
+    VERIFIED = 1.0
+    UNCONFIRMED = 0.5
+    CONTRADICTED = 0.25
+
+    def __init__(
+        self,
+        model: ChatRunnable,
+        /,
+        *,
+        sandbox: Sandbox | None = None,
+        program_prompt: str = PROGRAM_PROMPT,
+        prose_prompt: str = DEFAULT_SYSTEM_PROMPT,
+        cache_size: int = _LRU_SIZE,
+    ) -> None:
+        check_model(model)
+        if sandbox is not None and not isinstance(sandbox, Sandbox):
+            msg = f"`sandbox` must be a Sandbox, got {type(sandbox).__name__}"
+            raise ConfigurationError(msg)
+        self.model = model
+        self.sandbox = Sandbox() if sandbox is None else sandbox
+        self.program_prompt = check_prompt("program_prompt", program_prompt)
+        self.prose_prompt = check_prompt("prose_prompt", prose_prompt)
+        self.cache_size = check_count("cache_size", cache_size, minimum=0)
+        self.own_samples = 0
+        """How many samples the scorer has asked its model for so far."""
+        self._samples = _Lru(self.cache_size)
+        self._runs = _Lru(_LRU_SIZE)
+
+    def _run(self, text: str) -> Generator[Call, Any, str | None]:
+        """A step: the normalised executed answer of the program in `text`."""
+        program = extract_program(text)
+        if program is None:
+            return None
+        cached: ProgramResult | None = self._runs.get_item(program)
+        if cached is None:
+            found = yield from run_reply(text, self.sandbox)
+            cached = found["result"]
+            assert cached is not None  # a program was found
+            self._runs.put(program, cached)
+        return cached["answer"]
+
+    def _evidence(self, text: str) -> Generator[Call, Any, _Evidence]:
+        """A peer's evidence: its program's result if one ran, else its prose."""
+        executed = yield from self._run(text)
+        if executed is not None:
+            return _Evidence(executed, executed=True)
+        return _Evidence(stated_answer_text(text), executed=False)
+
+    def _own_sample(
+        self, query: _Query, *, executed: bool
+    ) -> Generator[Call, Any, str | None]:
+        """A step: the scorer's own sample of one kind for the question."""
+        key = (executed, question_key(query.question))
+        cached = self._samples.get_item(key)
+        if cached is not None:
+            return cached[0]  # type: ignore[no-any-return]
+        self.own_samples += 1
+        if executed:
+            found = yield from program_step(
+                self.model,
+                query.question,
+                sandbox=self.sandbox,
+                prompt=self.program_prompt,
+                config=query.config,
+                role="scorer",
+            )
+            answer = found["answer"]
+        else:
+            messages = [SystemMessage(self.prose_prompt), HumanMessage(query.question)]
+            config = query.config
+            message = yield model_call(
+                lambda: self.model.invoke(messages, config),
+                lambda: self.model.ainvoke(messages, config),
+                role="scorer",
+            )
+            answer = stated_answer_text(message.text)
+        self._samples.put(key, (answer,))
+        return answer
+
+    def _step(self, query: _Query) -> _Step:
+        stated = stated_answer_text(query.candidate)
+        if stated is None:
+            return 0.0
+        executed = yield from self._run(query.candidate)
+        if executed is not None and not answers_equal(stated, executed):
+            return self.CONTRADICTED  # its own program computes another answer
+        mine = _Evidence(stated, executed=executed is not None)
+        others = []
+        for peer in query.peers:
+            others.append((yield from self._evidence(peer)))
+        confirming = [e.answer for e in others if e.executed != mine.executed]
+        if mine.executed:
+            confirming += query.precedents
+        confirming = [a for a in confirming if a is not None]
+        if any(answers_equal(mine.answer, a) for a in confirming):
+            return self.VERIFIED
+        own = yield from self._own_sample(query, executed=not mine.executed)
+        if own is not None:
+            if answers_equal(mine.answer, own):
+                return self.VERIFIED
+            confirming.append(own)
+        return self.CONTRADICTED if confirming else self.UNCONFIRMED
