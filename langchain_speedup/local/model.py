@@ -101,7 +101,7 @@ MODELS: dict[str, ModelSpec] = {
         ),
         sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
         size=1_117_320_768,
-        extra="local-1.5b",
+        extra="local-1-5b",
     ),
 }
 
