@@ -138,6 +138,14 @@ PRESETS: dict[str, StudyConfig] = {
         streams=StreamConfig(templates=(0, 4, 8, 12), length=3),
         methods=("best_of_n", "self_refine"),
     ),
+    # `bench-methods` on real data: each method static against adaptive on
+    # distinct problems (S4 streams), no memory.
+    "methods": StudyConfig(
+        streams=StreamConfig(
+            templates=tuple(range(0, 100, 4)), length=6, levels=("S4",)
+        ),
+        arms=("static", "adaptive"),
+    ),
     # The full grid: all methods, more templates and streams, code included.
     "large": StudyConfig(
         streams=StreamConfig(
