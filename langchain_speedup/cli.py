@@ -179,6 +179,12 @@ def _study_command(commands: Any) -> None:
         metavar="A,B",
         help="comma-separated methods to run (default: the config's)",
     )
+    study.add_argument(
+        "--cache-threshold",
+        type=float,
+        metavar="COSINE",
+        help="the semantic cache's lowest similarity for a hit (default: 0.8)",
+    )
 
 
 def _open_model(max_tokens: int = 256) -> AbstractContextManager[ChatRunnable]:
@@ -263,6 +269,8 @@ def _study(
         config = replace(config, model=args.model)
     if args.methods:
         config = replace(config, methods=tuple(args.methods))
+    if args.cache_threshold is not None:
+        config = replace(config, cache_threshold=args.cache_threshold)
     sys.stderr.write(f"starting the model ({config.model})...\n")
     with open_chat_model(
         local_model=config.model, temperature=0.7, max_tokens=config.max_tokens

@@ -443,6 +443,8 @@ class TestCommand:
         argv += [
             "--model",
             "qwen2.5-coder-1.5b-instruct",
+            "--cache-threshold",
+            "0.9",
             "--json",
             str(tmp_path / "s.json"),
         ]
@@ -458,6 +460,7 @@ class TestCommand:
         assert f"report: {out / 'report.md'}" in printed
         report = (out / "report.md").read_text()
         assert "Command: `langchain-speedup bench --preset smoke" in report
+        assert "cache threshold 0.9;" in report
         assert (out / "curve-best_of_n.png").is_file()
         cells = json.loads((tmp_path / "s.json").read_text())["cells"]
         assert len(cells) == 2 * 5
@@ -472,6 +475,17 @@ class TestCommand:
         with pytest.raises(SystemExit) as exit_info:
             main(["bench", "--model", "gpt-17"])
         assert exit_info.value.code == 2
+
+    def test_bad_cache_threshold_fails_before_the_model_starts(
+        self, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        from langchain_speedup.cli import main
+        from tests.test_bench_methods import serve_fakes
+
+        opened = serve_fakes(monkeypatch, lambda messages: "")
+        assert main(["bench", "--cache-threshold", "2"]) == 1
+        assert opened == []
+        assert "cache_threshold" in capsys.readouterr().err
 
 
 class TestNamedModels:

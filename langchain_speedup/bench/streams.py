@@ -335,7 +335,8 @@ def math_stream(
             `mixed`) or the rotation of templates (`S4`).
 
     Returns:
-        `config.length` items (`mixed`: twice that).
+        `config.length` items (`mixed`: two originals and their relatives,
+        about twice that).
 
     Raises:
         ConfigurationError: The package is missing or the config cannot
