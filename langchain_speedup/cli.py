@@ -180,6 +180,11 @@ def _study_command(commands: Any) -> None:
         help="comma-separated methods to run (default: the config's)",
     )
     study.add_argument(
+        "--plan",
+        action="store_true",
+        help="print the streams and the number of questions per arm, then stop",
+    )
+    study.add_argument(
         "--cache-threshold",
         type=float,
         metavar="COSINE",
@@ -249,6 +254,25 @@ def _bench_memory(args: argparse.Namespace) -> tuple[str, Mapping[str, Any]]:
     return format_memory_report(report), report
 
 
+def _plan(config: Any) -> str:
+    from langchain_speedup.bench.streams import build_streams
+    from langchain_speedup.bench.study import NOT_RUN_ARMS
+
+    streams = build_streams(config.streams)
+    arms = [a for a in config.arms if a not in NOT_RUN_ARMS]
+    per_arm = sum(len(items) for items in streams.values())
+    lines = [
+        f"{family} {level}: {len(items)} questions"
+        for (family, level), items in streams.items()
+    ]
+    lines.append(
+        f"{per_arm} questions x {len(arms)} arms ({', '.join(arms)}) x "
+        f"{len(config.methods)} methods ({', '.join(config.methods)}) = "
+        f"{per_arm * len(arms) * len(config.methods)} answers; model {config.model}"
+    )
+    return "\n".join(lines)
+
+
 def _study(
     args: argparse.Namespace, argv: Sequence[str]
 ) -> tuple[str, Mapping[str, Any]]:
@@ -271,6 +295,8 @@ def _study(
         config = replace(config, methods=tuple(args.methods))
     if args.cache_threshold is not None:
         config = replace(config, cache_threshold=args.cache_threshold)
+    if args.plan:
+        return _plan(config), {}
     sys.stderr.write(f"starting the model ({config.model})...\n")
     with open_chat_model(
         local_model=config.model, temperature=0.7, max_tokens=config.max_tokens

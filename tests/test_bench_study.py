@@ -574,3 +574,20 @@ def test_code_cells_are_scored_by_examples_and_graded_by_tests(tmp_path: Path) -
     assert len(records) == 4
     assert all(r["correct"] and r["passed"] for r in records)
     assert [r["budget_used"] for r in records if r["arm"] == "adaptive"] == [1, 1]
+
+
+def test_plan_counts_without_a_model(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from langchain_speedup.bench import study
+    from langchain_speedup.cli import main
+    from tests.test_bench_methods import serve_fakes
+
+    monkeypatch.setitem(study.PRESETS, "smoke", SMALL)
+    opened = serve_fakes(monkeypatch, lambda messages: "")
+    assert main(["bench", "--preset", "smoke", "--plan"]) == 0
+    assert opened == []
+    out = capsys.readouterr().out
+    assert "math S1: 2 questions" in out
+    assert "4 questions x 5 arms" in out
+    assert "= 20 answers" in out
