@@ -460,7 +460,8 @@ class TestCommand:
         assert f"report: {out / 'report.md'}" in printed
         report = (out / "report.md").read_text()
         assert "Command: `langchain-speedup bench --preset smoke" in report
-        assert "cache threshold 0.9;" in report
+        assert "cache threshold 0.9\n" in report
+        assert "## best_of_n (budget 4 generations, consensus quorum 2)" in report
         assert (out / "curve-best_of_n.png").is_file()
         cells = json.loads((tmp_path / "s.json").read_text())["cells"]
         assert len(cells) == 2 * 5

@@ -17,6 +17,9 @@ from typing import Any, cast
 
 from typing_extensions import TypedDict
 
+from langchain_speedup.scaling.engines import check_method
+
+from .methods import DEFAULT_SETTINGS
 from .study import NOT_RUN_ARMS, StudyConfig, StudyRecord
 
 __all__ = [
@@ -208,6 +211,17 @@ def _fmt_reduction(value: float | None) -> str:
     return f"{value:.0%} less" if value >= 0 else f"{-value:.0%} more"
 
 
+def _setting_text(config: StudyConfig, method: str, unit: str) -> str:
+    name = check_method(method)
+    setting = config.settings.get(name) or DEFAULT_SETTINGS[name]
+    options = {k: v for k, v in setting["options"].items() if not k.endswith("_prompt")}
+    shown = ", ".join(f"{k} {v}" for k, v in options.items())
+    quorum = setting.get("quorum", config.quorum)
+    return f"budget {setting['budget']} {unit}, consensus quorum {quorum}" + (
+        f", {shown}" if shown else ""
+    )
+
+
 def _num(value: float | None) -> str:
     return "-" if value is None or math.isnan(value) else f"{value:.2f}"
 
@@ -233,7 +247,7 @@ def format_study_report(
         f"per level of {s_cfg.length} questions; math levels {list(s_cfg.levels)}; "
         f"code levels {list(s_cfg.code_levels) or 'none'}",
         f"- Arms: {', '.join(a for a in config.arms if a not in NOT_RUN_ARMS)}; "
-        f"cache threshold {config.cache_threshold}; consensus quorum {config.quorum}",
+        f"cache threshold {config.cache_threshold}",
         f"- Questions answered: {len(records)}; wall time of the answers "
         f"{sum(r['seconds'] for r in records) / 60:.1f} min",
         "",
@@ -247,7 +261,7 @@ def format_study_report(
             continue
         lines += [
             "",
-            f"## {method} (budget unit: {rows[0]['budget_unit']})",
+            f"## {method} ({_setting_text(config, method, rows[0]['budget_unit'])})",
             "",
             "| family | level | arm | accuracy | budget | tokens | budget reduction "
             "| token reduction | scorer precision | r(compute, correct) | seconds |",
