@@ -316,6 +316,9 @@ def format_study_report(
     return "\n".join(lines) + "\n"
 
 
+_STYLES = ("s-", "o--", "^-.", "D:", "v-", "P--")
+
+
 def _pyplot() -> Any:
     try:
         import matplotlib as mpl
@@ -350,14 +353,23 @@ def plot_study(records: Sequence[StudyRecord], out_dir: str | Path) -> list[Path
         figure, axes = plt.subplots(
             1, len(panels), figsize=(3.2 * len(panels) + 1, 3.4), squeeze=False
         )
+        arm_order = list(dict.fromkeys(s["arm"] for s in rows))
         for ax, (family, level) in zip(axes[0], panels, strict=True):
             for s in rows:
                 if (s["family"], s["level"]) == (family, level):
+                    # Distinct markers and dashes: equal curves stay visible.
+                    k = arm_order.index(s["arm"])
                     ax.plot(
-                        range(1, len(s["curve"]) + 1), s["curve"], "o-", label=s["arm"]
+                        range(1, len(s["curve"]) + 1),
+                        s["curve"],
+                        _STYLES[k % len(_STYLES)],
+                        label=s["arm"],
+                        markersize=8 - k,
+                        alpha=0.8,
                     )
             ax.set_title(f"{family} {level}")
             ax.set_xlabel("position in stream")
+            ax.xaxis.get_major_locator().set_params(integer=True)
         axes[0][0].set_ylabel(rows[0]["budget_unit"])
         axes[0][-1].legend(fontsize=7)
         figure.suptitle(f"{method}: compute per question")
@@ -379,6 +391,7 @@ def plot_study(records: Sequence[StudyRecord], out_dir: str | Path) -> list[Path
         )
     ax.set_xlabel("token reduction vs static")
     ax.set_ylabel("accuracy")
+    ax.set_ylim(-0.05, 1.05)
     ax.axvline(0, color="grey", linewidth=0.5)
     ax.legend(fontsize=8)
     ax.set_title("Reduction against accuracy, one point per cell")
