@@ -229,7 +229,9 @@ class StudyRecord(TypedDict):
     final_answer: str | None
     correct: bool
     passed: bool
-    """Whether the method (or reused memory) verified the answer."""
+    """Whether the method verified the answer; for a reused episode, whether
+    its stored score passes; for a cache hit, always (the cache vouches for
+    it), so the cache's scorer precision is its hits' precision too."""
     decision: str
     """The router's decision, `hit`/`miss` for the cache, the mode otherwise."""
     similarity: float | None
