@@ -134,7 +134,7 @@ PRESETS: dict[str, StudyConfig] = {
         },
     ),
     # Sized to finish within 60 minutes on 2 cores with the 0.5B model: 120
-    # answers, about 650 model calls at 2-4 s each on GSM-Symbolic questions.
+    # answers, at most 726 model calls at about 4 s each on GSM-Symbolic.
     "default": StudyConfig(
         streams=StreamConfig(
             templates=(0, 4, 8, 12), length=3, levels=("S1", "S2", "S3", "S4")
