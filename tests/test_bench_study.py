@@ -248,16 +248,23 @@ def _model(config: StudyConfig) -> FakeChatModel:
     return FakeChatModel(responder=respond)
 
 
+def _study(
+    model: FakeChatModel, out_dir: Path, config: StudyConfig = SMALL, **options: Any
+) -> list[StudyRecord]:
+    return run_study(
+        model,
+        embeddings=HashEmbeddings(),
+        config=config,
+        out_dir=out_dir,
+        progress=False,
+        **options,
+    )
+
+
 class TestRunStudy:
     def test_every_arm_runs_and_records(self, tmp_path: Path) -> None:
         model = _model(SMALL)
-        records = run_study(
-            model,
-            embeddings=HashEmbeddings(),
-            config=SMALL,
-            out_dir=tmp_path,
-            progress=False,
-        )
+        records = _study(model, tmp_path)
         arms = {r["arm"] for r in records}
         assert arms == {"static", "adaptive", "cache", "router", "router-reflect"}
         # 2 levels x 2 questions x 5 arms
@@ -299,27 +306,13 @@ class TestRunStudy:
                 raise Stop
 
         with pytest.raises(Stop):
-            run_study(
-                model,
-                embeddings=HashEmbeddings(),
-                config=SMALL,
-                out_dir=tmp_path,
-                progress=False,
-                on_record=stop_after_seven,
-            )
+            _study(model, tmp_path, on_record=stop_after_seven)
         calls_before = len(model.calls)
         # A torn last line, as an interrupted write leaves it.
         with (tmp_path / "results.jsonl").open("a") as f:
             f.write('{"arm": "sta')
         resumed: list[StudyRecord] = []
-        records = run_study(
-            model,
-            embeddings=HashEmbeddings(),
-            config=SMALL,
-            out_dir=tmp_path,
-            progress=False,
-            on_record=resumed.append,
-        )
+        records = _study(model, tmp_path, on_record=resumed.append)
         assert len(records) == 20
         assert len(resumed) == 13
         keys = [(r["arm"], r["level"], r["position"]) for r in [*seen, *resumed]]
@@ -327,25 +320,13 @@ class TestRunStudy:
         assert len(model.calls) > calls_before
         # A third run asks nothing.
         calls = len(model.calls)
-        again = run_study(
-            model,
-            embeddings=HashEmbeddings(),
-            config=SMALL,
-            out_dir=tmp_path,
-            progress=False,
-        )
+        again = _study(model, tmp_path)
         assert len(model.calls) == calls
         assert [r["question"] for r in again] == [r["question"] for r in records]
 
     def test_report_and_plots(self, tmp_path: Path) -> None:
         pytest.importorskip("matplotlib")
-        records = run_study(
-            _model(SMALL),
-            embeddings=HashEmbeddings(),
-            config=SMALL,
-            out_dir=tmp_path,
-            progress=False,
-        )
+        records = _study(_model(SMALL), tmp_path)
         plots = plot_study(records, tmp_path)
         assert [p.name for p in plots] == [
             "curve-best_of_n.png",
@@ -443,13 +424,7 @@ def test_load_config_over_a_preset(tmp_path: Path) -> None:
 
 
 def test_results_file_is_jsonl(tmp_path: Path) -> None:
-    run_study(
-        _model(SMALL),
-        embeddings=HashEmbeddings(),
-        config=SMALL,
-        out_dir=tmp_path,
-        progress=False,
-    )
+    _study(_model(SMALL), tmp_path)
     lines = (tmp_path / "results.jsonl").read_text().splitlines()
     assert all(json.loads(line)["method"] == "best_of_n" for line in lines)
 
@@ -598,13 +573,7 @@ def test_code_cells_are_scored_by_examples_and_graded_by_tests(tmp_path: Path) -
     def respond(messages: list[BaseMessage]) -> str:
         return f"```python\n{solution[last_human(messages).strip()]}```"
 
-    records = run_study(
-        FakeChatModel(responder=respond),
-        embeddings=HashEmbeddings(),
-        config=config,
-        out_dir=tmp_path,
-        progress=False,
-    )
+    records = _study(FakeChatModel(responder=respond), tmp_path, config=config)
     assert len(records) == 4
     assert all(r["correct"] and r["passed"] for r in records)
     assert [r["budget_used"] for r in records if r["arm"] == "adaptive"] == [1, 1]
