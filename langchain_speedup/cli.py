@@ -1,6 +1,8 @@
-"""The `langchain-speedup` command: `demo`, `bench-methods` and `bench-memory`.
+"""The `langchain-speedup` command: `demo`, `bench`, `bench-methods` and `bench-memory`.
 
 Each runs on the embedded local model, or on the server at `OPENAI_BASE_URL`.
+`bench` is the study on GSM-Symbolic and HumanEval streams; `bench-methods`
+and `bench-memory` are the earlier quick checks on the hand-written problems.
 """
 
 from __future__ import annotations
@@ -127,7 +129,67 @@ def _parser() -> argparse.ArgumentParser:
         "report",
     )
     _budget(memory)
+    _study_command(commands)
     return parser
+
+
+def _study_command(commands: Any) -> None:
+    from langchain_speedup.bench.study import PRESETS
+    from langchain_speedup.local.model import MODELS
+
+    study = _command(
+        commands,
+        "bench",
+        "run the study: every arm and method on S1-S4 streams from GSM-Symbolic",
+        "Run static, adaptive, a semantic cache and the router (exemplars, "
+        "reflections) for each scaling method on streams at four similarity "
+        "levels from GSM-Symbolic (and HumanEval with a config), on the embedded "
+        "local model unless OPENAI_BASE_URL is set. Results are appended to "
+        "OUT/results.jsonl as they come, so an interrupted run continues where "
+        "it stopped; the Markdown report and PNG plots go to OUT.",
+        "cell summaries",
+    )
+    study.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default="default",
+        help="the grid to run (default: %(default)s; smoke takes a few minutes)",
+    )
+    study.add_argument(
+        "--config",
+        type=Path,
+        metavar="PATH",
+        help="a TOML study config applied over the preset",
+    )
+    study.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        default=Path("bench-results"),
+        help="results, report and plots (default: %(default)s)",
+    )
+    study.add_argument(
+        "--model",
+        choices=sorted(MODELS),
+        help="the named local model (default: the config's, the 0.5B model)",
+    )
+    study.add_argument(
+        "--methods",
+        type=_methods,
+        metavar="A,B",
+        help="comma-separated methods to run (default: the config's)",
+    )
+    study.add_argument(
+        "--plan",
+        action="store_true",
+        help="print the streams and the number of questions per arm, then stop",
+    )
+    study.add_argument(
+        "--cache-threshold",
+        type=float,
+        metavar="COSINE",
+        help="the semantic cache's lowest similarity for a hit (default: 0.8)",
+    )
 
 
 def _open_model(max_tokens: int = 256) -> AbstractContextManager[ChatRunnable]:
@@ -192,6 +254,75 @@ def _bench_memory(args: argparse.Namespace) -> tuple[str, Mapping[str, Any]]:
     return format_memory_report(report), report
 
 
+def _plan(config: Any) -> str:
+    from langchain_speedup.bench.streams import build_streams
+    from langchain_speedup.bench.study import NOT_RUN_ARMS
+
+    streams = build_streams(config.streams)
+    arms = [a for a in config.arms if a not in NOT_RUN_ARMS]
+    per_arm = sum(len(items) for items in streams.values())
+    lines = [
+        f"{family} {level}: {len(items)} questions"
+        for (family, level), items in streams.items()
+    ]
+    lines.append(
+        f"{per_arm} questions x {len(arms)} arms ({', '.join(arms)}) x "
+        f"{len(config.methods)} methods ({', '.join(config.methods)}) = "
+        f"{per_arm * len(arms) * len(config.methods)} answers; model {config.model}"
+    )
+    return "\n".join(lines)
+
+
+def _study(
+    args: argparse.Namespace, argv: Sequence[str]
+) -> tuple[str, Mapping[str, Any]]:
+    from dataclasses import replace
+
+    from langchain_speedup.bench.study import PRESETS, load_config, run_study
+    from langchain_speedup.bench.study_report import (
+        format_study_report,
+        plot_study,
+        summarize_study,
+    )
+    from langchain_speedup.local import MiniLMEmbeddings, open_chat_model
+
+    config = PRESETS[args.preset]
+    if args.config:
+        config = load_config(args.config, config)
+    if args.model:
+        config = replace(config, model=args.model)
+    if args.methods:
+        config = replace(config, methods=tuple(args.methods))
+    if args.cache_threshold is not None:
+        config = replace(config, cache_threshold=args.cache_threshold)
+    if args.plan:
+        return _plan(config), {}
+    sys.stderr.write(f"starting the model ({config.model})...\n")
+    with open_chat_model(
+        local_model=config.model, temperature=0.7, max_tokens=config.max_tokens
+    ) as model:
+        name = str(getattr(model, "model_name", "") or config.model)
+        records = run_study(
+            model,
+            embeddings=MiniLMEmbeddings(),
+            config=config,
+            out_dir=args.out,
+            progress=not args.quiet,
+        )
+    plots = plot_study(records, args.out)
+    command = "langchain-speedup " + " ".join(argv)
+    report = format_study_report(
+        records, config, model=name, command=command, plots=plots
+    )
+    target = args.out / "report.md"
+    target.write_text(report, encoding="utf-8")
+    summaries = summarize_study(records)
+    return f"report: {target}\nresults: {args.out / 'results.jsonl'}", {
+        "model": name,
+        "cells": summaries,
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line.
 
@@ -205,6 +336,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from langchain_speedup.bench import write_report
 
     parser = _parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     for name in ("n", "quorum", "max_tokens", "problems"):
         value = getattr(args, name, None)
@@ -217,6 +349,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "bench-methods":
             text, report = _bench_methods(args, parser)
+        elif args.command == "bench":
+            text, report = _study(args, argv)
         else:
             text, report = (_demo if args.command == "demo" else _bench_memory)(args)
     except SpeedupError as e:
