@@ -19,6 +19,7 @@ if TYPE_CHECKING:
         same_problem,
     )
     from langchain_speedup.budget import Ledger
+    from langchain_speedup.chat_model import SpeedupChatModel
     from langchain_speedup.errors import (
         ConfigurationError,
         EmbeddingError,
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
         reflect,
         reflect_update,
     )
+    from langchain_speedup.middleware import SpeedupMiddleware
     from langchain_speedup.router import BudgetRouter, create_speedup_graph
     from langchain_speedup.scaling import (
         BestOfN,
@@ -99,6 +101,8 @@ _SUBMODULES = (
     "scaling",
     "memory",
     "router",
+    "chat_model",
+    "middleware",  # needs langchain: last, so no other name imports it
 )
 
 __all__ = [
@@ -142,7 +146,9 @@ __all__ = [
     "ScoringError",
     "SelfRefine",
     "SimilarityGate",
+    "SpeedupChatModel",
     "SpeedupError",
+    "SpeedupMiddleware",
     "SpeedupResult",
     "TreeOfThoughts",
     "Usage",

@@ -232,16 +232,22 @@ def build_prompt(
     system_prompt: str,
     exemplars: Sequence[Exemplar] = (),
     lessons: str | None = None,
+    default: bool = False,
 ) -> list[AnyMessage]:
-    """System prompt, then exemplars as earlier turns, then the conversation.
+    r"""One system message, then exemplars as earlier turns, then the conversation.
 
-    One system message holds the method's instructions, then the lessons,
-    then the caller's own system messages.
+    The caller's own system messages take precedence: they open the system
+    message, and a `default` `system_prompt` (the method's built-in
+    instructions) is left out when there are any, so a caller's "no LaTeX"
+    is not contradicted by the method's `\boxed{}` answer line. An explicit
+    `system_prompt` follows the caller's, and the lessons close it.
     """
-    system = [system_prompt] if system_prompt else []
+    own = [m.text for m in conversation if isinstance(m, SystemMessage)]
+    system: list[str] = [str(text) for text in own]
+    if system_prompt and not (default and own):
+        system.append(system_prompt)
     if lessons and lessons.strip():
         system.append(f"{LESSONS_HEADER}\n{lessons.strip()}")
-    system += [m.text for m in conversation if isinstance(m, SystemMessage)]
     messages: list[AnyMessage] = [SystemMessage("\n\n".join(system))] if system else []
     for exemplar in exemplars:
         messages += [

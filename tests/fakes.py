@@ -19,9 +19,16 @@ from typing import Any
 
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, UsageMetadata
+from langchain_core.messages import (
+    AIMessage,
+    BaseMessage,
+    HumanMessage,
+    ToolMessage,
+    UsageMetadata,
+)
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables import Runnable
+from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field, PrivateAttr
 
 from langchain_speedup import ConsensusScorer, Episode, ScalingEngine, question_key
@@ -343,3 +350,44 @@ async def invoke(
     if is_async:
         return await runnable.ainvoke(inputs, config)
     return runnable.invoke(inputs, config)
+
+
+def tool_result_solver(messages: list[BaseMessage]) -> str:
+    """Answers with the latest tool result after the question, else `sum_solver`."""
+    last = max(i for i, m in enumerate(messages) if isinstance(m, HumanMessage))
+    results = [m for m in messages[last:] if isinstance(m, ToolMessage)]
+    return boxed(text_of(results[-1])) if results else sum_solver(messages)
+
+
+class ToolCallingFakeChatModel(FakeChatModel):
+    """A `FakeChatModel` with `bind_tools`.
+
+    With tools bound, `tool_caller(messages)` may return tool calls; each gets
+    a fresh id, as a real model's do. Without tools, or when it returns none,
+    the reply is `responder(messages)`.
+    """
+
+    tool_caller: Callable[[list[BaseMessage]], list[dict[str, Any]] | None] = (
+        lambda _messages: None
+    )
+
+    def bind_tools(  # type: ignore[override]
+        self, tools: Sequence[Any], *, tool_choice: Any = None, **kwargs: Any
+    ) -> Runnable[Any, BaseMessage]:
+        formatted = [convert_to_openai_tool(tool) for tool in tools]
+        return self.bind(tools=formatted, tool_choice=tool_choice, **kwargs)
+
+    def _result(self, messages: list[BaseMessage], **kwargs: Any) -> ChatResult:
+        calls = self.tool_caller(list(messages)) if kwargs.get("tools") else None
+        if not calls:
+            return super()._result(messages, **kwargs)
+        self._record(messages, kwargs)
+        prompt = sum(len(words(m.text)) for m in messages)
+        message = AIMessage(
+            content="",
+            tool_calls=[{**c, "id": f"call_{uuid.uuid4().hex[:8]}"} for c in calls],
+            usage_metadata=UsageMetadata(
+                input_tokens=prompt, output_tokens=3, total_tokens=prompt + 3
+            ),
+        )
+        return ChatResult(generations=[ChatGeneration(message=message)])

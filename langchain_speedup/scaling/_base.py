@@ -202,8 +202,11 @@ class ScalingEngine(ABC):
         scorer: Rates candidates; `ConsensusScorer()` when `None`.
         threshold: Score that stops an adaptive run; the scorer's upper bound
             when `None`.
-        system_prompt: Instructions placed before the exemplars and question;
-            the method's `default_system_prompt` when `None`.
+        system_prompt: Instructions placed after the conversation's own system
+            messages, before the exemplars and question; when `None`, the
+            method's `default_system_prompt`, used only if the conversation
+            has no system message of its own (whose instructions then take
+            precedence, answer format included).
 
     Raises:
         ConfigurationError: An option is out of range.
@@ -244,6 +247,8 @@ class ScalingEngine(ABC):
         if scorer is not None and not isinstance(scorer, Scorer):
             msg = f"`scorer` must implement the Scorer protocol, got {scorer!r}"
             raise ConfigurationError(msg)
+        # A caller's system message replaces the default, never an explicit one.
+        self.system_prompt_is_default = system_prompt is None
         if system_prompt is None:
             system_prompt = self.default_system_prompt
         if not isinstance(system_prompt, str):
@@ -331,6 +336,7 @@ class ScalingEngine(ABC):
             system_prompt=self.system_prompt,
             exemplars=exemplars,
             lessons=lessons_of(memory),
+            default=self.system_prompt_is_default,
         )
 
     @staticmethod
