@@ -25,7 +25,6 @@ from langchain_speedup._internal import adrive, drive
 from langchain_speedup.memory import EpisodicStore
 from langchain_speedup.router import BudgetRouter
 from langchain_speedup.scaling import ScalingEngine, create_engine
-from langchain_speedup.types import Method
 
 __all__ = ["SpeedupChatModel"]
 
@@ -111,7 +110,7 @@ class SpeedupChatModel(BaseChatModel):
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     model: BaseChatModel
-    method: Method = "best_of_n"
+    method: str = "best_of_n"  # checked by `create_engine`: ConfigurationError
     budget: int | None = None
     threshold: float | None = None
     options: dict[str, Any] = Field(default_factory=dict)
@@ -127,24 +126,27 @@ class SpeedupChatModel(BaseChatModel):
 
     _solver: BudgetRouter | ScalingEngine = PrivateAttr()
 
-    def model_post_init(self, context: Any, /) -> None:
-        """Build the engine (and router) once, so bad options fail here."""
+    def __init__(self, **data: Any) -> None:
+        super().__init__(**data)
+        # Built once, after validation, so bad options raise ConfigurationError.
+        self._solver = self._build_solver()
+
+    def _build_solver(self) -> BudgetRouter | ScalingEngine:
         engine = create_engine(
             RequestModel(),
-            self.method,
+            self.method,  # type: ignore[arg-type]
             budget=self.budget,
             threshold=self.threshold,
             **self.options,
         )
         if self.store is None:
-            self._solver = engine
-            return
+            return engine
         embeddings = self.embeddings
         if embeddings is None:
             from langchain_speedup.local.embeddings import MiniLMEmbeddings
 
             embeddings = MiniLMEmbeddings()
-        self._solver = BudgetRouter(
+        return BudgetRouter(
             engine, store=self.store, embeddings=embeddings, **self.router_options
         )
 

@@ -221,12 +221,12 @@ class FakeChatModel(BaseChatModel):
     def _generate(
         self, messages: list[BaseMessage], stop: list[str] | None = None, **kwargs: Any
     ) -> ChatResult:
-        return self._result(messages, **kwargs)
+        return self._result(messages, **kwargs, **({"stop": stop} if stop else {}))
 
     async def _agenerate(
         self, messages: list[BaseMessage], stop: list[str] | None = None, **kwargs: Any
     ) -> ChatResult:
-        return self._result(messages, **kwargs)
+        return self._result(messages, **kwargs, **({"stop": stop} if stop else {}))
 
 
 class FailingChatModel(FakeChatModel):
