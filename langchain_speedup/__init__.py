@@ -50,10 +50,15 @@ if TYPE_CHECKING:
         reflect_update,
     )
     from langchain_speedup.middleware import SpeedupMiddleware
-    from langchain_speedup.router import BudgetRouter, create_speedup_graph
+    from langchain_speedup.router import (
+        BudgetRouter,
+        SpeedupContext,
+        create_speedup_graph,
+    )
     from langchain_speedup.scaling import (
         BestOfN,
         LongCoT,
+        RunContext,
         ScalingEngine,
         SelfRefine,
         TreeOfThoughts,
@@ -139,6 +144,7 @@ __all__ = [
     "ReflectionQueue",
     "ReflectionResult",
     "Route",
+    "RunContext",
     "ScalingEngine",
     "ScalingEvent",
     "ScalingResult",
@@ -147,6 +153,7 @@ __all__ = [
     "SelfRefine",
     "SimilarityGate",
     "SpeedupChatModel",
+    "SpeedupContext",
     "SpeedupError",
     "SpeedupMiddleware",
     "SpeedupResult",

@@ -22,6 +22,7 @@ from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 from langgraph.config import get_stream_writer
 from langgraph.errors import GraphBubbleUp, GraphInterrupt
 from langgraph.graph.message import add_messages
+from langgraph.runtime import get_runtime
 from langgraph.store.base import BaseStore
 from langgraph.types import Checkpointer
 from typing_extensions import TypedDict
@@ -67,6 +68,22 @@ def graph_config(config: RunnableConfig | None, recursion_limit: int) -> Runnabl
     config = RunnableConfig(**(config or {}))
     config.setdefault("recursion_limit", recursion_limit)
     return config
+
+
+def run_option(name: str) -> Any:
+    """The value of `name` in the running graph's context, or `None`.
+
+    LangGraph passes a run's context (`graph.invoke(..., context={...})`) to
+    every node of the graph and of its subgraphs; outside a run there is none.
+    """
+    try:
+        runtime = get_runtime()
+    except RuntimeError:  # not inside a graph run
+        return None
+    context = getattr(runtime, "context", None)
+    if isinstance(context, Mapping):
+        return context.get(name)
+    return getattr(context, name, None)
 
 
 def emit(event: Mapping[str, Any]) -> None:

@@ -117,7 +117,9 @@ def test_only_the_middleware_needs_langchain() -> None:
     assert "langchain" not in _modules_after(
         "from langchain_speedup import SpeedupChatModel, BudgetRouter"
     )
-    assert "langchain" in _modules_after("from langchain_speedup import SpeedupMiddleware")
+    assert "langchain" in _modules_after(
+        "from langchain_speedup import SpeedupMiddleware"
+    )
 
 
 def test_no_module_imports_another_packages_private_modules() -> None:
