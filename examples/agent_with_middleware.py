@@ -33,6 +33,12 @@ _OPERATORS: dict[type, Callable[[Any, Any], Any]] = {
 }
 _PER_KM = {"km": 1.0, "m": 0.001, "miles": 1.609344, "mile": 1.609344, "ft": 0.0003048}
 
+# The agent's instructions replace the method's, so they ask for the answer
+# line that answers are compared (and verified) by.
+SYSTEM_PROMPT = (
+    "Use the tools for arithmetic and unit conversions. After the tool result, "
+    "end with the line 'The final answer is \\boxed{ANSWER}.'"
+)
 QUESTIONS = [
     "Use the calculator: what is 37 * 12 + 5?",
     "Use the calculator: what is 37 * 12 + 5?",
@@ -74,7 +80,7 @@ def main(model: BaseChatModel, embeddings: Embeddings) -> list[dict[str, Any]]:
     agent = create_agent(
         model,
         [calculator, convert_units],
-        system_prompt="Use the tools for arithmetic and unit conversions.",
+        system_prompt=SYSTEM_PROMPT,
         # The one line the middleware adds:
         middleware=[
             SpeedupMiddleware(
