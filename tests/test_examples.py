@@ -113,3 +113,11 @@ def test_chat_model_in_a_graph(capsys):
     assert capsys.readouterr().out.startswith(
         f"samples={len(model.calls)} stop=threshold"
     )
+
+
+def test_langgraph_server(capsys):
+    model = FakeChatModel(responder=_change)
+    decisions = _load("langgraph_server").main(model, HashEmbeddings())
+    assert decisions == ["scratch", "reuse"]
+    assert capsys.readouterr().out.splitlines()[-1] == "answer: 8"
+    assert len(model.calls) == 3
