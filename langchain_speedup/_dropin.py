@@ -28,13 +28,13 @@ from langchain_core.callbacks import (
     CallbackManagerForLLMRun,
 )
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.messages.ai import add_usage as add_usage_metadata
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables import Runnable, RunnableConfig
 
-from langchain_speedup._internal import Call
-from langchain_speedup.errors import ConfigurationError
+from langchain_speedup._internal import Call, question_of
+from langchain_speedup.errors import ConfigurationError, InvalidInputError
 from langchain_speedup.router import BudgetRouter
 from langchain_speedup.scaling import ScalingEngine
 from langchain_speedup.tokens import usage_metadata
@@ -121,16 +121,22 @@ class RequestModel(BaseChatModel):
 def is_answer(reply: object, conversation: Sequence[BaseMessage]) -> bool:
     """Whether `reply` answers the conversation's question (an answer turn).
 
-    A reply that calls tools, states nothing, or follows no human message
+    A reply that calls tools or says nothing, or a conversation whose last
+    human message is no usable question (none, only an image, too long),
     passes through as it is.
     """
-    return (
+    if not (
         isinstance(reply, AIMessage)
         and not reply.tool_calls
         and not reply.invalid_tool_calls
-        and bool(reply.text.strip())
-        and any(isinstance(m, HumanMessage) for m in conversation)
-    )
+        and reply.text.strip()
+    ):
+        return False
+    try:  # a question the router cannot take (an image alone, ...) is not scaled
+        question_of(conversation)
+    except InvalidInputError:
+        return False
+    return True
 
 
 def _message(

@@ -254,3 +254,20 @@ def test_options_are_checked_when_built(
     )
     assert middleware.router.namespace == "team-a"
     assert middleware.router.engine.budget == 2
+
+
+async def test_a_turn_without_a_usable_question_passes_through(
+    agent_model: ToolCallingFakeChatModel,
+    middleware: SpeedupMiddleware,
+    is_async: bool,
+) -> None:
+    agent = create_agent(agent_model, [calculator], middleware=[middleware])
+    image = HumanMessage(
+        [{"type": "image", "url": "https://example.com/a.png"}]  # never fetched
+    )
+    answer = (await ask(agent, [image], is_async))[-1]
+    # The agent's own reply, as without the middleware; nothing remembered.
+    assert answer.name is None
+    assert "speedup_decision" not in answer.response_metadata
+    assert len(agent_model.calls) == 1
+    assert middleware.router.store.count("default") == 0  # type: ignore[attr-defined]
