@@ -103,37 +103,43 @@ async def run_once(client: Any, context: dict[str, Any]) -> list[tuple[str, Any]
 async def test_the_route_arrives_before_the_answer_and_a_repeat_is_reused(
     api_url: str,
 ) -> None:
-    client = get_client(url=api_url)
-    [assistant] = await client.assistants.search(graph_id="speedup")
-    schemas = await client.assistants.get_schemas(assistant["assistant_id"])
-    assert set(schemas["context_schema"]["properties"]) == {
-        "budget",
-        "threshold",
-        "namespace",
-    }
+    async with get_client(url=api_url) as client:
+        [assistant] = await client.assistants.search(graph_id="speedup")
+        schemas = await client.assistants.get_schemas(assistant["assistant_id"])
+        assert set(schemas["context_schema"]["properties"]) == {
+            "budget",
+            "threshold",
+            "namespace",
+        }
 
-    decisions, verified = [], []
-    for _ in range(2):  # two threads: the same conversation twice
-        parts = await run_once(client, {"budget": 3, "namespace": "server-test"})
-        events = [e for e, _ in parts]
-        routes = [d for e, d in parts if e == "custom" and d.get("event") == "route"]
-        [route] = routes
-        decisions.append(route["decision"])
-        # The route event comes before the update that holds the answer.
-        answered = next(
-            i
-            for i, (e, d) in enumerate(parts)
-            if e == "updates" and ({"remember", "reuse"} & set(d or {}))
-        )
-        assert events.index("custom") < answered
-        [update] = [d for e, d in parts[answered : answered + 1]]
-        node = "reuse" if route["decision"] == "reuse" else "remember"
-        answer = update[node]["speedup"]
-        assert answer["route"]["decision"] == route["decision"]
-        assert answer["route"]["budget"] == (0 if node == "reuse" else 3)
-        if node == "remember":
-            assert answer["result"]["budget_used"] <= 3
-            verified.append(answer["result"]["passed"])
-    assert decisions[0] == "scratch"
-    # Reused when the first answer was verified; only verified answers are.
-    assert decisions[1] == ("reuse" if verified[0] else "scratch")
+        decisions, verified = [], []
+        for _ in range(2):  # two threads: the same conversation twice
+            parts = await run_once(client, {"budget": 3, "namespace": "server-test"})
+            routes = [
+                d for e, d in parts if e == "custom" and d.get("event") == "route"
+            ]
+            [route] = routes
+            decisions.append(route["decision"])
+            # The route event comes before the update that holds the answer.
+            answered = next(
+                i
+                for i, (e, d) in enumerate(parts)
+                if e == "updates" and ({"remember", "reuse"} & set(d or {}))
+            )
+            routed = next(
+                i
+                for i, (e, d) in enumerate(parts)
+                if e == "custom" and d.get("event") == "route"
+            )
+            assert routed < answered
+            [update] = [d for e, d in parts[answered : answered + 1]]
+            node = "reuse" if route["decision"] == "reuse" else "remember"
+            answer = update[node]["speedup"]
+            assert answer["route"]["decision"] == route["decision"]
+            assert answer["route"]["budget"] == (0 if node == "reuse" else 3)
+            if node == "remember":
+                assert answer["result"]["budget_used"] <= 3
+                verified.append(answer["result"]["passed"])
+        assert decisions[0] == "scratch"
+        # Reused when the first answer was verified; only verified answers are.
+        assert decisions[1] == ("reuse" if verified[0] else "scratch")
