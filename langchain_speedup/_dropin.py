@@ -192,16 +192,20 @@ def answering(
     finally:
         _CURRENT.reset(token)
     unused = first if call.first or engine.method not in _PRIMED_METHODS else None
+    # Which model answered, as a provider's reply says (`model_name`, ...).
+    metadata: dict[str, Any] = {
+        k: v for k, v in first.response_metadata.items() if k.startswith("model_")
+    }
     if isinstance(solver, BudgetRouter):
         route = result["route"]
-        metadata = {
+        metadata |= {
             "speedup_decision": route["decision"],
             "speedup_method": route["method"],
             "speedup_similarity": route["similarity"],
             "speedup_episode_id": result["episode_id"],
         }
     else:
-        metadata = {
+        metadata |= {
             "speedup_method": result["method"],
             "speedup_stop_reason": result["stop_reason"],
             "speedup_budget_used": result["budget_used"],

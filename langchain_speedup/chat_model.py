@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import json
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
 
 from langchain_core.callbacks import (
@@ -13,8 +14,9 @@ from langchain_core.callbacks import (
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.language_models.base import LangSmithParams
-from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages.tool import tool_call_chunk
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
@@ -44,6 +46,27 @@ def _child_config(
     children.add_tags(run.inheritable_tags)
     children.add_metadata(run.inheritable_metadata)
     return RunnableConfig(callbacks=children)
+
+
+def _as_chunk(result: ChatResult) -> ChatGenerationChunk:
+    # The answer is picked among whole samples: it streams as one chunk.
+    message = result.generations[0].message
+    assert isinstance(message, AIMessage)
+    chunk = AIMessageChunk(
+        content=message.content,
+        additional_kwargs=message.additional_kwargs,
+        response_metadata=message.response_metadata,
+        usage_metadata=message.usage_metadata,
+        tool_call_chunks=[
+            tool_call_chunk(
+                name=call["name"], args=json.dumps(call["args"]), id=call["id"], index=i
+            )
+            for i, call in enumerate(message.tool_calls)
+        ],
+        id=message.id,
+        name=message.name,
+    )
+    return ChatGenerationChunk(message=chunk)
 
 
 class SpeedupChatModel(BaseChatModel):
@@ -101,7 +124,7 @@ class SpeedupChatModel(BaseChatModel):
         max_retries: Recorded for the standard interface; retries are the
             underlying model's own setting.
         streaming: Accepted for compatibility; the answer is selected among
-            whole samples, so it arrives as one chunk.
+            whole samples, so it streams as one chunk.
 
     Raises:
         ConfigurationError: An unknown method or option, or one out of range.
@@ -246,3 +269,21 @@ class SpeedupChatModel(BaseChatModel):
                 answering(self._solver, messages, first, model, config)
             )
         return ChatResult(generations=[ChatGeneration(message=first)])
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        yield _as_chunk(self._generate(messages, stop, run_manager, **kwargs))
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        yield _as_chunk(await self._agenerate(messages, stop, run_manager, **kwargs))

@@ -6,7 +6,12 @@ from typing import Any
 
 import pytest
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    HumanMessage,
+    SystemMessage,
+)
 from langchain_core.tools import tool
 from langchain_tests.unit_tests import ChatModelUnitTests
 from langgraph.graph import START, MessagesState, StateGraph
@@ -182,3 +187,30 @@ def test_bad_options_fail_when_built() -> None:
         SpeedupChatModel(model=inner, method="beam")  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="breadth"):
         SpeedupChatModel(model=inner, options={"breadth": 2})
+
+
+async def test_the_answer_streams_as_one_chunk(is_async: bool) -> None:
+    inner = ToolCallingFakeChatModel(responder=sum_solver)
+    model = SpeedupChatModel(model=inner, budget=3)
+    if is_async:
+        chunks = [c async for c in model.astream(SUM)]
+    else:
+        chunks = list(model.stream(SUM))
+    # The whole answer in one chunk (langchain-core closes with an empty one).
+    assert chunks[0].text == boxed(7)
+    assert all(not c.text for c in chunks[1:])
+    chunk = sum(chunks[1:], chunks[0])
+    assert isinstance(chunk, AIMessageChunk)
+    assert chunk.text == boxed(7)
+    assert chunk.usage_metadata is not None
+    assert chunk.response_metadata["speedup_method"] == "best_of_n"
+    # A tool call streams as a tool call.
+    tools = SpeedupChatModel(
+        model=ToolCallingFakeChatModel(responder=sum_solver, tool_caller=always_add)
+    ).bind_tools([add])
+    parts = list(tools.stream(SUM))
+    call = sum(parts[1:], parts[0])
+    assert isinstance(call, AIMessageChunk)
+    assert [(c["name"], c["args"]) for c in call.tool_calls] == [
+        ("add", {"a": 3, "b": 4})
+    ]
