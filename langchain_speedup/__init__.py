@@ -20,6 +20,7 @@ if TYPE_CHECKING:
         same_problem,
     )
     from langchain_speedup.budget import Ledger
+    from langchain_speedup.chat_model import SpeedupChatModel
     from langchain_speedup.errors import (
         ConfigurationError,
         EmbeddingError,
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
         reflect,
         reflect_update,
     )
+    from langchain_speedup.middleware import SpeedupMiddleware
     from langchain_speedup.programs import (
         PROGRAM_PROMPT,
         ProgramAnswer,
@@ -59,11 +61,16 @@ if TYPE_CHECKING:
         program_of_thought,
         program_solution,
     )
-    from langchain_speedup.router import BudgetRouter, create_speedup_graph
+    from langchain_speedup.router import (
+        BudgetRouter,
+        SpeedupContext,
+        create_speedup_graph,
+    )
     from langchain_speedup.sandbox import ProgramResult, Sandbox
     from langchain_speedup.scaling import (
         BestOfN,
         LongCoT,
+        RunContext,
         ScalingEngine,
         SelfRefine,
         TreeOfThoughts,
@@ -114,6 +121,8 @@ _SUBMODULES = (
     "scaling",
     "memory",
     "router",
+    "chat_model",
+    "middleware",  # needs langchain: last, so no other name imports it
 )
 
 __all__ = [
@@ -153,6 +162,7 @@ __all__ = [
     "ReflectionQueue",
     "ReflectionResult",
     "Route",
+    "RunContext",
     "Sandbox",
     "SandboxError",
     "ScalingEngine",
@@ -162,7 +172,10 @@ __all__ = [
     "ScoringError",
     "SelfRefine",
     "SimilarityGate",
+    "SpeedupChatModel",
+    "SpeedupContext",
     "SpeedupError",
+    "SpeedupMiddleware",
     "SpeedupResult",
     "TreeOfThoughts",
     "Usage",

@@ -22,6 +22,7 @@ from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 from langgraph.config import get_stream_writer
 from langgraph.errors import GraphBubbleUp, GraphInterrupt
 from langgraph.graph.message import add_messages
+from langgraph.runtime import get_runtime
 from langgraph.store.base import BaseStore
 from langgraph.types import Checkpointer
 from typing_extensions import TypedDict
@@ -67,6 +68,22 @@ def graph_config(config: RunnableConfig | None, recursion_limit: int) -> Runnabl
     config = RunnableConfig(**(config or {}))
     config.setdefault("recursion_limit", recursion_limit)
     return config
+
+
+def run_option(name: str) -> Any:
+    """The value of `name` in the running graph's context, or `None`.
+
+    LangGraph passes a run's context (`graph.invoke(..., context={...})`) to
+    every node of the graph and of its subgraphs; outside a run there is none.
+    """
+    try:
+        runtime = get_runtime()
+    except RuntimeError:  # not inside a graph run
+        return None
+    context = getattr(runtime, "context", None)
+    if isinstance(context, Mapping):
+        return context.get(name)
+    return getattr(context, name, None)
 
 
 def emit(event: Mapping[str, Any]) -> None:
@@ -239,16 +256,22 @@ def build_prompt(
     system_prompt: str,
     exemplars: Sequence[Exemplar] = (),
     lessons: str | None = None,
+    default: bool = False,
 ) -> list[AnyMessage]:
-    """System prompt, then exemplars as earlier turns, then the conversation.
+    r"""One system message, then exemplars as earlier turns, then the conversation.
 
-    One system message holds the method's instructions, then the lessons,
-    then the caller's own system messages.
+    The caller's own system messages take precedence: they open the system
+    message, and a `default` `system_prompt` (the method's built-in
+    instructions) is left out when there are any, so a caller's "no LaTeX"
+    is not contradicted by the method's `\boxed{}` answer line. An explicit
+    `system_prompt` follows the caller's, and the lessons close it.
     """
-    system = [system_prompt] if system_prompt else []
+    own = [m.text for m in conversation if isinstance(m, SystemMessage)]
+    system: list[str] = [str(text) for text in own]
+    if system_prompt and not (default and own):
+        system.append(system_prompt)
     if lessons and lessons.strip():
         system.append(f"{LESSONS_HEADER}\n{lessons.strip()}")
-    system += [m.text for m in conversation if isinstance(m, SystemMessage)]
     messages: list[AnyMessage] = [SystemMessage("\n\n".join(system))] if system else []
     for exemplar in exemplars:
         messages += [

@@ -267,8 +267,10 @@ def reuse_key(question: str, context: Sequence[BaseMessage] = ()) -> str:
     A question asked on its own is its `question_key`. Asked within a
     conversation, the answer depends on the whole conversation: the system
     instructions, the earlier turns and any tool results. Their digest
-    (SHA-256 of each message's type, text, tool calls and tool call id) is
-    added, so "What is double that?" in two conversations are two questions.
+    (SHA-256 of each message's type, text, tool calls and which call a tool
+    result answers) is added, so "What is double that?" in two conversations
+    are two questions, while a run that repeats the same tool calls with
+    new call ids asks the same one.
 
     Args:
         question: The question's text (the conversation's last human turn).
@@ -280,12 +282,22 @@ def reuse_key(question: str, context: Sequence[BaseMessage] = ()) -> str:
     key = question_key(question)
     if not context:
         return key
+    # Tool call ids differ on every run: only how they link a call to its
+    # result counts, so each is replaced by its order of first appearance.
+    ids: dict[str, int] = {}
+
+    def link(call_id: object) -> int | None:
+        return None if call_id is None else ids.setdefault(str(call_id), len(ids))
+
     parts = [
         [
             m.type,
             m.text,
-            [[c["name"], c["args"]] for c in getattr(m, "tool_calls", None) or []],
-            getattr(m, "tool_call_id", None),
+            [
+                [c["name"], c["args"], link(c.get("id"))]
+                for c in getattr(m, "tool_calls", None) or []
+            ],
+            link(getattr(m, "tool_call_id", None)),
         ]
         for m in context
     ]

@@ -45,6 +45,7 @@ from langchain_speedup._internal import (
     graph_config,
     question_of,
     result_of,
+    run_option,
     step_node,
     validate_question,
     with_fields,
@@ -69,7 +70,7 @@ from langchain_speedup.memory import (
     precedents_of,
     saving_of,
 )
-from langchain_speedup.scaling import BestOfN, ScalingEngine
+from langchain_speedup.scaling import BestOfN, RunContext, ScalingEngine
 from langchain_speedup.tokens import usage_metadata
 from langchain_speedup.types import (
     ChatRunnable,
@@ -87,7 +88,7 @@ from langchain_speedup.types import (
     empty_usage,
 )
 
-__all__ = ["BudgetRouter", "SpeedupInput", "create_speedup_graph"]
+__all__ = ["BudgetRouter", "SpeedupContext", "SpeedupInput", "create_speedup_graph"]
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +116,17 @@ class SpeedupState(SpeedupInput):
     flight: NotRequired[str | None]
     """Set while this invocation solves the question for concurrent askers."""
     started: NotRequired[float]
+
+
+class SpeedupContext(RunContext, total=False):
+    """Per-run settings of the speedup graph, from LangGraph's run context.
+
+    `graph.invoke(inputs, context={"budget": 2, "namespace": "team-a"})`:
+    `budget` and `threshold` as for a method's graph (`RunContext`), and
+    `namespace`, the tenant whose episodes this run reads and writes.
+    """
+
+    namespace: str
 
 
 class RouterOptions(TypedDict, total=False):
@@ -303,7 +315,7 @@ class BudgetRouter:
             raise ConfigurationError(msg)
         self.store = store
         self.embeddings = embeddings
-        self.namespace = check_namespace(namespace)
+        self._namespace = check_namespace(namespace)
         self.gate = _gate(similarity_gate)
         self.max_exemplars = check_count("max_exemplars", max_exemplars)
         self.memory_samples = check_count("memory_samples", memory_samples)
@@ -314,6 +326,12 @@ class BudgetRouter:
         self._default: BaseStore | None = None
         self._default_lock = threading.Lock()
         self._graph = self.as_graph()
+
+    @property
+    def namespace(self) -> str:
+        """The tenant: the run context's `namespace`, else the router's."""
+        value = run_option("namespace")
+        return self._namespace if value is None else check_namespace(value)
 
     # -- deciding (no I/O) -----------------------------------------------------------
 
@@ -773,7 +791,10 @@ class BudgetRouter:
             TypedDict, "SpeedupOutput", {"messages": Messages, name: SpeedupResult}
         )
         builder: StateGraph[Any, Any, Any, Any] = StateGraph(
-            state, input_schema=SpeedupInput, output_schema=output
+            state,
+            context_schema=SpeedupContext,
+            input_schema=SpeedupInput,
+            output_schema=output,
         )
         builder.add_node("route", step_node("route", route))
         builder.add_node("reuse", reuse)

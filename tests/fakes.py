@@ -19,9 +19,16 @@ from typing import Any
 
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, UsageMetadata
+from langchain_core.messages import (
+    AIMessage,
+    BaseMessage,
+    HumanMessage,
+    ToolMessage,
+    UsageMetadata,
+)
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables import Runnable
+from langchain_core.utils.function_calling import convert_to_openai_tool
 from langgraph.store.base import BaseStore, Op, Result
 from langgraph.store.memory import InMemoryStore
 from pydantic import ConfigDict, Field, PrivateAttr
@@ -223,12 +230,12 @@ class FakeChatModel(BaseChatModel):
     def _generate(
         self, messages: list[BaseMessage], stop: list[str] | None = None, **kwargs: Any
     ) -> ChatResult:
-        return self._result(messages, **kwargs)
+        return self._result(messages, **kwargs, **({"stop": stop} if stop else {}))
 
     async def _agenerate(
         self, messages: list[BaseMessage], stop: list[str] | None = None, **kwargs: Any
     ) -> ChatResult:
-        return self._result(messages, **kwargs)
+        return self._result(messages, **kwargs, **({"stop": stop} if stop else {}))
 
 
 class FailingChatModel(FakeChatModel):
@@ -394,3 +401,44 @@ def new_store(embeddings: Embeddings | None = None) -> BaseStore:
 def episodes_in(store: BaseStore, namespace: str = "default") -> list[Episode]:
     """Every episode a namespace holds in `store`, oldest first."""
     return EpisodicMemory(store).episodes(namespace)
+
+
+def tool_result_solver(messages: list[BaseMessage]) -> str:
+    """Answers with the latest tool result after the question, else `sum_solver`."""
+    last = max(i for i, m in enumerate(messages) if isinstance(m, HumanMessage))
+    results = [m for m in messages[last:] if isinstance(m, ToolMessage)]
+    return boxed(text_of(results[-1])) if results else sum_solver(messages)
+
+
+class ToolCallingFakeChatModel(FakeChatModel):
+    """A `FakeChatModel` with `bind_tools`.
+
+    With tools bound, `tool_caller(messages)` may return tool calls; each gets
+    a fresh id, as a real model's do. Without tools, or when it returns none,
+    the reply is `responder(messages)`.
+    """
+
+    tool_caller: Callable[[list[BaseMessage]], list[dict[str, Any]] | None] = (
+        lambda _messages: None
+    )
+
+    def bind_tools(  # type: ignore[override]
+        self, tools: Sequence[Any], *, tool_choice: Any = None, **kwargs: Any
+    ) -> Runnable[Any, BaseMessage]:
+        formatted = [convert_to_openai_tool(tool) for tool in tools]
+        return self.bind(tools=formatted, tool_choice=tool_choice, **kwargs)
+
+    def _result(self, messages: list[BaseMessage], **kwargs: Any) -> ChatResult:
+        calls = self.tool_caller(list(messages)) if kwargs.get("tools") else None
+        if not calls:
+            return super()._result(messages, **kwargs)
+        self._record(messages, kwargs)
+        prompt = sum(len(words(m.text)) for m in messages)
+        message = AIMessage(
+            content="",
+            tool_calls=[{**c, "id": f"call_{uuid.uuid4().hex[:8]}"} for c in calls],
+            usage_metadata=UsageMetadata(
+                input_tokens=prompt, output_tokens=3, total_tokens=prompt + 3
+            ),
+        )
+        return ChatResult(generations=[ChatGeneration(message=message)])

@@ -316,7 +316,18 @@ class TestConversation:
             AIMessage,
             HumanMessage,
         ]
-        assert prompt[0].content == f"{DEFAULT_SYSTEM_PROMPT}\n\nBe terse."
+        # The caller's instructions replace the default ones.
+        assert prompt[0].content == "Be terse."
+
+    async def test_an_explicit_system_prompt_follows_the_callers(
+        self, run: Run
+    ) -> None:
+        model = FakeChatModel(responder=sum_solver)
+        conversation = [SystemMessage("Be terse."), HumanMessage(QUESTION)]
+        await run(model, conversation, budget=2, system_prompt="Box the answer.")
+        assert model.calls[0][0].content == "Be terse.\n\nBox the answer."
+        await run(model, [HumanMessage(QUESTION)], budget=2)
+        assert model.calls[-1][0].content == DEFAULT_SYSTEM_PROMPT
 
 
 class TestConfiguration:

@@ -74,7 +74,14 @@ def _modules_after(statement: str) -> set[str]:
 
 def test_importing_the_package_loads_no_optional_stack() -> None:
     loaded = _modules_after("import langchain_speedup")
-    heavy = {"langchain_openai", "openai", "numpy", "tqdm", "qdrant_client"}
+    heavy = {
+        "langchain",
+        "langchain_openai",
+        "openai",
+        "numpy",
+        "tqdm",
+        "qdrant_client",
+    }
     assert not heavy & loaded
     assert not {m for m in loaded if m.startswith("langchain_speedup.")} - {
         "langchain_speedup"
@@ -103,6 +110,16 @@ def test_core_modules_load_neither_the_local_stack_nor_the_benchmarks(
         for m in loaded
         if m.startswith(("langchain_speedup.local", "langchain_speedup.bench"))
     }
+
+
+def test_only_the_middleware_needs_langchain() -> None:
+    # `langchain` is the `agents` extra: the chat-model wrapper works without it.
+    assert "langchain" not in _modules_after(
+        "from langchain_speedup import SpeedupChatModel, BudgetRouter"
+    )
+    assert "langchain" in _modules_after(
+        "from langchain_speedup import SpeedupMiddleware"
+    )
 
 
 def test_no_module_imports_another_packages_private_modules() -> None:

@@ -21,7 +21,8 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from langchain_core.messages import HumanMessage
+from langchain_core.load import dumpd, load
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_openai import ChatOpenAI
 
 from langchain_speedup.local import LocalChatOpenAI, open_chat_model
@@ -46,6 +47,47 @@ def test_bound_max_tokens_is_renamed_too() -> None:
     payload = model._get_request_payload([HumanMessage("hi")], max_tokens=3)
     assert payload["max_tokens"] == 3
     assert "max_completion_tokens" not in payload
+
+
+def test_a_tool_call_turn_goes_out_with_string_content() -> None:
+    model = LocalChatOpenAI(model="m", base_url="http://127.0.0.1:1/v1", api_key="x")
+    call = {"name": "calculator", "args": {"expression": "2 + 3"}, "id": "call_1"}
+    payload = model._get_request_payload(
+        [
+            HumanMessage("What is 2 + 3?"),
+            AIMessage("", tool_calls=[call]),
+            ToolMessage("5", tool_call_id="call_1"),
+        ]
+    )
+    assistant = payload["messages"][1]
+    assert assistant["tool_calls"][0]["function"]["name"] == "calculator"
+    assert assistant["content"] == ""
+
+
+@pytest.mark.filterwarnings("ignore:The function `load` is in beta")
+def test_a_serialized_model_loads_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-local-1")
+    model = LocalChatOpenAI(
+        model="m", base_url="http://127.0.0.1:1/v1", max_tokens=5, server_slots=2
+    )
+    serialized = dumpd(model)
+    assert serialized["id"] == [
+        "langchain_speedup",
+        "local",
+        "model",
+        "LocalChatOpenAI",
+    ]
+    assert "sk-local-1" not in json.dumps(serialized)
+    loaded = load(
+        serialized,
+        valid_namespaces=["langchain_speedup"],
+        allowed_objects=[LocalChatOpenAI],
+        secrets_from_env=True,
+    )
+    assert isinstance(loaded, LocalChatOpenAI)
+    assert (loaded.max_tokens, loaded.server_slots) == (5, 2)
+    assert loaded.openai_api_key is not None
+    assert loaded.openai_api_key.get_secret_value() == "sk-local-1"
 
 
 def test_plain_chat_openai_would_send_max_completion_tokens() -> None:

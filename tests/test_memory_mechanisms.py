@@ -344,7 +344,7 @@ def test_build_prompt_puts_lessons_in_the_system_message() -> None:
     )
     assert isinstance(prompt[0], SystemMessage)
     assert (
-        prompt[0].content == f"Solve it.\n\n{LESSONS_HEADER}\nCheck units.\n\nBe terse."
+        prompt[0].content == f"Be terse.\n\nSolve it.\n\n{LESSONS_HEADER}\nCheck units."
     )
     assert len(prompt) == 2
 

@@ -469,3 +469,34 @@ async def test_a_later_failing_call_is_a_model_error_of_its_role(
         await solve(engine, model, QUESTION, is_async=is_async, **options)
     assert caught.value.role == role
     assert len(model.calls) <= calls  # nothing after the failing step's batch
+
+
+# -- per-run settings ----------------------------------------------------------------
+
+RUN_BUDGETS = {"best_of_n": 3, "self_refine": 2, "tree_of_thoughts": 3, "long_cot": 40}
+
+
+async def test_the_run_context_sets_budget_and_threshold(
+    case: Case, is_async: bool
+) -> None:
+    budget = RUN_BUDGETS[case.method]
+    options = {**case.options, "mode": "static"}
+    expected = case.engine(solver(case.responder), **{**options, "budget": budget}).run(
+        QUESTION
+    )
+    graph = factory(case.engine)(solver(case.responder), **options)
+    inputs = {"messages": [HumanMessage(QUESTION)]}
+
+    async def run(context: dict[str, Any]) -> Any:
+        if is_async:
+            return await graph.ainvoke(inputs, context=context)
+        return graph.invoke(inputs, context=context)
+
+    out = await run({"budget": budget})
+    assert without_seconds(out[case.method]) == without_seconds(expected)
+    assert out[case.method]["budget_used"] <= budget
+    assert set(graph.get_context_jsonschema()["properties"]) == {"budget", "threshold"}
+    # Checked when read, like the engine's own options.
+    for bad in ({"budget": 0}, {"threshold": 5.0}):
+        with pytest.raises(ConfigurationError):
+            await run(bad)

@@ -22,7 +22,12 @@ from langchain_speedup import (
 from langchain_speedup import tokens as tokens_module
 from langchain_speedup.tokens import usage_metadata
 from langchain_speedup.types import Usage, empty_usage
-from tests.fakes import FakeChatModel, sum_solver, words
+from tests.fakes import (
+    FakeChatModel,
+    ToolCallingFakeChatModel,
+    sum_solver,
+    words,
+)
 
 MAYA = "Maya buys 3 pens at 4 dollars each. How many dollars does Maya spend?"
 NEW_NUMBERS = MAYA.replace("3 pens", "7 pens")
@@ -183,6 +188,44 @@ async def test_a_method_graphs_answer_is_named_after_it_with_its_cost(
     assert (answer.name, answer.text) == (name, out[name]["answer"])
     assert len(model.calls) == 3
     assert answer.usage_metadata == cost(model.calls)
+
+
+async def test_what_a_callback_handler_sees_of_an_agent_with_the_middleware(
+    store: BaseStore, is_async: bool
+) -> None:
+    from langchain.agents import create_agent
+
+    from langchain_speedup import SpeedupMiddleware
+
+    model = ToolCallingFakeChatModel(responder=sum_solver)
+    middleware = SpeedupMiddleware(budget=8, store=store)
+    agent = create_agent(model, [], middleware=[middleware])
+    for question, decision in [
+        (MAYA, "scratch"),
+        (MAYA, "reuse"),
+        (NEW_NUMBERS, "exemplars"),
+    ]:
+        recorder, before = Recorder(), len(model.calls)
+        out = await invoke(agent, question, {"callbacks": [recorder]}, is_async)
+        # The router's run inside the agent's model call carries the decision.
+        [decided] = recorder.decided()
+        assert decided.speedup_tags == [
+            f"speedup:decision:{decision}",
+            "speedup:method:best_of_n",
+        ]
+        assert decided.speedup_metadata["speedup_decision"] == decision
+        assert decided.speedup_metadata["speedup_memory"] == (decision != "scratch")
+        assert "route" in recorder.undecided()
+        # One answer message, named "speedup", whose usage counts every call
+        # of the turn: for reuse, the agent's own first reply alone.
+        answer = out["messages"][-1]
+        assert [type(m) for m in out["messages"]] == [HumanMessage, AIMessage]
+        assert (answer.name, answer.response_metadata["speedup_decision"]) == (
+            "speedup",
+            decision,
+        )
+        assert answer.usage_metadata == cost(model.calls[before:])
+        assert (len(model.calls) - before == 1) == (decision == "reuse")
 
 
 def test_usage_metadata_counts_every_role() -> None:

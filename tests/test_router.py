@@ -11,7 +11,13 @@ from typing import Any
 
 import pytest
 from langchain_core.embeddings import Embeddings
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.messages import (
+    AIMessage,
+    BaseMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+)
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.store.base import BaseStore, GetOp, PutOp, SearchOp
 from langgraph.store.memory import InMemoryStore
@@ -305,6 +311,29 @@ def test_reuse_key_knows_the_conversation() -> None:
     asked = reuse_key(MAYA, [HumanMessage("Hi"), AIMessage("Hello")])
     assert len({alone, told, asked}) == 3
     assert reuse_key(MAYA, [HumanMessage("Hi"), AIMessage("Hello")]) == asked
+
+
+def tool_turns(ids: tuple[str, str], answered: tuple[str, ...]) -> list[Any]:
+    """Two tool calls, then the results "4.828" and "8.047", in that order,
+    answering the calls `answered` names."""
+    calls = [
+        {"name": "convert", "args": {"miles": 3}, "id": ids[0]},
+        {"name": "convert", "args": {"miles": 5}, "id": ids[1]},
+    ]
+    results = [
+        ToolMessage(t, tool_call_id=i)
+        for t, i in zip(["4.828", "8.047"], answered, strict=False)
+    ]
+    return [AIMessage("", tool_calls=calls), *results]
+
+
+def test_reuse_key_counts_tool_call_ids_only_as_links() -> None:
+    once = reuse_key(MAYA, tool_turns(("call_a", "call_b"), ("call_a", "call_b")))
+    # The same calls and results under the new ids of another run.
+    assert reuse_key(MAYA, tool_turns(("x1", "x2"), ("x1", "x2"))) == once
+    # The same texts answering the other calls, or one result missing.
+    assert reuse_key(MAYA, tool_turns(("x1", "x2"), ("x2", "x1"))) != once
+    assert reuse_key(MAYA, tool_turns(("x1", "x2"), ("x1",))) != once
 
 
 # -- routing through the store -----------------------------------------------------------

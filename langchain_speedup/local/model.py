@@ -338,6 +338,15 @@ class LocalChatOpenAI(ChatOpenAI):
         ```
     """
 
+    @classmethod
+    def get_lc_namespace(cls) -> list[str]:
+        """Where `langchain_core.load` finds this class: its own module.
+
+        `ChatOpenAI`'s namespace maps only langchain-openai's own classes, so
+        a serialized `LocalChatOpenAI` could not be loaded back under it.
+        """
+        return ["langchain_speedup", "local", "model"]
+
     server_slots: int | None = Field(default=1, ge=1)
     """Requests the server computes at once (1 for llama-cpp-python's server);
     `None` sends every request at once, for servers that batch them."""
@@ -354,6 +363,11 @@ class LocalChatOpenAI(ChatOpenAI):
         )
         if "max_completion_tokens" in payload:
             payload["max_tokens"] = payload.pop("max_completion_tokens")
+        # llama-cpp-python's server wants a string as an assistant message's
+        # content; OpenAI's API takes null beside tool calls, which is sent.
+        for message in payload.get("messages", ()):
+            if message.get("role") == "assistant" and message.get("content") is None:
+                message["content"] = ""
         return payload
 
     def _slots(self) -> _Slots:
@@ -472,8 +486,10 @@ class LocalModelServer:
         n_threads: int | None = None,
         startup_timeout: float = 180.0,
         log_path: Path | None = None,
+        chat_format: str | None = None,
     ) -> None:
         self.spec = _spec(model)
+        self.chat_format = chat_format
         self.model = model
         self.port = port
         self.n_ctx = n_ctx
@@ -531,6 +547,8 @@ class LocalModelServer:
             "n_ctx": self.n_ctx,
             "n_threads": self.n_threads,
         }
+        if self.chat_format:
+            flags["chat_format"] = self.chat_format
         command = [sys.executable, "-c", _LIFELINE, _SERVER_MODULE]
         command += [part for k, v in flags.items() for part in (f"--{k}", str(v))]
         logger.info("starting local model server on port %d", self.port)

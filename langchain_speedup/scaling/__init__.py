@@ -11,7 +11,7 @@ Each engine is written once, as the steps of its LangGraph graph; `run` /
 `arun` and the factories (`create_best_of_n_graph`, ...) run that graph.
 """
 
-from langchain_speedup.scaling._base import ScalingEngine, ScalingInput
+from langchain_speedup.scaling._base import RunContext, ScalingEngine, ScalingInput
 from langchain_speedup.scaling.best_of_n import (
     BestOfN,
     BestOfNOptions,
@@ -53,6 +53,7 @@ __all__ = [
     "BestOfNOptions",
     "LongCoT",
     "LongCoTOptions",
+    "RunContext",
     "ScalingEngine",
     "ScalingInput",
     "SelfRefine",

@@ -45,6 +45,7 @@ from langchain_speedup._internal import (
     model_call,
     question_of,
     result_of,
+    run_option,
     step_node,
     with_fields,
 )
@@ -79,7 +80,7 @@ from langchain_speedup.types import (
     empty_usage,
 )
 
-__all__ = ["ScalingEngine", "ScalingInput"]
+__all__ = ["RunContext", "ScalingEngine", "ScalingInput"]
 
 # -- graph state ---------------------------------------------------------------------
 
@@ -98,6 +99,20 @@ class ScalingState(ScalingInput):
     candidates: NotRequired[list[Candidate]]
     usage: NotRequired[Usage]
     remaining_steps: RemainingSteps
+
+
+class RunContext(TypedDict, total=False):
+    """Per-run settings, from LangGraph's run context.
+
+    `graph.invoke(inputs, context={"budget": 2, "threshold": 0.5})` overrides
+    the engine's options for that run (and its subgraphs); the graphs declare
+    this as their `context_schema`, so LangGraph assistants can set them.
+    """
+
+    budget: int
+    """The most compute to spend, in the method's unit."""
+    threshold: float
+    """The score that stops an adaptive run."""
 
 
 class ScalingOptions(TypedDict, total=False):
@@ -202,8 +217,11 @@ class ScalingEngine(ABC):
         scorer: Rates candidates; `ConsensusScorer()` when `None`.
         threshold: Score that stops an adaptive run; the scorer's upper bound
             when `None`.
-        system_prompt: Instructions placed before the exemplars and question;
-            the method's `default_system_prompt` when `None`.
+        system_prompt: Instructions placed after the conversation's own system
+            messages, before the exemplars and question; when `None`, the
+            method's `default_system_prompt`, used only if the conversation
+            has no system message of its own (whose instructions then take
+            precedence, answer format included).
 
     Raises:
         ConfigurationError: An option is out of range.
@@ -244,21 +262,23 @@ class ScalingEngine(ABC):
         if scorer is not None and not isinstance(scorer, Scorer):
             msg = f"`scorer` must implement the Scorer protocol, got {scorer!r}"
             raise ConfigurationError(msg)
+        # A caller's system message replaces the default, never an explicit one.
+        self.system_prompt_is_default = system_prompt is None
         if system_prompt is None:
             system_prompt = self.default_system_prompt
         if not isinstance(system_prompt, str):
             msg = "`system_prompt` must be a string"
             raise ConfigurationError(msg)
         self.model = model
-        self.budget = check_count(
+        self._budget = check_count(
             "budget", self.default_budget if budget is None else budget
         )
         self.mode: Mode = mode
         self.scorer: Scorer = scorer if scorer is not None else ConsensusScorer()
         if threshold is not None:
-            self.threshold = check_threshold(self.scorer, threshold)
+            self._threshold = check_threshold(self.scorer, threshold)
         elif math.isfinite(self.scorer.upper):
-            self.threshold = float(self.scorer.upper)
+            self._threshold = float(self.scorer.upper)
         else:
             msg = "a scorer without a finite upper bound needs an explicit `threshold`"
             raise ConfigurationError(msg)
@@ -294,6 +314,18 @@ class ScalingEngine(ABC):
         parameters = inspect.signature(cls).parameters.values()
         own = {p.name for p in parameters if p.kind is p.KEYWORD_ONLY}
         return frozenset(own | set(ScalingOptions.__annotations__))
+
+    @property
+    def budget(self) -> int:
+        """The budget, in `unit`: the run context's `budget`, else the engine's."""
+        value = run_option("budget")
+        return self._budget if value is None else check_count("budget", value)
+
+    @property
+    def threshold(self) -> float:
+        """The adaptive stop: the run context's `threshold`, else the engine's."""
+        value = run_option("threshold")
+        return self._threshold if value is None else check_threshold(self.scorer, value)
 
     # -- the method: subclasses --------------------------------------------------------
 
@@ -331,6 +363,7 @@ class ScalingEngine(ABC):
             system_prompt=self.system_prompt,
             exemplars=exemplars,
             lessons=lessons_of(memory),
+            default=self.system_prompt_is_default,
         )
 
     @staticmethod
@@ -535,7 +568,9 @@ class ScalingEngine(ABC):
         )
 
         def prepare(state: Any) -> dict[str, Any]:
-            question_of(state["messages"])  # a bad question fails before any call
+            # A bad question or per-run setting fails before any call.
+            question_of(state["messages"])
+            _ = self.budget, self.threshold
             return {"candidates": [], "usage": empty_usage(), **self._fresh()}
 
         def select(state: Any) -> dict[str, Any]:
@@ -567,7 +602,10 @@ class ScalingEngine(ABC):
             }
 
         builder: StateGraph[Any, Any, Any, Any] = StateGraph(
-            state, input_schema=ScalingInput, output_schema=output
+            state,
+            context_schema=RunContext,
+            input_schema=ScalingInput,
+            output_schema=output,
         )
         builder.add_node("prepare", prepare)
         builder.add_node("select", select)

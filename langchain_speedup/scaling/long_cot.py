@@ -231,8 +231,14 @@ class LongCoT(ScalingEngine):
             msg = f"`native_thinking` must be a bool, got {native_thinking!r}"
             raise ConfigurationError(msg)
         self.native_thinking = native_thinking
-        # Also bounds models that ignore `max_tokens` and reply short or empty.
-        self.max_segments = math.ceil(self.budget / self.segment_tokens)
+
+    @property
+    def max_segments(self) -> int:
+        """The most thinking calls of a run (the budget may be set per run).
+
+        Also bounds models that ignore `max_tokens` and reply short or empty.
+        """
+        return math.ceil(self.budget / self.segment_tokens)
 
     def _fresh(self) -> dict[str, Any]:
         return {"thoughts": [], "spent": 0, "pending": ""}
