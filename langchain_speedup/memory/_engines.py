@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import os
 import shutil
 import tempfile
 import threading
@@ -174,7 +175,10 @@ class EdgeEngine:
         self._qe = qe
         self.location = str(self.path) if self.path is not None else ":memory:"
         if self.path is None:
-            self._temp = tempfile.mkdtemp(prefix="speedup-store-")
+            # The engine needs a directory: in shared memory where there is
+            # one (a tmpfs, so "in memory" holds), else a temporary one.
+            shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
+            self._temp = tempfile.mkdtemp(prefix="speedup-store-", dir=shm)
         elif (self.path / "edge_config.json").exists() or (
             self.path / "segments"
         ).exists():

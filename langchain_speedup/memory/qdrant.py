@@ -88,18 +88,18 @@ def _point_id(namespace: Sequence[str], key: str, text: int = 0) -> str:
     return str(uuid.uuid5(_ITEM_IDS, name if not text else f"{name}#{text}"))
 
 
-def _bool_mirrors(value: Mapping[str, Any], prefix: str = "") -> dict[str, int]:
-    """Every bool in `value` (nested dicts too) as 0/1 by dotted path.
+def _bool_mirrors(value: Mapping[str, Any]) -> dict[str, Any]:
+    """The bools of `value` (nested dicts too) as 0/1, at the same paths.
 
     qdrant-edge-py 0.9.0 never matches `MatchValue(True)` on a bool (it sends
     an integer): filters on bools match these integer mirrors instead.
     """
-    found: dict[str, int] = {}
+    found: dict[str, Any] = {}
     for name, item in value.items():
         if isinstance(item, bool):
-            found[prefix + name] = int(item)
-        elif isinstance(item, Mapping):
-            found |= _bool_mirrors(item, f"{prefix}{name}.")
+            found[name] = int(item)
+        elif isinstance(item, Mapping) and (nested := _bool_mirrors(item)):
+            found[name] = nested
     return found
 
 
