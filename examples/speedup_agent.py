@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
+from langgraph.store.memory import InMemoryStore
 
-from langchain_speedup import BestOfN, QdrantEpisodicStore, create_speedup_graph
+from langchain_speedup import BestOfN, create_speedup_graph, memory_index
 
 QUESTIONS = [
     "Maya buys 3 notebooks at $4 each and pays with a $20 bill. How much change does Maya get, in dollars?",
@@ -25,9 +26,10 @@ QUESTIONS = [
 
 def main(model: BaseChatModel, embeddings: Embeddings) -> list[str]:
     """Run the questions; return the router's decision for each."""
-    graph = create_speedup_graph(
-        BestOfN(model, budget=6), store=QdrantEpisodicStore(), embeddings=embeddings
-    )
+    # Any LangGraph store with a vector index holds the memory; the graph is
+    # compiled with it, so a parent graph sees the same store.
+    store = InMemoryStore(index=memory_index(embeddings))
+    graph = create_speedup_graph(BestOfN(model, budget=6), store=store)
     decisions = []
     for question in QUESTIONS:
         out = graph.invoke({"messages": [("user", question)]})

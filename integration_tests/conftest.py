@@ -18,9 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from langchain_core.embeddings import Embeddings
 from langchain_openai import ChatOpenAI
+from langgraph.store.base import BaseStore
+from langgraph.store.memory import InMemoryStore
 from pydantic import SecretStr
 
+from langchain_speedup import Episode, EpisodicMemory, memory_index
 from langchain_speedup.local import (
     DEFAULT_MODEL,
     LocalModelServer,
@@ -116,3 +120,29 @@ def process_gone() -> Callable[[int], None]:
 def embeddings() -> MiniLMEmbeddings:
     """The offline MiniLM embeddings."""
     return MiniLMEmbeddings()
+
+
+STORES: dict[str, Callable[[Embeddings], BaseStore]] = {
+    "in_memory": lambda embeddings: InMemoryStore(index=memory_index(embeddings)),
+}
+"""The LangGraph stores the live tests run on (one line adds a store)."""
+
+
+def new_store(embeddings: Embeddings) -> BaseStore:
+    """An empty store of the first kind in `STORES`, indexed with `embeddings`."""
+    return STORES[next(iter(STORES))](embeddings)
+
+
+def episodes_in(store: BaseStore, namespace: str) -> list[Episode]:
+    """Every episode a namespace holds in `store`, oldest first."""
+    return EpisodicMemory(store).episodes(namespace)
+
+
+def copy_of_store(store: BaseStore, embeddings: Embeddings) -> BaseStore:
+    """A new store holding `store`'s items, for a test that writes to it."""
+    copy = new_store(embeddings)
+    for namespace in store.list_namespaces(limit=10_000):
+        for item in store.search(namespace, limit=100_000):
+            index = ["question"] if namespace[-1] == "episodes" else False
+            copy.put(namespace, item.key, item.value, index=index)
+    return copy

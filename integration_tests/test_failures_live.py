@@ -15,13 +15,14 @@ from pathlib import Path
 import pytest
 from langchain_core.messages import HumanMessage
 from langchain_openai import ChatOpenAI
+from langgraph.store.base import BaseStore
 
+from integration_tests.conftest import episodes_in, new_store
 from langchain_speedup import (
     BestOfN,
     BudgetRouter,
     ConsensusScorer,
     ModelError,
-    QdrantEpisodicStore,
     create_speedup_graph,
 )
 from langchain_speedup.bench.questions import DEMO_SYSTEM_PROMPT, TEMPLATES
@@ -46,7 +47,7 @@ def refuses_connections(port: int) -> bool:
 
 
 def make_router(
-    model: ChatOpenAI, store: QdrantEpisodicStore, embeddings: MiniLMEmbeddings, n: int
+    model: ChatOpenAI, store: BaseStore, embeddings: MiniLMEmbeddings, n: int
 ) -> BudgetRouter:
     return BudgetRouter(
         BestOfN(
@@ -56,7 +57,6 @@ def make_router(
             system_prompt=DEMO_SYSTEM_PROMPT,
         ),
         store=store,
-        embeddings=embeddings,
         namespace=NAMESPACE,
     )
 
@@ -80,26 +80,24 @@ async def test_unreachable_server_raises_model_error_and_writes_nothing(
     unreachable_model: ChatOpenAI, embeddings: MiniLMEmbeddings, tmp_path: Path
 ) -> None:
     dead = unreachable_model
-    with QdrantEpisodicStore(path=tmp_path / "memory") as store:
-        router = make_router(dead, store, embeddings, n=2)
-        question = TEMPLATES[0].question(0)
+    store = new_store(embeddings)
+    router = make_router(dead, store, embeddings, n=2)
+    question = TEMPLATES[0].question(0)
 
-        with pytest.raises(ModelError, match="reachable") as info:
-            router.solve(question)
-        assert info.value.role == "solver"
-        with pytest.raises(ModelError, match="reachable"):
-            await router.asolve(question)
-        graph = create_speedup_graph(
-            BestOfN(dead, budget=2),
-            store=store,
-            embeddings=embeddings,
-            namespace=NAMESPACE,
-        )
-        with pytest.raises(ModelError, match="reachable"):
-            graph.invoke({"messages": [HumanMessage(question)]})
+    with pytest.raises(ModelError, match="reachable") as info:
+        router.solve(question)
+    assert info.value.role == "solver"
+    with pytest.raises(ModelError, match="reachable"):
+        await router.asolve(question)
+    graph = create_speedup_graph(
+        BestOfN(dead, budget=2),
+        store=store,
+        namespace=NAMESPACE,
+    )
+    with pytest.raises(ModelError, match="reachable"):
+        graph.invoke({"messages": [HumanMessage(question)]})
 
-        assert store.count(NAMESPACE) == 0
-        assert store.episodes(NAMESPACE) == []
+    assert episodes_in(store, NAMESPACE) == []
 
 
 def test_server_killed_mid_run_raises_model_error_and_keeps_memory(
@@ -108,29 +106,29 @@ def test_server_killed_mid_run_raises_model_error_and_keeps_memory(
     model = second_server.chat_model(
         temperature=0.7, max_tokens=256, max_retries=0, timeout=60
     )
-    with QdrantEpisodicStore(path=tmp_path / "memory") as store:
-        router = make_router(model, store, embeddings, n=2)
-        first = router.solve(TEMPLATES[0].question(0))
-        assert first["result"] is not None
-        assert first["usage"]["generations"] >= 1
-        assert store.count(NAMESPACE) == 1
+    store = new_store(embeddings)
+    router = make_router(model, store, embeddings, n=2)
+    first = router.solve(TEMPLATES[0].question(0))
+    assert first["result"] is not None
+    assert first["usage"]["generations"] >= 1
+    assert len(episodes_in(store, NAMESPACE)) == 1
 
-        pid = second_server.pid
-        port = second_server.port
-        assert pid is not None
-        assert port is not None
-        os.kill(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 10
-        while not refuses_connections(port):
-            assert time.monotonic() < deadline, "the killed server still accepts"
-            time.sleep(0.1)
+    pid = second_server.pid
+    port = second_server.port
+    assert pid is not None
+    assert port is not None
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while not refuses_connections(port):
+        assert time.monotonic() < deadline, "the killed server still accepts"
+        time.sleep(0.1)
 
-        # A different problem, so that memory cannot answer it.
-        with pytest.raises(ModelError) as info:
-            router.solve(TEMPLATES[3].question(0))
-        assert info.value.role == "solver"
-        assert store.count(NAMESPACE) == 1
-        assert [e["id"] for e in store.episodes(NAMESPACE)] == [first["episode_id"]]
+    # A different problem, so that memory cannot answer it.
+    with pytest.raises(ModelError) as info:
+        router.solve(TEMPLATES[3].question(0))
+    assert info.value.role == "solver"
+    assert len(episodes_in(store, NAMESPACE)) == 1
+    assert [e["id"] for e in episodes_in(store, NAMESPACE)] == [first["episode_id"]]
 
 
 class _ImpostorHandler(BaseHTTPRequestHandler):

@@ -16,11 +16,11 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage
 from langchain_openai import ChatOpenAI
 
+from integration_tests.conftest import episodes_in, new_store
 from langchain_speedup import (
     Candidate,
     ConsensusScorer,
     MemoryContext,
-    QdrantEpisodicStore,
     ScalingResult,
     Usage,
     create_best_of_n_graph,
@@ -223,48 +223,46 @@ async def test_tree_of_thoughts_async(chat_model: ChatOpenAI) -> None:
 def test_self_refine_through_the_speedup_graph(
     chat_model: ChatOpenAI, embeddings: MiniLMEmbeddings
 ) -> None:
-    with QdrantEpisodicStore() as store:
-        solver = SelfRefine(
-            chat_model,
-            budget=2,
-            scorer=scorer(),
-            system_prompt=DEMO_SYSTEM_PROMPT,
-            critique_prompt=BENCH_CRITIQUE_PROMPT,
-            revise_prompt=BENCH_REVISE_PROMPT,
-        )
-        graph = create_speedup_graph(
-            solver, store=store, embeddings=embeddings, namespace="methods-live"
-        )
-        out = graph.invoke({"messages": [HumanMessage(QUESTION)]})
-        answer = out["speedup"]
-        route = answer["route"]
-        assert route["decision"] == "scratch"
-        assert route["method"] == "self_refine"
-        assert route["unit"] == "rounds"
-        assert route["budget"] == 2
-        result = answer["result"]
-        assert result is not None
-        check_common(result, method="self_refine", unit="rounds", budget=2)
-        rounds = result["budget_used"]
-        assert len(result["candidates"]) == rounds == result["usage"]["generations"]
-        # A critique before every revision, counted apart from the answers.
-        assert result["usage"]["other_calls"] == rounds - 1
-        if not result["passed"]:
-            assert rounds == 2
-        last = out["messages"][-1]
-        assert isinstance(last, AIMessage)
-        # One name for the speedup graph's answers, solved or reused, and the
-        # question's whole cost on the message.
-        assert last.name == "speedup"
-        assert last.usage_metadata is not None
-        assert last.usage_metadata["total_tokens"] == answer["usage"]["total_tokens"]
-        assert last.content == result["answer"]
-        [episode] = store.episodes("methods-live")
-        assert episode["method"] == "self_refine"
-        assert episode["budget_unit"] == "rounds"
-        assert episode["verified"] == (
-            result["passed"] and result["final_answer"] is not None
-        )
+    store = new_store(embeddings)
+    solver = SelfRefine(
+        chat_model,
+        budget=2,
+        scorer=scorer(),
+        system_prompt=DEMO_SYSTEM_PROMPT,
+        critique_prompt=BENCH_CRITIQUE_PROMPT,
+        revise_prompt=BENCH_REVISE_PROMPT,
+    )
+    graph = create_speedup_graph(solver, store=store, namespace="methods-live")
+    out = graph.invoke({"messages": [HumanMessage(QUESTION)]})
+    answer = out["speedup"]
+    route = answer["route"]
+    assert route["decision"] == "scratch"
+    assert route["method"] == "self_refine"
+    assert route["unit"] == "rounds"
+    assert route["budget"] == 2
+    result = answer["result"]
+    assert result is not None
+    check_common(result, method="self_refine", unit="rounds", budget=2)
+    rounds = result["budget_used"]
+    assert len(result["candidates"]) == rounds == result["usage"]["generations"]
+    # A critique before every revision, counted apart from the answers.
+    assert result["usage"]["other_calls"] == rounds - 1
+    if not result["passed"]:
+        assert rounds == 2
+    last = out["messages"][-1]
+    assert isinstance(last, AIMessage)
+    # One name for the speedup graph's answers, solved or reused, and the
+    # question's whole cost on the message.
+    assert last.name == "speedup"
+    assert last.usage_metadata is not None
+    assert last.usage_metadata["total_tokens"] == answer["usage"]["total_tokens"]
+    assert last.content == result["answer"]
+    [episode] = episodes_in(store, "methods-live")
+    assert episode["method"] == "self_refine"
+    assert episode["budget_unit"] == "rounds"
+    assert episode["verified"] == (
+        result["passed"] and result["final_answer"] is not None
+    )
 
 
 def test_long_cot(chat_model: ChatOpenAI) -> None:

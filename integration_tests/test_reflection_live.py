@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,13 +17,15 @@ from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_openai import ChatOpenAI
 from langgraph.graph import START, StateGraph
 from langgraph.graph.message import add_messages
+from langgraph.store.base import BaseStore
 from typing_extensions import TypedDict
 
+from integration_tests.conftest import copy_of_store, episodes_in, new_store
 from langchain_speedup import (
     BestOfN,
     Episode,
+    EpisodicMemory,
     FunctionScorer,
-    QdrantEpisodicStore,
     SpeedupResult,
     create_speedup_graph,
 )
@@ -101,9 +102,9 @@ class Step:
 
 @dataclass(frozen=True)
 class Learned:
-    """Lessons learned from live answers, in a closed on-disk store."""
+    """Lessons learned from live answers, in a store."""
 
-    path: Path
+    store: BaseStore
     steps: list[Step]
     episodes: list[Episode]
 
@@ -111,7 +112,7 @@ class Learned:
 def parent_graph(
     solver: ChatOpenAI,
     reflector: ChatRunnable,
-    store: QdrantEpisodicStore,
+    store: BaseStore,
     embeddings: MiniLMEmbeddings,
 ) -> Any:
     """The speedup graph, then the Reflect-Update node, as the node's docs wire it."""
@@ -127,7 +128,6 @@ def parent_graph(
                 system_prompt=DEMO_SYSTEM_PROMPT,
             ),
             store=store,
-            embeddings=embeddings,
             namespace=NAMESPACE,
         ),
     )
@@ -146,38 +146,30 @@ def reflector_of(chat_model: ChatOpenAI) -> ChatRunnable:
     return chat_model.bind(max_tokens=REFLECT_TOKENS)
 
 
-def copy_of(learned: Learned, tmp_path: Path) -> Path:
-    """A private copy of the learned store, for a test that writes to it."""
-    target = tmp_path / "memory"
-    shutil.copytree(learned.path, target)
-    return target
-
-
 @pytest.fixture(scope="module")
 def learned(
     chat_model: ChatOpenAI,
     embeddings: MiniLMEmbeddings,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Learned:
-    """Two questions answered and reflected on by the live model, store closed."""
-    path = tmp_path_factory.mktemp("reflection") / "memory"
+    """Two questions answered and reflected on by the live model."""
     steps: list[Step] = []
-    with QdrantEpisodicStore(path=path) as store:
-        graph = parent_graph(chat_model, reflector_of(chat_model), store, embeddings)
-        for question in QUESTIONS:
-            recorder = Recorder()
-            config = RunnableConfig(callbacks=[recorder])
-            out = graph.invoke({"messages": [HumanMessage(question)]}, config)
-            steps.append(
-                Step(
-                    out=out,
-                    lessons=store.get_lessons(NAMESPACE),
-                    count=store.count(NAMESPACE),
-                    reflections=recorder.reflections(),
-                )
+    store = new_store(embeddings)
+    graph = parent_graph(chat_model, reflector_of(chat_model), store, embeddings)
+    for question in QUESTIONS:
+        recorder = Recorder()
+        config = RunnableConfig(callbacks=[recorder])
+        out = graph.invoke({"messages": [HumanMessage(question)]}, config)
+        steps.append(
+            Step(
+                out=out,
+                lessons=EpisodicMemory(store).get_lessons(NAMESPACE),
+                count=len(episodes_in(store, NAMESPACE)),
+                reflections=recorder.reflections(),
             )
-        episodes = store.episodes(NAMESPACE)
-    return Learned(path=path, steps=steps, episodes=episodes)
+        )
+    episodes = episodes_in(store, NAMESPACE)
+    return Learned(store=store, steps=steps, episodes=episodes)
 
 
 def check_update(
@@ -227,39 +219,37 @@ def test_reflection_node_writes_bounded_lessons_from_each_live_answer(
     ]
 
 
-def test_lessons_and_episodes_survive_closing_and_reopening_the_store(
-    learned: Learned,
-) -> None:
-    with QdrantEpisodicStore(path=learned.path) as store:
-        assert store.get_lessons(NAMESPACE) == learned.steps[-1].lessons
-        assert store.count(NAMESPACE) == len(QUESTIONS)
-        assert store.episodes(NAMESPACE) == learned.episodes
-        assert store.get_lessons("elsewhere") is None
+def test_lessons_and_episodes_are_read_back_from_the_store(learned: Learned) -> None:
+    memory = EpisodicMemory(learned.store)
+    assert memory.get_lessons(NAMESPACE) == learned.steps[-1].lessons
+    assert memory.episodes(NAMESPACE) == learned.episodes
+    assert len(learned.episodes) == len(QUESTIONS)
+    assert memory.get_lessons("elsewhere") is None
 
 
 def test_unreachable_reflection_model_keeps_the_lessons_and_the_episodes(
-    learned: Learned, unreachable_model: ChatOpenAI, tmp_path: Path
+    learned: Learned, unreachable_model: ChatOpenAI, embeddings: MiniLMEmbeddings
 ) -> None:
     dead = unreachable_model
     previous = learned.steps[-1].lessons
     assert previous is not None
-    with QdrantEpisodicStore(path=copy_of(learned, tmp_path)) as store:
-        node = create_reflection_update_node(
-            dead, store=store, namespace=NAMESPACE, max_chars=MAX_CHARS
-        )
-        speedup = learned.steps[-1].out["speedup"]
-        out = node.invoke({"speedup": speedup})
-        reflection = out["reflection"]
-        assert not reflection["updated"]
-        assert reflection["episode_id"] == speedup["episode_id"]
-        assert reflection["text"] == previous
-        error = reflection["error"]
-        assert error is not None
-        assert "the reflection model call failed" in error
-        assert "reachable" in error
-        assert store.get_lessons(NAMESPACE) == previous
-        assert store.count(NAMESPACE) == len(QUESTIONS)
-        assert store.episodes(NAMESPACE) == learned.episodes
+    store = copy_of_store(learned.store, embeddings)
+    node = create_reflection_update_node(
+        dead, store=store, namespace=NAMESPACE, max_chars=MAX_CHARS
+    )
+    speedup = learned.steps[-1].out["speedup"]
+    out = node.invoke({"speedup": speedup})
+    reflection = out["reflection"]
+    assert not reflection["updated"]
+    assert reflection["episode_id"] == speedup["episode_id"]
+    assert reflection["text"] == previous
+    error = reflection["error"]
+    assert error is not None
+    assert "the reflection model call failed" in error
+    assert "reachable" in error
+    assert EpisodicMemory(store).get_lessons(NAMESPACE) == previous
+    assert len(episodes_in(store, NAMESPACE)) == len(QUESTIONS)
+    assert episodes_in(store, NAMESPACE) == learned.episodes
 
 
 async def test_async_graph_rewrites_the_reopened_lessons_from_a_new_live_answer(
@@ -269,18 +259,16 @@ async def test_async_graph_rewrites_the_reopened_lessons_from_a_new_live_answer(
     tmp_path: Path,
 ) -> None:
     previous = learned.steps[-1].lessons
-    with QdrantEpisodicStore(path=copy_of(learned, tmp_path)) as store:
-        graph = parent_graph(chat_model, reflector_of(chat_model), store, embeddings)
-        recorder = Recorder()
-        out = await graph.ainvoke(
-            {"messages": [HumanMessage(ASYNC_QUESTION)]},
-            RunnableConfig(callbacks=[recorder]),
-        )
-        speedup = out["speedup"]
-        assert speedup["route"]["decision"] != "reuse"
-        text = check_update(
-            out["reflection"], speedup, recorder.reflections(), previous
-        )
-        assert await store.aget_lessons(NAMESPACE) == text
-        assert store.count(NAMESPACE) == len(QUESTIONS) + 1
-        assert store.episodes(NAMESPACE)[:-1] == learned.episodes
+    store = copy_of_store(learned.store, embeddings)
+    graph = parent_graph(chat_model, reflector_of(chat_model), store, embeddings)
+    recorder = Recorder()
+    out = await graph.ainvoke(
+        {"messages": [HumanMessage(ASYNC_QUESTION)]},
+        RunnableConfig(callbacks=[recorder]),
+    )
+    speedup = out["speedup"]
+    assert speedup["route"]["decision"] != "reuse"
+    text = check_update(out["reflection"], speedup, recorder.reflections(), previous)
+    assert await EpisodicMemory(store).aget_lessons(NAMESPACE) == text
+    assert len(episodes_in(store, NAMESPACE)) == len(QUESTIONS) + 1
+    assert episodes_in(store, NAMESPACE)[:-1] == learned.episodes

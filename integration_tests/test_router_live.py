@@ -9,13 +9,14 @@ import numpy as np
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage
 from langchain_openai import ChatOpenAI
+from langgraph.store.base import BaseStore
 
+from integration_tests.conftest import episodes_in, new_store
 from langchain_speedup import (
     BestOfN,
     BudgetRouter,
     ConsensusScorer,
     FunctionScorer,
-    QdrantEpisodicStore,
     Scorer,
     SpeedupResult,
     create_speedup_graph,
@@ -44,12 +45,11 @@ def best_of_n(model: ChatOpenAI, budget: int, scorer: Scorer | None = None) -> B
 
 
 def make_router(
-    model: ChatOpenAI, store: QdrantEpisodicStore, embeddings: MiniLMEmbeddings
+    model: ChatOpenAI, store: BaseStore, embeddings: MiniLMEmbeddings
 ) -> BudgetRouter:
     return BudgetRouter(
         best_of_n(model, budget=4),
         store=store,
-        embeddings=embeddings,
         namespace=NAMESPACE,
         similarity_gate=GATE,
         memory_samples=MEMORY_SAMPLES,
@@ -88,90 +88,80 @@ def check_reused(answer: SpeedupResult, episode: dict[str, object]) -> None:
     assert answer["score"] == episode["score"]
 
 
-def test_router_reuses_only_verified_repeats_and_remembers_across_reopening(
-    chat_model: ChatOpenAI, embeddings: MiniLMEmbeddings, tmp_path: Path
+def test_router_reuses_only_verified_repeats_and_a_new_router_remembers(
+    chat_model: ChatOpenAI, embeddings: MiniLMEmbeddings
 ) -> None:
-    path = tmp_path / "memory"
-    store = QdrantEpisodicStore(path=path)
-    try:
-        router = make_router(chat_model, store, embeddings)
-        question = CHANGE.question(0)
+    store = new_store(embeddings)
+    router = make_router(chat_model, store, embeddings)
+    question = CHANGE.question(0)
 
-        # 1. A new question on an empty store: scratch, then one episode.
-        first = router.solve(question)
-        assert first["route"]["decision"] == "scratch"
-        assert first["route"]["similarity"] is None
-        check_solved(first)
-        [episode] = store.episodes(NAMESPACE)
-        assert episode["id"] == first["episode_id"]
-        assert episode["question_key"] == question_key(question)
-        assert episode["decision"] == "scratch"
-        assert episode["generations"] == first["usage"]["generations"]
-        first_result = first["result"]
-        assert first_result is not None
-        verified = episode["verified"]
-        assert verified == (
-            first_result["passed"] and first["final_answer"] is not None
-        )
+    # 1. A new question on an empty store: scratch, then one episode.
+    first = router.solve(question)
+    assert first["route"]["decision"] == "scratch"
+    assert first["route"]["similarity"] is None
+    check_solved(first)
+    [episode] = episodes_in(store, NAMESPACE)
+    assert episode["id"] == first["episode_id"]
+    assert episode["question_key"] == question_key(question)
+    assert episode["decision"] == "scratch"
+    assert episode["generations"] == first["usage"]["generations"]
+    first_result = first["result"]
+    assert first_result is not None
+    verified = episode["verified"]
+    assert verified == (first_result["passed"] and first["final_answer"] is not None)
 
-        # 2. The exact repeat is reused if and only if the episode was verified.
-        again = router.solve(question)
-        if verified:
-            check_reused(again, episode)
-            assert again["final_answer"] == first["final_answer"]
-            assert store.count(NAMESPACE) == 1
-        else:
-            # Unverified episodes are neither reused nor shown.
-            assert again["route"]["decision"] == "scratch"
-            check_solved(again)
-            assert store.count(NAMESPACE) == 2
+    # 2. The exact repeat is reused if and only if the episode was verified.
+    again = router.solve(question)
+    if verified:
+        check_reused(again, episode)
+        assert again["final_answer"] == first["final_answer"]
+        assert len(episodes_in(store, NAMESPACE)) == 1
+    else:
+        # Unverified episodes are neither reused nor shown.
+        assert again["route"]["decision"] == "scratch"
+        check_solved(again)
+        assert len(episodes_in(store, NAMESPACE)) == 2
 
-        # 3. New numbers for the same problem: never reused; shown as an
-        #    exemplar exactly when a verified episode is similar enough.
-        variant = CHANGE.question(1)
-        vector = embeddings.embed_query(variant)
-        close = [
-            e
-            for e in store.episodes(NAMESPACE)
-            if e["verified"]
-            and np.dot(vector, embeddings.embed_query(e["question"])) >= GATE
-        ]
-        renumbered = router.solve(variant)
-        assert renumbered["route"]["decision"] == ("exemplars" if close else "scratch")
-        assert renumbered["route"]["precedents"] == []
-        assert sorted(renumbered["route"]["exemplar_ids"]) == sorted(
-            e["id"] for e in close
-        )
-        assert renumbered["route"]["memory_samples"] == (MEMORY_SAMPLES if close else 0)
-        check_solved(renumbered)
+    # 3. New numbers for the same problem: never reused; shown as an
+    #    exemplar exactly when a verified episode is similar enough.
+    variant = CHANGE.question(1)
+    vector = embeddings.embed_query(variant)
+    close = [
+        e
+        for e in episodes_in(store, NAMESPACE)
+        if e["verified"]
+        and np.dot(vector, embeddings.embed_query(e["question"])) >= GATE
+    ]
+    renumbered = router.solve(variant)
+    assert renumbered["route"]["decision"] == ("exemplars" if close else "scratch")
+    assert renumbered["route"]["precedents"] == []
+    assert sorted(renumbered["route"]["exemplar_ids"]) == sorted(e["id"] for e in close)
+    assert renumbered["route"]["memory_samples"] == (MEMORY_SAMPLES if close else 0)
+    check_solved(renumbered)
 
-        # 4. A different problem: scratch.
-        unrelated = router.solve(UNRELATED.question(0))
-        assert unrelated["route"]["decision"] == "scratch"
-        similarity = unrelated["route"]["similarity"]
-        assert similarity is None or similarity < GATE
-        assert unrelated["route"]["exemplar_ids"] == []
-        check_solved(unrelated)
+    # 4. A different problem: scratch.
+    unrelated = router.solve(UNRELATED.question(0))
+    assert unrelated["route"]["decision"] == "scratch"
+    similarity = unrelated["route"]["similarity"]
+    assert similarity is None or similarity < GATE
+    assert unrelated["route"]["exemplar_ids"] == []
+    check_solved(unrelated)
 
-        stored = store.episodes(NAMESPACE)
-        assert len(stored) == store.count(NAMESPACE) == 4 - int(verified)
-    finally:
-        store.close()
+    stored = episodes_in(store, NAMESPACE)
+    assert len(stored) == 4 - int(verified)
 
-    # 5. Reopened on the same path, the episodes are all there.
-    with QdrantEpisodicStore(path=path) as reopened:
-        assert reopened.count(NAMESPACE) == len(stored)
-        assert reopened.episodes(NAMESPACE) == stored
-        router = make_router(chat_model, reopened, embeddings)
-        known = [e for e in stored if e["verified"]]
-        if known:
-            check_reused(router.solve(known[-1]["question"]), known[-1])
-            assert reopened.count(NAMESPACE) == len(stored)
-        else:
-            # Nothing verified: a repeat is solved again, never reused.
-            repeat = router.solve(question)
-            assert repeat["route"]["decision"] == "scratch"
-            assert reopened.count(NAMESPACE) == len(stored) + 1
+    # 5. A new router on the same store finds every episode there.
+    reopened = store
+    router = make_router(chat_model, reopened, embeddings)
+    known = [e for e in stored if e["verified"]]
+    if known:
+        check_reused(router.solve(known[-1]["question"]), known[-1])
+        assert len(episodes_in(reopened, NAMESPACE)) == len(stored)
+    else:
+        # Nothing verified: a repeat is solved again, never reused.
+        repeat = router.solve(question)
+        assert repeat["route"]["decision"] == "scratch"
+        assert len(episodes_in(reopened, NAMESPACE)) == len(stored) + 1
 
 
 @pytest.mark.parametrize("verdict", [1.0, 0.0], ids=["verified", "unverified"])
@@ -182,60 +172,56 @@ def test_exact_repeat_is_reused_if_and_only_if_verified(
     verdict: float,
 ) -> None:
     # A fixed score takes chance out of the verdict, so both branches run.
-    with QdrantEpisodicStore(path=tmp_path / "memory") as store:
-        router = BudgetRouter(
-            best_of_n(
-                chat_model,
-                budget=1,
-                scorer=FunctionScorer(lambda question, candidate: verdict),
-            ),
-            store=store,
-            embeddings=embeddings,
-            namespace=NAMESPACE,
-        )
-        question = CHANGE.question(2)
-        first = router.solve(question)
-        check_solved(first, budget=1)
-        [episode] = store.episodes(NAMESPACE)
-        assert episode["verified"] == (
-            verdict == 1.0 and first["final_answer"] is not None
-        )
+    store = new_store(embeddings)
+    router = BudgetRouter(
+        best_of_n(
+            chat_model,
+            budget=1,
+            scorer=FunctionScorer(lambda question, candidate: verdict),
+        ),
+        store=store,
+        namespace=NAMESPACE,
+    )
+    question = CHANGE.question(2)
+    first = router.solve(question)
+    check_solved(first, budget=1)
+    [episode] = episodes_in(store, NAMESPACE)
+    assert episode["verified"] == (verdict == 1.0 and first["final_answer"] is not None)
 
-        # Case, spacing and punctuation do not make a new question.
-        again = router.solve(f"  {question.upper()}!! ")
-        if episode["verified"]:
-            check_reused(again, episode)
-            assert store.count(NAMESPACE) == 1
-        else:
-            assert again["route"]["decision"] == "scratch"
-            check_solved(again, budget=1)
-            assert store.count(NAMESPACE) == 2
+    # Case, spacing and punctuation do not make a new question.
+    again = router.solve(f"  {question.upper()}!! ")
+    if episode["verified"]:
+        check_reused(again, episode)
+        assert len(episodes_in(store, NAMESPACE)) == 1
+    else:
+        assert again["route"]["decision"] == "scratch"
+        check_solved(again, budget=1)
+        assert len(episodes_in(store, NAMESPACE)) == 2
 
 
 def test_speedup_graph_answers_and_remembers(
     chat_model: ChatOpenAI, embeddings: MiniLMEmbeddings, tmp_path: Path
 ) -> None:
-    with QdrantEpisodicStore(path=tmp_path / "memory") as store:
-        graph = create_speedup_graph(
-            best_of_n(chat_model, budget=2),
-            store=store,
-            embeddings=embeddings,
-            namespace="graph",
-        )
-        question = TEMPLATES[2].question(0)
-        out = graph.invoke({"messages": [HumanMessage(question)]})
+    store = new_store(embeddings)
+    graph = create_speedup_graph(
+        best_of_n(chat_model, budget=2),
+        store=store,
+        namespace="graph",
+    )
+    question = TEMPLATES[2].question(0)
+    out = graph.invoke({"messages": [HumanMessage(question)]})
 
-        assert set(out) == {"messages", "speedup"}
-        speedup = out["speedup"]
-        assert speedup["question"] == question
-        assert speedup["route"]["decision"] == "scratch"
-        check_solved(speedup, budget=2)
-        assert len(out["messages"]) == 2
-        reply = out["messages"][-1]
-        assert isinstance(reply, AIMessage)
-        assert reply.content == speedup["answer"]
-        [episode] = store.episodes("graph")
-        assert episode["id"] == speedup["episode_id"]
-        assert str(uuid.UUID(episode["id"])) == episode["id"]
-        assert episode["question"] == question
-        assert store.count(NAMESPACE) == 0
+    assert set(out) == {"messages", "speedup"}
+    speedup = out["speedup"]
+    assert speedup["question"] == question
+    assert speedup["route"]["decision"] == "scratch"
+    check_solved(speedup, budget=2)
+    assert len(out["messages"]) == 2
+    reply = out["messages"][-1]
+    assert isinstance(reply, AIMessage)
+    assert reply.content == speedup["answer"]
+    [episode] = episodes_in(store, "graph")
+    assert episode["id"] == speedup["episode_id"]
+    assert str(uuid.UUID(episode["id"])) == episode["id"]
+    assert episode["question"] == question
+    assert len(episodes_in(store, NAMESPACE)) == 0

@@ -2,7 +2,7 @@
 
 Adaptive scaling methods stop once an answer scores above a threshold; a
 memory-aware budget router gives a question less compute the more it resembles
-past, verified experience, stored in an episodic store on Qdrant.
+past, verified experience, stored in any LangGraph store with a vector index.
 
 Names load on first use, so `import langchain_speedup` stays light.
 """
@@ -31,11 +31,10 @@ if TYPE_CHECKING:
         SpeedupError,
     )
     from langchain_speedup.memory import (
-        EpisodicStore,
+        EpisodicMemory,
         InContextMemory,
         MemoryMechanism,
         MultiCaseReflectMemory,
-        QdrantEpisodicStore,
         ReflectionQueue,
         ReflectionResult,
         ReflectMemory,
@@ -44,7 +43,9 @@ if TYPE_CHECKING:
         areflect,
         areflect_update,
         create_reflection_update_node,
+        default_store,
         export_sft_dataset,
+        memory_index,
         reflect,
         reflect_update,
     )
@@ -113,7 +114,7 @@ __all__ = [
     "EmbeddingSizeError",
     "Episode",
     "EpisodeMatch",
-    "EpisodicStore",
+    "EpisodicMemory",
     "Exemplar",
     "FunctionScorer",
     "InContextMemory",
@@ -129,7 +130,6 @@ __all__ = [
     "Mode",
     "ModelError",
     "MultiCaseReflectMemory",
-    "QdrantEpisodicStore",
     "ReflectMemory",
     "ReflectUpdateMemory",
     "ReflectionQueue",
@@ -156,8 +156,10 @@ __all__ = [
     "create_self_refine_graph",
     "create_speedup_graph",
     "create_tree_of_thoughts_graph",
+    "default_store",
     "export_sft_dataset",
     "extract_answer",
+    "memory_index",
     "question_key",
     "reflect",
     "reflect_update",

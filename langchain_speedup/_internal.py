@@ -136,9 +136,16 @@ def check_prompt(name: str, value: object) -> str:
 
 
 def check_namespace(namespace: object) -> str:
-    """Return `namespace` if it is a non-empty string, else raise."""
+    """Return `namespace` if it can name a tenant, else raise.
+
+    A tenant is a label of LangGraph store namespaces: a non-empty string
+    without a period.
+    """
     if not isinstance(namespace, str) or not namespace.strip():
         msg = f"`namespace` must be a non-empty string, got {namespace!r}"
+        raise ConfigurationError(msg)
+    if "." in namespace:
+        msg = f"`namespace` must not contain a period (a LangGraph store label), got {namespace!r}"
         raise ConfigurationError(msg)
     return namespace
 

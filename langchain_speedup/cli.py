@@ -76,7 +76,7 @@ def _parser() -> argparse.ArgumentParser:
         "--memory",
         type=Path,
         metavar="PATH",
-        help="keep the episodic store at PATH across runs (default: empty, in memory)",
+        help="keep the memory at PATH across runs (default: empty, in memory; needs a persistent default store)",
     )
     demo.add_argument(
         "--plot",

@@ -1,9 +1,10 @@
 """The memory-aware budget router and the speedup graph it runs.
 
-For each question the router embeds it, looks in the episodic store and
-decides: `reuse` the verified answer of exactly this question, solve with
-`exemplars` from similar verified episodes that the similarity gate admits,
-or solve from `scratch` with the full budget and no memory. `BudgetRouter.solve`
+For each question the router looks it up in memory (a LangGraph store with a
+vector index) and decides: `reuse` the verified answer of exactly this
+question, solve with `exemplars` from similar verified episodes that the
+similarity gate admits, or solve from `scratch` with the full budget and no
+memory. `BudgetRouter.solve`
 and `create_speedup_graph` run the same graph: route, then reuse or the
 method's own graph, then remember the episode. Concurrent calls asking the
 same question are solved once (see `BudgetRouter`).
@@ -11,21 +12,21 @@ same question are solved once (see `BudgetRouter`).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
 import uuid
 from collections.abc import Generator, Mapping, Sequence
-from typing import Any, NoReturn, NotRequired, Unpack, cast
+from typing import Any, NotRequired, Unpack, cast
 
 from langchain_core.embeddings import Embeddings
 from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 from langchain_core.runnables.config import merge_configs
-from langgraph.errors import GraphBubbleUp
+from langgraph.config import get_store
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.store.base import BaseStore
 from langgraph.types import Checkpointer
 from typing_extensions import TypedDict
 
@@ -35,7 +36,6 @@ from langchain_speedup._internal import (
     GraphOptions,
     Messages,
     adrive,
-    as_vector,
     check_count,
     check_namespace,
     check_uuid,
@@ -43,7 +43,6 @@ from langchain_speedup._internal import (
     drive,
     emit,
     graph_config,
-    guarded_call,
     question_of,
     result_of,
     step_node,
@@ -59,14 +58,13 @@ from langchain_speedup.errors import (
     InvalidInputError,
     MemoryStoreError,
     ModelError,
-    SpeedupError,
 )
 from langchain_speedup.memory import (
-    EpisodicStore,
+    EpisodicMemory,
     GateVerdict,
     MemoryMechanism,
-    QdrantEpisodicStore,
     SimilarityGate,
+    default_store,
     episode_from_result,
     precedents_of,
     saving_of,
@@ -92,24 +90,6 @@ from langchain_speedup.types import (
 __all__ = ["BudgetRouter", "SpeedupInput", "create_speedup_graph"]
 
 logger = logging.getLogger(__name__)
-
-# Questions whose embedding waits, between `route` and `remember`, to be stored.
-_PENDING_VECTORS = 1024
-
-
-def _embedding_failed(error: Exception) -> NoReturn:
-    if isinstance(error, GraphBubbleUp | SpeedupError):
-        raise error
-    msg = f"the embeddings failed ({type(error).__name__}: {error})"
-    raise EmbeddingError(msg) from error
-
-
-def _vector(raw: object) -> list[float]:
-    try:
-        return as_vector(raw)
-    except ValueError as e:
-        msg = f"the embeddings returned {e}; no question can be routed with it"
-        raise EmbeddingError(msg) from e
 
 
 class SpeedupInput(TypedDict):
@@ -221,22 +201,28 @@ class BudgetRouter:
     solve failed, each waiting call solves the question itself; a call waits
     for at most one solve. Without reuse (`enable_reuse=False`) or with a
     graph compiled with static interrupts, every call solves. Processes
-    sharing a Qdrant server do not see each other's solves: racing
-    processes store at most one episode each for a question, every one
-    whole (an episode is one point, written at once).
+    sharing a store do not see each other's solves: racing processes store
+    at most one episode each for a question, every one whole (an episode
+    is one item, written in one batch with its reuse pointer).
 
-    The question is embedded before anything is solved, so failing
-    embeddings (`EmbeddingError`) cost no generation. A store whose vectors
-    have another size than the embeddings' (`EmbeddingSizeError`) is
-    routed around: the question is solved from `scratch`, the route's
-    reason says why, and the answer is returned with a `memory_error`.
+    Memory lives in a LangGraph `BaseStore` with a vector index (see
+    `EpisodicMemory` for the layout): the one given as `store`, else the
+    graph's runtime store (`compile(store=...)`, a parent graph's, a
+    LangGraph deployment's), else one `default_store()` per router. The
+    store's index embeds: an exact repeat is found by key without
+    embedding anything; otherwise the question is searched before anything
+    is solved, so failing embeddings (`EmbeddingError` with a
+    `memory_index` store, `MemoryStoreError` with others) cost no
+    generation. A store that reports vectors of another size than its
+    embeddings' (`EmbeddingSizeError`) is routed around: the question is
+    solved from `scratch`, the route's reason says why, and the answer is
+    returned with a `memory_error`.
 
     Example:
         ```python
         router = BudgetRouter(
             TreeOfThoughts(model, budget=6, breadth=2),
-            store=QdrantEpisodicStore(),
-            embeddings=embeddings,
+            store=InMemoryStore(index=memory_index(embeddings)),
         )
         first = router.solve("Maya buys 3 pens at $4 each ...")
         again = router.solve("Maya buys 3 pens at $4 each ...")
@@ -251,8 +237,11 @@ class BudgetRouter:
         solver: A `ScalingEngine` (`BestOfN`, `SelfRefine`, `TreeOfThoughts`,
             `LongCoT`, with its budget and options), or a chat model, solved
             by `BestOfN(model)`.
-        store: The episodic store.
-        embeddings: Embeds questions for retrieval.
+        store: The LangGraph store with a vector index; the runtime's store,
+            else `default_store(embeddings)`, when `None`.
+        embeddings: The default store's embeddings (the offline
+            `MiniLMEmbeddings` when `None`); give a store's embeddings to its
+            index instead (`memory_index`).
         namespace: The tenant whose episodes are read and written.
         similarity_gate: When stored episodes may enter the prompt: a
             `SimilarityGate` (calibrated from outcomes; the default, whose
@@ -279,8 +268,8 @@ class BudgetRouter:
         solver: ScalingEngine | ChatRunnable,
         /,
         *,
-        store: EpisodicStore,
-        embeddings: Embeddings,
+        store: BaseStore | None = None,
+        embeddings: Embeddings | None = None,
         namespace: str = "default",
         similarity_gate: float | SimilarityGate | None = None,
         max_exemplars: int = 2,
@@ -295,10 +284,16 @@ class BudgetRouter:
         else:
             msg = f"the solver must be a ScalingEngine or a chat model, got {type(solver).__name__}"
             raise ConfigurationError(msg)
-        if not isinstance(store, EpisodicStore):
-            msg = f"`store` must implement EpisodicStore, got {type(store).__name__}"
-            raise ConfigurationError(msg)
-        if not isinstance(embeddings, Embeddings):
+        if store is not None:
+            EpisodicMemory(store)  # checks it is a LangGraph store
+            if embeddings is not None:
+                msg = (
+                    "give `embeddings` to the store's index, not to the router: "
+                    "InMemoryStore(index=memory_index(embeddings)); the router's "
+                    "`embeddings` only serve the default store"
+                )
+                raise ConfigurationError(msg)
+        if embeddings is not None and not isinstance(embeddings, Embeddings):
             msg = f"`embeddings` must be a LangChain Embeddings, got {type(embeddings).__name__}"
             raise ConfigurationError(msg)
         if memory is not None and not isinstance(memory, MemoryMechanism):
@@ -316,8 +311,8 @@ class BudgetRouter:
         self.memory = memory
         self._replayed = False
         self._replay_lock = threading.Lock()
-        self._vectors: dict[str, list[float]] = {}
-        self._vectors_lock = threading.Lock()
+        self._default: BaseStore | None = None
+        self._default_lock = threading.Lock()
         self._graph = self.as_graph()
 
     # -- deciding (no I/O) -----------------------------------------------------------
@@ -450,35 +445,45 @@ class BudgetRouter:
 
     # -- deciding (the I/O around it) -------------------------------------------------
 
-    def _replay(self) -> None:
-        # The outcomes stored with past episodes calibrate the gate, once per
-        # router; a failed read is retried by the next question.
-        with self._replay_lock:
-            if self._replayed:
-                return
-            read = getattr(self.store, "episodes", None)
-            if self.gate.calibrate and callable(read):
-                replayed = self.gate.observe_episodes(read(self.namespace))
-                logger.debug("similarity gate replayed %d outcome(s)", replayed)
+    def _memory(self) -> EpisodicMemory:
+        # The router's store, else the graph's runtime store, else the default.
+        if self.store is not None:
+            return EpisodicMemory(self.store)
+        try:
+            runtime = get_store()
+        except RuntimeError:  # called outside a graph
+            runtime = None
+        if runtime is not None:
+            return EpisodicMemory(runtime)
+        with self._default_lock:
+            if self._default is None:
+                self._default = default_store(self.embeddings)
+            return EpisodicMemory(self._default)
+
+    def _replay(self, memory: EpisodicMemory) -> Generator[Call, Any, None]:
+        # The outcome totals kept with the episodes calibrate the gate, once
+        # per router, in one read; a failed read is retried by the next question.
+        if not self.gate.calibrate:
             self._replayed = True
+            return
+        totals = yield from memory.outcomes_step(self.namespace)
+        with self._replay_lock:
+            if not self._replayed:
+                replayed = self.gate.observe_totals(totals)
+                logger.debug("similarity gate replayed %d outcome(s)", replayed)
+                self._replayed = True
 
-    def _embed(self, question: str) -> Call:
-        return guarded_call(
-            lambda: self.embeddings.embed_query(question),
-            lambda: self.embeddings.aembed_query(question),
-            fail=_embedding_failed,
-            check=_vector,
-        )
-
-    def _board(self, key: str, owner: str) -> Generator[Call, Any, bool]:
+    def _board(
+        self, store: BaseStore, key: str, owner: str
+    ) -> Generator[Call, Any, bool]:
         # Claims the question for `owner`, after waiting for at most one
         # solve ahead of it; whether `owner` holds the claim.
-        ahead = FLIGHTS.claim(self.store, self.namespace, key, owner)
+        ahead = FLIGHTS.claim(store, self.namespace, key, owner)
         if ahead is None:
             return True
         stale = yield Call(ahead.wait, ahead.await_landing)
         taken = FLIGHTS.claim(
-            self.store, self.namespace, key, owner, stale=ahead if stale else None
+            store, self.namespace, key, owner, stale=ahead if stale else None
         )
         return taken is None
 
@@ -486,28 +491,27 @@ class BudgetRouter:
         # Ends this invocation's claim, if it holds one; waiting calls go on.
         owner = state.get("flight")
         if owner is not None:
-            key = state["key"]
-            FLIGHTS.land(self.store, self.namespace, key, owner)
+            # Within the run that claimed it: the same store as at `route`.
+            store, key = self._memory().store, state["key"]
+            FLIGHTS.land(store, self.namespace, key, owner)
 
     def _routing(
-        self, question: str, key: str, config: RunnableConfig | None
+        self,
+        records: EpisodicMemory,
+        question: str,
+        key: str,
+        config: RunnableConfig | None,
     ) -> Generator[Call, Any, tuple[Route, MemoryContext | None, Episode | None]]:
         if not self._replayed:
-            yield Call(self._replay, lambda: asyncio.to_thread(self._replay))
-        vector: list[float] = yield self._embed(question)  # checked floats
+            yield from self._replay(records)
         ns, limit = self.namespace, self.max_exemplars + 2
         exact, unusable = None, None
         matches: list[EpisodeMatch] = []
         try:
             if self.enable_reuse:
-                exact = yield Call(
-                    lambda: self.store.find(ns, key), lambda: self.store.afind(ns, key)
-                )
+                exact = yield from records.find_step(ns, key)
             if exact is None:
-                matches = yield Call(
-                    lambda: self.store.search(ns, vector, limit=limit),
-                    lambda: self.store.asearch(ns, vector, limit=limit),
-                )
+                matches = yield from records.search_step(ns, question, limit=limit)
         except EmbeddingSizeError as e:
             logger.warning("memory unusable, answering without it: %s", e)
             unusable = f"memory unusable: {e}"
@@ -516,23 +520,19 @@ class BudgetRouter:
         )
         if unusable:  # nothing was read: scratch
             route["reason"] = unusable
-        if reuse is None:  # kept for `remember`, which stores it with the episode
-            with self._vectors_lock:
-                if len(self._vectors) >= _PENDING_VECTORS:
-                    self._vectors.pop(next(iter(self._vectors)))
-                self._vectors[question] = vector
         if self.memory is not None and memory is not None:
             ids = set(route["exemplar_ids"])
             gated = [m for m in matches if m["episode"]["id"] in ids]
             ledger = Ledger()
             mechanism, cfg = self.memory, ledger.config(config, role="reflection")
+            store = records.store
             try:
                 built: MemoryContext = yield Call(
                     lambda: mechanism.build(
-                        question, gated, store=self.store, namespace=ns, config=cfg
+                        question, gated, store=store, namespace=ns, config=cfg
                     ),
                     lambda: mechanism.abuild(
-                        question, gated, store=self.store, namespace=ns, config=cfg
+                        question, gated, store=store, namespace=ns, config=cfg
                     ),
                 )
             except ModelError as e:
@@ -561,19 +561,24 @@ class BudgetRouter:
 
         Raises:
             InvalidInputError: The question is empty or not text.
-            EmbeddingError: The embeddings failed or returned no vector.
+            EmbeddingError: The store's `memory_index` embeddings failed.
+            ConfigurationError: The store has no vector index.
             MemoryStoreError: The store could not be read.
             ModelError: The memory mechanism's model call failed.
         """
         question = validate_question(question)
-        return drive(self._routing(question, reuse_key(question), config))
+        records = self._memory()
+        return drive(self._routing(records, question, reuse_key(question), config))
 
     async def aroute(
         self, question: str, *, config: RunnableConfig | None = None
     ) -> tuple[Route, MemoryContext | None, Episode | None]:
         """Async form of `route`."""
         question = validate_question(question)
-        return await adrive(self._routing(question, reuse_key(question), config))
+        records = self._memory()
+        return await adrive(
+            self._routing(records, question, reuse_key(question), config)
+        )
 
     # -- answering and remembering -------------------------------------------------------
 
@@ -640,12 +645,15 @@ class BudgetRouter:
             question, conversation = question_of(state["messages"])
             key = reuse_key(question, _context_of(conversation))
             episode_id = _check_episode_id(state.get("episode_id"))
+            records = self._memory()
             owned: dict[str, Any] = {"question": question, "key": key, "flight": None}
             owner = str(uuid.uuid4())
-            if single_flight and (yield from self._board(key, owner)):
+            if single_flight and (yield from self._board(records.store, key, owner)):
                 owned["flight"] = owner
             try:
-                decided, memory, reuse = yield from self._routing(question, key, config)
+                decided, memory, reuse = yield from self._routing(
+                    records, question, key, config
+                )
             except BaseException:
                 self._land(owned)
                 raise
@@ -739,16 +747,15 @@ class BudgetRouter:
             answer = self._answer(
                 state, result, result["usage"], result=result, episode_id=episode_id
             )
-            with self._vectors_lock:
-                vector = self._vectors.pop(state["question"], None)
             try:
-                if vector is None:  # routed by another process, or long ago
-                    vector = yield self._embed(state["question"])
-                yield Call(
-                    lambda: self.store.put(episode, vector),
-                    lambda: self.store.aput(episode, vector),
-                )
-            except (MemoryStoreError, InvalidInputError, EmbeddingError) as e:
+                # The store's index embeds the question as it writes.
+                yield from self._memory().put_step(episode)
+            except (
+                MemoryStoreError,
+                InvalidInputError,
+                EmbeddingError,
+                ConfigurationError,
+            ) as e:
                 # The answer stands; only its memory is lost.
                 logger.warning("episode %s not stored: %s", episode["id"], e)
                 answer = {**answer, "episode_id": None, "memory_error": str(e)}
@@ -838,14 +845,14 @@ def create_speedup_graph(
     solver: ScalingEngine | ChatRunnable,
     /,
     *,
-    store: EpisodicStore | None = None,
+    store: BaseStore | None = None,
     embeddings: Embeddings | None = None,
     name: str = "speedup",
     **options: Unpack[SpeedupGraphOptions],
 ) -> CompiledStateGraph[Any, None, SpeedupInput, Any]:
     """Build the memory-aware speedup graph: route, then reuse or solve, then remember.
 
-    `route` embeds the question and decides; `reuse` answers an exact repeat
+    `route` looks the question up in memory and decides; `reuse` answers an exact repeat
     of a verified question from memory; otherwise the method's own graph (a
     node named after the method) solves with the memory and budget the
     router allows, and `remember` writes the episode. The answer is appended
@@ -863,24 +870,28 @@ def create_speedup_graph(
 
     Example:
         ```python
-        graph = create_speedup_graph(model, store=QdrantEpisodicStore(path="mem"))
+        store = InMemoryStore(index=memory_index(MiniLMEmbeddings()))
+        graph = create_speedup_graph(model, store=store)
         out = graph.invoke({"messages": [("user", "Maya buys 3 pens at $4 ...")]})
         print(out["speedup"]["route"]["decision"], out["messages"][-1].content)
         ```
 
     Args:
         solver: A `ScalingEngine`, or a chat model (solved by `BestOfN`).
-        store: The episodic store; `QdrantEpisodicStore.from_env()` when
-            `None` (a server at `QDRANT_URL`, else embedded in memory).
-        embeddings: Embeds questions; the offline `MiniLMEmbeddings` when
-            `None` (needs the `local` extra).
+        store: The LangGraph store with a vector index that holds the memory
+            (see `EpisodicMemory`); the graph is compiled with it, so a parent
+            graph or a deployment sees one store. When `None`, the runtime's
+            store (a parent graph's `compile(store=...)`, a LangGraph
+            deployment's), else one `default_store(embeddings)` per graph.
+        embeddings: The default store's embeddings; the offline
+            `MiniLMEmbeddings` when `None` (needs the `local` extra). Give a
+            store's embeddings to its index instead (`memory_index`).
         name: The graph's name, its node name in a parent graph and the key
             of its result.
         **options: The options of `BudgetRouter` (`namespace`,
             `similarity_gate`, `max_exemplars`, `memory_samples`,
             `enable_reuse`, `memory`) and of LangGraph's `compile`
-            (`checkpointer`, `store`, `interrupt_before`, `interrupt_after`,
-            `debug`).
+            (`checkpointer`, `interrupt_before`, `interrupt_after`, `debug`).
 
     Returns:
         The compiled graph.
@@ -901,14 +912,7 @@ def create_speedup_graph(
             "options to its engine, e.g. create_speedup_graph(BestOfN(model, budget=4))"
         )
         raise ConfigurationError(msg)
-    if embeddings is None:
-        from langchain_speedup.local.embeddings import MiniLMEmbeddings
-
-        embeddings = MiniLMEmbeddings()
-    router = BudgetRouter(
-        solver,
-        store=store if store is not None else QdrantEpisodicStore.from_env(),
-        embeddings=embeddings,
-        **router_options,
-    )
+    router = BudgetRouter(solver, store=store, embeddings=embeddings, **router_options)
+    if store is not None:
+        graph["store"] = store
     return router.as_graph(name=name, **graph)

@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from functools import partial
 
 import pytest
+from langchain_core.embeddings import Embeddings
+from langgraph.store.base import BaseStore
 
-from langchain_speedup import QdrantEpisodicStore
-from tests.fakes import FakeChatModel, HashEmbeddings, Run, solve, sum_solver
+from langchain_speedup import EpisodicMemory
+from tests.fakes import (
+    FakeChatModel,
+    HashEmbeddings,
+    Run,
+    new_store,
+    solve,
+    sum_solver,
+)
+
+STORES: dict[str, Callable[[Embeddings], BaseStore]] = {
+    "in_memory": new_store,
+}
+"""The LangGraph stores every memory test runs on, built around the test's
+embeddings (one line adds a store)."""
 
 _LEAKY_ENV = ("OPENAI_BASE_URL", "OPENAI_API_KEY", "QDRANT_URL", "QDRANT_API_KEY")
 
@@ -32,11 +47,26 @@ def embeddings() -> HashEmbeddings:
     return HashEmbeddings()
 
 
+@pytest.fixture(params=sorted(STORES))
+def make_store(request: pytest.FixtureRequest) -> Callable[[Embeddings], BaseStore]:
+    """Builds an empty store of each kind in `STORES` around given embeddings."""
+    return STORES[request.param]
+
+
 @pytest.fixture
-def store() -> Iterator[QdrantEpisodicStore]:
-    """An embedded in-memory Qdrant store."""
-    with QdrantEpisodicStore() as s:
-        yield s
+def store(
+    make_store: Callable[[Embeddings], BaseStore], embeddings: HashEmbeddings
+) -> BaseStore:
+    """An empty store indexed with the test's `embeddings`."""
+    store = make_store(embeddings)
+    embeddings.calls = 0  # sizing the index is no call of the test's
+    return store
+
+
+@pytest.fixture
+def memory(store: BaseStore) -> EpisodicMemory:
+    """The package's memory in `store`."""
+    return EpisodicMemory(store)
 
 
 @pytest.fixture(params=[False, True], ids=["sync", "async"])

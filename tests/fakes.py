@@ -22,9 +22,18 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables import Runnable
+from langgraph.store.base import BaseStore, Op, Result
+from langgraph.store.memory import InMemoryStore
 from pydantic import ConfigDict, Field, PrivateAttr
 
-from langchain_speedup import ConsensusScorer, Episode, ScalingEngine, question_key
+from langchain_speedup import (
+    ConsensusScorer,
+    Episode,
+    EpisodicMemory,
+    ScalingEngine,
+    memory_index,
+    question_key,
+)
 from langchain_speedup.scaling import CRITIQUE_PROMPT, PROBE_PROMPT, REVISE_PROMPT
 from langchain_speedup.types import Exemplar, ScalingResult, Usage
 
@@ -343,3 +352,45 @@ async def invoke(
     if is_async:
         return await runnable.ainvoke(inputs, config)
     return runnable.invoke(inputs, config)
+
+
+class FaultyStore(BaseStore):
+    """A LangGraph store that delegates to `inner` but fails the ops `fails` picks.
+
+    Args:
+        inner: The store that does the work.
+        fails: Whether an operation fails (the whole batch then raises `error`).
+        error: What a failing batch raises.
+    """
+
+    def __init__(
+        self, inner: BaseStore, *, fails: Callable[[Op], bool], error: Exception
+    ) -> None:
+        self.inner, self.fails, self.error = inner, fails, error
+        self.batches = 0
+
+    def batch(self, ops: Iterable[Op]) -> list[Result]:
+        listed = list(ops)
+        self.batches += 1
+        if any(self.fails(op) for op in listed):
+            raise self.error
+        return self.inner.batch(listed)
+
+    async def abatch(self, ops: Iterable[Op]) -> list[Result]:
+        listed = list(ops)
+        self.batches += 1
+        if any(self.fails(op) for op in listed):
+            raise self.error
+        return await self.inner.abatch(listed)
+
+
+def new_store(embeddings: Embeddings | None = None) -> BaseStore:
+    """An empty `InMemoryStore` indexed with `embeddings` (`HashEmbeddings()`)."""
+    embeddings = HashEmbeddings() if embeddings is None else embeddings
+    dims = len(embeddings.embed_query(""))
+    return InMemoryStore(index=memory_index(embeddings, dims=dims))
+
+
+def episodes_in(store: BaseStore, namespace: str = "default") -> list[Episode]:
+    """Every episode a namespace holds in `store`, oldest first."""
+    return EpisodicMemory(store).episodes(namespace)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from langchain_core.messages import BaseMessage
 
-from langchain_speedup import ConfigurationError
+from langchain_speedup import ConfigurationError, default_store
 from langchain_speedup.bench.demo import (
     PHASES,
     DemoReport,
@@ -149,11 +149,36 @@ def test_bad_options_fail_before_any_call_or_store(
     assert not (tmp_path / "memory").exists()
 
 
+def _persistent_default_store(path: Path) -> bool:
+    try:
+        default_store(HashEmbeddings(), path=path)
+    except ConfigurationError:
+        return False
+    return True
+
+
+def test_the_command_plots_and_writes_json(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    serve_fakes(monkeypatch, solver)
+    plot, target = tmp_path / "demo.png", tmp_path / "demo.json"
+    argv = ["demo", "--quiet", "--n", "4", "--plot", str(plot), "--json", str(target)]
+    assert main(argv) == 0
+    assert plot.stat().st_size > 0
+    report = json.loads(target.read_text())
+    assert (report["memory"], report["memory_episodes_at_start"]) == (None, 0)
+    assert "total time:" in capsys.readouterr().out
+
+
 def test_the_command_plots_writes_json_and_keeps_memory(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    if not _persistent_default_store(tmp_path / "probe"):
+        pytest.skip("the default store keeps memory in the process only")
     opened = serve_fakes(monkeypatch, solver)
     argv = ["demo", "--quiet", "--n", "4", "--memory", str(tmp_path / "memory")]
     plot, target = tmp_path / "demo.png", tmp_path / "demo.json"

@@ -20,17 +20,17 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph.store.base import BaseStore
 
 from langchain_speedup import (
     BestOfN,
     LongCoT,
-    QdrantEpisodicStore,
     ScalingEngine,
     SelfRefine,
     TreeOfThoughts,
     create_speedup_graph,
 )
-from tests.fakes import FakeChatModel, HashEmbeddings, boxed
+from tests.fakes import FakeChatModel, HashEmbeddings, boxed, episodes_in, new_store
 
 QUESTIONS = [
     "What is 2 + 3?",
@@ -169,12 +169,9 @@ def test_memory_given_to_one_invocation_does_not_reach_the_next() -> None:
 async def test_speedup_graph_on_one_thread_matches_fresh_threads(
     embeddings: str, method: str, saver_kind: str, is_async: bool
 ) -> None:
-    def graph(store: QdrantEpisodicStore, checkpointer: Any) -> Any:
+    def graph(store: BaseStore, checkpointer: Any) -> Any:
         return create_speedup_graph(
-            ENGINES[method]("adaptive"),
-            store=store,
-            embeddings=EMBEDDINGS[embeddings](),
-            checkpointer=checkpointer,
+            ENGINES[method]("adaptive"), store=store, checkpointer=checkpointer
         )
 
     def essentials(out: dict[str, Any]) -> tuple[Any, ...]:
@@ -187,19 +184,24 @@ async def test_speedup_graph_on_one_thread_matches_fresh_threads(
             answer["usage"]["generations"],
         )
 
-    with QdrantEpisodicStore() as fresh_store, QdrantEpisodicStore() as thread_store:
-        async with saver(saver_kind, is_async) as checkpointer:
-            reference = graph(fresh_store, checkpointer)
-            threaded_graph = graph(thread_store, checkpointer)
-            fresh, threaded, history = [], [], []
-            for i, q in enumerate(SPEEDUP_QUESTIONS):
-                # A fresh graph on a new thread, given the same conversation.
-                turn = [*history, HumanMessage(q)]
-                fresh.append(await ask(reference, turn, f"fresh-{i}", is_async))
-                threaded.append(await ask(threaded_graph, q, "one", is_async))
-                history = (await values_of(threaded_graph, "one", is_async))["messages"]
-            values = await values_of(threaded_graph, "one", is_async)
-        assert thread_store.count("default") == fresh_store.count("default") >= 1
+    fresh_store = new_store(EMBEDDINGS[embeddings]())
+    thread_store = new_store(EMBEDDINGS[embeddings]())
+    async with saver(saver_kind, is_async) as checkpointer:
+        reference = graph(fresh_store, checkpointer)
+        threaded_graph = graph(thread_store, checkpointer)
+        fresh, threaded, history = [], [], []
+        for i, q in enumerate(SPEEDUP_QUESTIONS):
+            # A fresh graph on a new thread, given the same conversation.
+            turn = [*history, HumanMessage(q)]
+            fresh.append(await ask(reference, turn, f"fresh-{i}", is_async))
+            threaded.append(await ask(threaded_graph, q, "one", is_async))
+            history = (await values_of(threaded_graph, "one", is_async))["messages"]
+        values = await values_of(threaded_graph, "one", is_async)
+    assert (
+        len(episodes_in(thread_store, "default"))
+        == len(episodes_in(fresh_store, "default"))
+        >= 1
+    )
     assert [essentials(o) for o in threaded] == [essentials(o) for o in fresh]
     assert len(values["messages"]) == 2 * len(SPEEDUP_QUESTIONS)
     # No vector, store handle or numpy value is kept between questions.

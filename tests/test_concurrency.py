@@ -21,7 +21,6 @@ from langchain_speedup import (
     BestOfN,
     BudgetRouter,
     ModelError,
-    QdrantEpisodicStore,
     TreeOfThoughts,
     question_key,
 )
@@ -29,9 +28,10 @@ from langchain_speedup._flight import FLIGHTS
 from tests.fakes import (
     FailingChatModel,
     FakeChatModel,
-    HashEmbeddings,
     Sequenced,
     boxed,
+    episodes_in,
+    new_store,
     sum_solver,
 )
 
@@ -99,16 +99,16 @@ async def test_batches_run_one_call_at_a_time(
 ) -> None:
     model = _model()
     config: Any = {"max_concurrency": 1}
-    with QdrantEpisodicStore() as store:
-        if solver == "tree_of_thoughts":
-            engine: Any = TreeOfThoughts(model, budget=3, breadth=3)
-        else:
-            engine = BestOfN(model, budget=4, mode="static")
-        run, arun = engine.run, engine.arun
-        if solver == "router":
-            router = BudgetRouter(engine, store=store, embeddings=HashEmbeddings())
-            run, arun = router.solve, router.asolve
-        out = await arun("7?", config=config) if is_async else run("7?", config=config)
+    store = new_store()
+    if solver == "tree_of_thoughts":
+        engine: Any = TreeOfThoughts(model, budget=3, breadth=3)
+    else:
+        engine = BestOfN(model, budget=4, mode="static")
+    run, arun = engine.run, engine.arun
+    if solver == "router":
+        router = BudgetRouter(engine, store=store)
+        run, arun = router.solve, router.asolve
+    out = await arun("7?", config=config) if is_async else run("7?", config=config)
     result = out.get("result", out)
     assert (result["budget_used"], result["final_answer"]) == (used, "7")
     assert len(model.calls) == calls
@@ -186,10 +186,10 @@ async def test_concurrent_identical_questions_are_solved_once(
     how: str, is_async: bool
 ) -> None:
     times, model = (50 if is_async else 32), SlowModel(responder=sum_solver)
-    with QdrantEpisodicStore() as store:
-        router = BudgetRouter(model, store=store, embeddings=HashEmbeddings())
-        outcomes = await at_once(times, *entry(router, how), is_async)
-        assert store.count("default") == 1
+    store = new_store()
+    router = BudgetRouter(model, store=store)
+    outcomes = await at_once(times, *entry(router, how), is_async)
+    assert len(episodes_in(store, "default")) == 1
     assert {o["final_answer"] for o in outcomes} == {"7"}
     decisions = sorted(o["route"]["decision"] for o in outcomes)
     assert decisions == ["reuse"] * (times - 1) + ["scratch"]
@@ -202,20 +202,20 @@ async def test_calls_waiting_for_a_failed_solve_solve_it_themselves(
     is_async: bool,
 ) -> None:
     model = SlowFailingModel(responder=sum_solver, fail_on=1)
-    with QdrantEpisodicStore() as store:
-        router = BudgetRouter(model, store=store, embeddings=HashEmbeddings())
-        outcomes = await at_once(2, *entry(router, "solve"), is_async)
-        [_] = [o for o in outcomes if isinstance(o, ModelError)]
-        [solved] = [o for o in outcomes if not isinstance(o, Exception)]
-        assert (solved["route"]["decision"], solved["final_answer"]) == (
-            "scratch",
-            "7",
-        )
-        assert store.count("default") == 1
-        assert len(FLIGHTS) == 0  # the failed solve left no claim behind
-        again = await (
-            router.asolve(QUESTION) if is_async else to_thread(router.solve, QUESTION)
-        )
+    store = new_store()
+    router = BudgetRouter(model, store=store)
+    outcomes = await at_once(2, *entry(router, "solve"), is_async)
+    [_] = [o for o in outcomes if isinstance(o, ModelError)]
+    [solved] = [o for o in outcomes if not isinstance(o, Exception)]
+    assert (solved["route"]["decision"], solved["final_answer"]) == (
+        "scratch",
+        "7",
+    )
+    assert len(episodes_in(store, "default")) == 1
+    assert len(FLIGHTS) == 0  # the failed solve left no claim behind
+    again = await (
+        router.asolve(QUESTION) if is_async else to_thread(router.solve, QUESTION)
+    )
     assert again["route"]["decision"] == "reuse"
     assert len(model.calls) == 4
 
@@ -225,11 +225,11 @@ async def test_calls_waiting_for_an_unverified_solve_solve_it_themselves(
 ) -> None:
     # Every sample differs: no answer is verified, so none may be reused.
     model = SlowModel(responder=Sequenced([boxed(i) for i in range(100)]))
-    with QdrantEpisodicStore() as store:
-        engine = BestOfN(model, budget=4)
-        router = BudgetRouter(engine, store=store, embeddings=HashEmbeddings())
-        outcomes = await at_once(3, *entry(router, "solve"), is_async)
-        assert store.count("default") == 3
+    store = new_store()
+    engine = BestOfN(model, budget=4)
+    router = BudgetRouter(engine, store=store)
+    outcomes = await at_once(3, *entry(router, "solve"), is_async)
+    assert len(episodes_in(store, "default")) == 3
     assert [o["route"]["decision"] for o in outcomes] == ["scratch"] * 3
     assert {o["result"]["passed"] for o in outcomes} == {False}
     assert len(model.calls) == 12
@@ -241,14 +241,14 @@ async def test_a_stale_claim_is_waited_for_only_so_long(
 ) -> None:
     monkeypatch.setattr("langchain_speedup._flight.WAIT_SECONDS", 0.05)
     model = FakeChatModel(responder=sum_solver)
-    with QdrantEpisodicStore() as store:
-        router = BudgetRouter(model, store=store, embeddings=HashEmbeddings())
-        # A run abandoned after routing (a stream dropped part way) never lands.
-        key = question_key(QUESTION)
-        assert FLIGHTS.claim(store, router.namespace, key, "abandoned") is None
-        started = time.monotonic()
-        ask = router.asolve(QUESTION) if is_async else to_thread(router.solve, QUESTION)
-        out = await ask
+    store = new_store()
+    router = BudgetRouter(model, store=store)
+    # A run abandoned after routing (a stream dropped part way) never lands.
+    key = question_key(QUESTION)
+    assert FLIGHTS.claim(store, router.namespace, key, "abandoned") is None
+    started = time.monotonic()
+    ask = router.asolve(QUESTION) if is_async else to_thread(router.solve, QUESTION)
+    out = await ask
     assert time.monotonic() - started >= 0.05
     assert (out["route"]["decision"], out["final_answer"]) == ("scratch", "7")
     assert len(FLIGHTS) == 0  # taken over, then landed
@@ -256,26 +256,26 @@ async def test_a_stale_claim_is_waited_for_only_so_long(
 
 async def test_a_cancelled_solve_leaves_no_claim() -> None:
     model = SlowModel(responder=sum_solver, delay=0.5)
-    with QdrantEpisodicStore() as store:
-        router = BudgetRouter(model, store=store, embeddings=HashEmbeddings())
-        task = asyncio.create_task(router.asolve(QUESTION))
-        while not model.calls:  # noqa: ASYNC110 - the model has no event to wait on
-            await asyncio.sleep(0.01)
-        assert len(FLIGHTS) == 1
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+    store = new_store()
+    router = BudgetRouter(model, store=store)
+    task = asyncio.create_task(router.asolve(QUESTION))
+    while not model.calls:  # noqa: ASYNC110 - the model has no event to wait on
+        await asyncio.sleep(0.01)
+    assert len(FLIGHTS) == 1
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
     assert len(FLIGHTS) == 0
 
 
 def test_a_graph_with_static_interrupts_holds_no_claim() -> None:
     model = FakeChatModel(responder=sum_solver)
-    with QdrantEpisodicStore() as store:
-        router = BudgetRouter(model, store=store, embeddings=HashEmbeddings())
-        graph = router.as_graph(
-            checkpointer=InMemorySaver(), interrupt_before=["best_of_n"]
-        )
-        config: Any = {"configurable": {"thread_id": "t"}}
-        graph.invoke({"messages": [HumanMessage(QUESTION)]}, config)
-        assert len(FLIGHTS) == 0  # a run that may never resume blocks nobody
-        assert router.solve(QUESTION)["route"]["decision"] == "scratch"
+    store = new_store()
+    router = BudgetRouter(model, store=store)
+    graph = router.as_graph(
+        checkpointer=InMemorySaver(), interrupt_before=["best_of_n"]
+    )
+    config: Any = {"configurable": {"thread_id": "t"}}
+    graph.invoke({"messages": [HumanMessage(QUESTION)]}, config)
+    assert len(FLIGHTS) == 0  # a run that may never resume blocks nobody
+    assert router.solve(QUESTION)["route"]["decision"] == "scratch"

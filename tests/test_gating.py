@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
+from langgraph.store.base import BaseStore
 
 from langchain_speedup import (
     BestOfN,
     BudgetRouter,
     ConfigurationError,
-    QdrantEpisodicStore,
     create_speedup_graph,
 )
 from langchain_speedup.memory import SimilarityGate, saving_of
-from tests.fakes import FakeChatModel, HashEmbeddings, make_episode, sum_solver
+from tests.fakes import (
+    FakeChatModel,
+    HashEmbeddings,
+    episodes_in,
+    make_episode,
+    sum_solver,
+)
 
 MAYA = (
     "Maya buys 3 pens at 4 dollars each and 2 notebooks at 5 dollars each. "
@@ -247,15 +252,13 @@ def test_replay_learns_from_stored_outcomes_and_skips_the_rest() -> None:
 # -- through the router ---------------------------------------------------------------
 
 
-def router_with(store: QdrantEpisodicStore, gate: SimilarityGate) -> BudgetRouter:
+def router_with(store: BaseStore, gate: SimilarityGate) -> BudgetRouter:
     solver = BestOfN(FakeChatModel(responder=sum_solver), budget=4)
-    return BudgetRouter(
-        solver, store=store, embeddings=HashEmbeddings(), similarity_gate=gate
-    )
+    return BudgetRouter(solver, store=store, similarity_gate=gate)
 
 
 async def test_the_router_records_band_and_learns_each_outcome(
-    store: QdrantEpisodicStore, is_async: bool
+    store: BaseStore, is_async: bool
 ) -> None:
     gate = SimilarityGate(explore=0.0)
     router = router_with(store, gate)
@@ -272,14 +275,14 @@ async def test_the_router_records_band_and_learns_each_outcome(
     assert stats[gate.band_of(sim)]["memory_outcomes"] == 1
     # The scratch question is the baseline: 3 agreeing of 4 generations.
     assert stats["<0.50"]["baseline"] == 0.25
-    stored = {e["question"]: e for e in store.episodes("default")}
+    stored = {e["question"]: e for e in episodes_in(store, "default")}
     assert stored[NEW_NUMBERS]["similarity"] == pytest.approx(sim, abs=1e-6)
     assert stored[NEW_NUMBERS]["budget"] == 4
     assert stored[MAYA]["similarity"] is None
 
 
 async def test_a_band_closed_by_outcomes_keeps_memory_out(
-    store: QdrantEpisodicStore, is_async: bool
+    store: BaseStore, is_async: bool
 ) -> None:
     gate = SimilarityGate(explore=0.0)
     sim = similarity(MAYA, NEW_NUMBERS)
@@ -293,7 +296,7 @@ async def test_a_band_closed_by_outcomes_keeps_memory_out(
     assert out["route"]["exemplar_ids"] == []
 
 
-def test_an_explored_band_admits_its_episodes(store: QdrantEpisodicStore) -> None:
+def test_an_explored_band_admits_its_episodes(store: BaseStore) -> None:
     gate = SimilarityGate(bands=(0.5, 0.99), prior_gate=0.99, explore=1.0)
     sim = similarity(MAYA, NEW_NUMBERS)
     assert 0.5 <= sim < 0.99
@@ -306,17 +309,15 @@ def test_an_explored_band_admits_its_episodes(store: QdrantEpisodicStore) -> Non
     assert "explored" in out["route"]["reason"]
 
 
-async def test_a_new_router_replays_the_stored_outcomes(tmp_path: Path) -> None:
-    path = tmp_path / "memory"
-    with QdrantEpisodicStore(path=path) as store:
-        router = router_with(store, SimilarityGate())
-        router.solve(MAYA)
-        router.solve(NEW_NUMBERS)
-        learnt = router.gate.stats()
-    with QdrantEpisodicStore(path=path) as store:
-        fresh = router_with(store, SimilarityGate())
-        await fresh.asolve(UNRELATED)
-        replayed = fresh.gate.stats()
+async def test_a_new_router_replays_the_stored_outcomes(store: BaseStore) -> None:
+    router = router_with(store, SimilarityGate())
+    router.solve(MAYA)
+    router.solve(NEW_NUMBERS)
+    router.solve(NEW_NUMBERS)  # reused: no outcome
+    learnt = router.gate.stats()
+    fresh = router_with(store, SimilarityGate())
+    await fresh.asolve(UNRELATED)
+    replayed = fresh.gate.stats()
     sim_band = SimilarityGate().band_of(similarity(MAYA, NEW_NUMBERS))
     before = {s["band"]: s for s in learnt}
     after = {s["band"]: s for s in replayed}
@@ -328,11 +329,10 @@ async def test_a_new_router_replays_the_stored_outcomes(tmp_path: Path) -> None:
     assert after["<0.50"]["baseline"] == 0.25
 
 
-def test_a_number_is_a_fixed_gate(store: QdrantEpisodicStore) -> None:
+def test_a_number_is_a_fixed_gate(store: BaseStore) -> None:
     router = BudgetRouter(
         FakeChatModel(responder=sum_solver),
         store=store,
-        embeddings=HashEmbeddings(),
         similarity_gate=0.5,
     )
     assert router.gate.calibrate is False
@@ -340,12 +340,11 @@ def test_a_number_is_a_fixed_gate(store: QdrantEpisodicStore) -> None:
     assert not router.gate.is_open(0.49)
 
 
-async def test_the_speedup_graph_feeds_the_gate(store: QdrantEpisodicStore) -> None:
+async def test_the_speedup_graph_feeds_the_gate(store: BaseStore) -> None:
     gate = SimilarityGate(explore=0.0)
     graph = create_speedup_graph(
         BestOfN(FakeChatModel(responder=sum_solver), budget=4),
         store=store,
-        embeddings=HashEmbeddings(),
         similarity_gate=gate,
     )
     await graph.ainvoke({"messages": [("user", MAYA)]})
@@ -354,3 +353,20 @@ async def test_the_speedup_graph_feeds_the_gate(store: QdrantEpisodicStore) -> N
     assert route["decision"] == "exemplars"
     assert route["band"] == gate.band_of(similarity(MAYA, NEW_NUMBERS))
     assert sum(s["memory_outcomes"] for s in gate.stats()) == 1
+
+
+def test_outcome_totals_replay_into_the_band_of_their_lower_end() -> None:
+    gate = SimilarityGate()
+    totals = {"70": [2, 1.0], "69": [1, 0.0], "-3": [1, 0.25], "baseline": [2, 0.5]}
+    assert gate.observe_totals(totals) == 6
+    stats = {s["band"]: s for s in gate.stats()}
+    assert (
+        stats["0.70-0.80"]["memory_outcomes"],
+        stats["0.70-0.80"]["memory_saving"],
+    ) == (2, 0.5)
+    assert (
+        stats["0.60-0.70"]["memory_outcomes"],
+        stats["0.60-0.70"]["memory_saving"],
+    ) == (1, 0.0)
+    assert stats["<0.50"]["memory_outcomes"] == 1
+    assert stats["<0.50"]["baseline"] == 0.25

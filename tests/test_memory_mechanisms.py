@@ -11,17 +11,18 @@ from langchain_core.messages import AnyMessage, BaseMessage, HumanMessage, Syste
 from langgraph.errors import GraphInterrupt
 from langgraph.graph import START, StateGraph
 from langgraph.graph.message import add_messages
+from langgraph.store.base import BaseStore, PutOp
 from typing_extensions import TypedDict
 
 from langchain_speedup import (
     BudgetRouter,
     ConfigurationError,
     EpisodeMatch,
+    EpisodicMemory,
     InvalidInputError,
     Ledger,
     MemoryContext,
     ModelError,
-    QdrantEpisodicStore,
     SpeedupResult,
     create_engine,
     create_speedup_graph,
@@ -50,6 +51,7 @@ from tests.fakes import (
     TRAIN,
     FailingChatModel,
     FakeChatModel,
+    FaultyStore,
     HashEmbeddings,
     constant,
     make_episode,
@@ -85,16 +87,16 @@ MATCHES = [
 
 
 @pytest.fixture
-def episode(store: QdrantEpisodicStore, embeddings: HashEmbeddings) -> dict[str, Any]:
-    """MAYA's verified episode, stored in `store`."""
+def episode(memory: EpisodicMemory, embeddings: HashEmbeddings) -> dict[str, Any]:
+    """MAYA's verified episode, stored in `memory`."""
     stored = make_episode(MAYA, final_answer="12")
-    store.put(stored, embeddings.embed_query(MAYA))
+    memory.put(stored)
     return dict(stored)
 
 
 async def build(
     mechanism: MemoryMechanism,
-    store: QdrantEpisodicStore,
+    memory: EpisodicMemory,
     is_async: bool = False,
     matches: Sequence[EpisodeMatch] = MATCHES,
     *,
@@ -103,9 +105,9 @@ async def build(
 ) -> MemoryContext:
     if is_async:
         return await mechanism.abuild(
-            question, matches, store=store, namespace=namespace
+            question, matches, store=memory, namespace=namespace
         )
-    return mechanism.build(question, matches, store=store, namespace=namespace)
+    return mechanism.build(question, matches, store=memory, namespace=namespace)
 
 
 ASYNC_FORM = {reflect: areflect, reflect_update: areflect_update}
@@ -156,23 +158,23 @@ def test_a_mechanism_needs_both_forms() -> None:
 
 class TestInContextMemory:
     async def test_most_similar_verified_episodes_most_similar_last(
-        self, store: QdrantEpisodicStore, is_async: bool
+        self, memory: EpisodicMemory, is_async: bool
     ) -> None:
-        memory = await build(InContextMemory(max_exemplars=2), store, is_async)
+        memory = await build(InContextMemory(max_exemplars=2), memory, is_async)
         assert [e["question"] for e in memory["exemplars"]] == [BAKE, MAYA]
         assert memory["exemplars"][-1]["solution"] == MATCHES[1]["episode"]["answer"]
         assert "lessons" not in memory
         assert memory["precedents"] == []
 
     async def test_unverified_matches_are_never_shown(
-        self, store: QdrantEpisodicStore
+        self, memory: EpisodicMemory
     ) -> None:
         matches = [match(MAYA, 0.99, verified=False), match(TRAIN, 0.5)]
-        memory = await build(InContextMemory(), store, matches=matches)
+        memory = await build(InContextMemory(), memory, matches=matches)
         assert [e["question"] for e in memory["exemplars"]] == [TRAIN]
 
     async def test_token_budget_bounds_the_exemplars(
-        self, store: QdrantEpisodicStore
+        self, memory: EpisodicMemory
     ) -> None:
         long = match("Long " * 400 + "question?", 0.99)
         short = MATCHES[1]
@@ -180,7 +182,7 @@ class TestInContextMemory:
             short["episode"]["answer"]
         )
         mechanism = InContextMemory(max_exemplars=3, max_tokens=cost)
-        memory = await build(mechanism, store, matches=[long, short, MATCHES[0]])
+        memory = await build(mechanism, memory, matches=[long, short, MATCHES[0]])
         # The too-long most similar one is skipped; only one fits the budget.
         assert [e["question"] for e in memory["exemplars"]] == [MAYA]
         shown = sum(
@@ -190,7 +192,7 @@ class TestInContextMemory:
         assert shown <= cost
 
     async def test_precedents_are_the_routers_not_the_mechanisms(
-        self, store: QdrantEpisodicStore
+        self, memory: EpisodicMemory
     ) -> None:
         reworded = "Maya buys 3 pens at 4 dollars each. How much does Maya spend?"
         matches = [
@@ -199,7 +201,7 @@ class TestInContextMemory:
             match(TRAIN, 0.5),
         ]
         memory = await build(
-            InContextMemory(), store, matches=matches, question=reworded
+            InContextMemory(), memory, matches=matches, question=reworded
         )
         assert memory["precedents"] == []
         # Only verified answers of the same problem reworded count.
@@ -214,33 +216,33 @@ class TestInContextMemory:
 
 class TestReflectMemory:
     async def test_reflections_of_similar_episodes_as_lessons(
-        self, store: QdrantEpisodicStore, is_async: bool
+        self, memory: EpisodicMemory, is_async: bool
     ) -> None:
-        memory = await build(ReflectMemory(max_cases=2), store, is_async)
+        memory = await build(ReflectMemory(max_cases=2), memory, is_async)
         assert memory["exemplars"] == []
         assert memory["lessons"] == (
             "- Multiply the count by the unit price.\n"
             "- Subtract what is sold from what was made."
         )
 
-    async def test_bounded_by_max_chars(self, store: QdrantEpisodicStore) -> None:
-        memory = await build(ReflectMemory(max_chars=45), store)
+    async def test_bounded_by_max_chars(self, memory: EpisodicMemory) -> None:
+        memory = await build(ReflectMemory(max_chars=45), memory)
         assert len(memory["lessons"]) <= 45
         assert memory["lessons"] == "- Multiply the count by the unit price."
 
-    async def test_no_reflections_no_lessons(self, store: QdrantEpisodicStore) -> None:
-        memory = await build(ReflectMemory(), store, matches=[match(MAYA, 0.9)])
+    async def test_no_reflections_no_lessons(self, memory: EpisodicMemory) -> None:
+        memory = await build(ReflectMemory(), memory, matches=[match(MAYA, 0.9)])
         assert "lessons" not in memory
 
 
 class TestMultiCaseReflectMemory:
     async def test_one_reflection_call_over_several_cases(
-        self, store: QdrantEpisodicStore, is_async: bool
+        self, memory: EpisodicMemory, is_async: bool
     ) -> None:
         model = says("Multiply count by price.")
         ledger = Ledger()
         mechanism = MultiCaseReflectMemory(model, max_cases=2, ledger=ledger)
-        memory = await build(mechanism, store, is_async)
+        memory = await build(mechanism, memory, is_async)
         assert memory["lessons"] == "Multiply count by price."
         assert memory["exemplars"] == []
         [prompt] = model.calls
@@ -253,19 +255,17 @@ class TestMultiCaseReflectMemory:
         assert usage["other_calls"] == 1
         assert usage["generations"] == 0
 
-    async def test_reply_trimmed_at_a_sentence(
-        self, store: QdrantEpisodicStore
-    ) -> None:
+    async def test_reply_trimmed_at_a_sentence(self, memory: EpisodicMemory) -> None:
         memory = await build(
             MultiCaseReflectMemory(says("First lesson here. " * 20), max_chars=60),
-            store,
+            memory,
         )
         assert len(memory["lessons"]) <= 60
         assert memory["lessons"].endswith(".")
 
-    async def test_no_matches_no_call(self, store: QdrantEpisodicStore) -> None:
+    async def test_no_matches_no_call(self, memory: EpisodicMemory) -> None:
         model = says("x.")
-        memory = await build(MultiCaseReflectMemory(model), store, matches=[])
+        memory = await build(MultiCaseReflectMemory(model), memory, matches=[])
         assert model.calls == []
         assert "lessons" not in memory
 
@@ -278,56 +278,58 @@ class TestMultiCaseReflectMemory:
     )
     async def test_failure_goes_on_without_lessons(
         self,
-        store: QdrantEpisodicStore,
+        memory: EpisodicMemory,
         caplog: pytest.LogCaptureFixture,
         is_async: bool,
         model: type[FakeChatModel],
         logged: str,
     ) -> None:
         mechanism = MultiCaseReflectMemory(model(responder=constant("  ")))
-        memory = await build(mechanism, store, is_async)
+        memory = await build(mechanism, memory, is_async)
         assert "lessons" not in memory
         assert logged in caplog.text
 
     async def test_strict_failure_raises_model_error(
-        self, store: QdrantEpisodicStore, is_async: bool
+        self, memory: EpisodicMemory, is_async: bool
     ) -> None:
         with pytest.raises(ModelError) as info:
-            await build(MultiCaseReflectMemory(failing(), strict=True), store, is_async)
+            await build(
+                MultiCaseReflectMemory(failing(), strict=True), memory, is_async
+            )
         assert info.value.role == "reflection"
 
     async def test_interrupts_pass_through(
-        self, store: QdrantEpisodicStore, is_async: bool
+        self, memory: EpisodicMemory, is_async: bool
     ) -> None:
         mechanism = MultiCaseReflectMemory(FakeChatModel(responder=interrupt))
         with pytest.raises(GraphInterrupt):
-            await build(mechanism, store, is_async)
+            await build(mechanism, memory, is_async)
 
 
 class TestReflectUpdateMemory:
     async def test_reads_the_namespace_lessons(
-        self, store: QdrantEpisodicStore, episode: dict[str, Any], is_async: bool
+        self, memory: EpisodicMemory, episode: dict[str, Any], is_async: bool
     ) -> None:
-        store.put_lessons("default", "Always check the units.")
-        memory = await build(ReflectUpdateMemory(), store, is_async)
-        assert memory == MemoryContext(
+        memory.put_lessons("default", "Always check the units.")
+        context = await build(ReflectUpdateMemory(), memory, is_async)
+        assert context == MemoryContext(
             exemplars=[], precedents=[], lessons="Always check the units."
         )
-        other = await build(ReflectUpdateMemory(), store, is_async, namespace="other")
+        other = await build(ReflectUpdateMemory(), memory, is_async, namespace="other")
         assert "lessons" not in other
 
     async def test_trimmed_to_max_chars(
-        self, store: QdrantEpisodicStore, episode: dict[str, Any]
+        self, memory: EpisodicMemory, episode: dict[str, Any]
     ) -> None:
-        await store.aput_lessons("default", "Check units. Then add.")
-        memory = await build(ReflectUpdateMemory(max_chars=15), store, matches=[])
-        assert memory["lessons"] == "Check units."
+        await memory.aput_lessons("default", "Check units. Then add.")
+        context = await build(ReflectUpdateMemory(max_chars=15), memory, matches=[])
+        assert context["lessons"] == "Check units."
 
     async def test_needs_a_lessons_store(self, is_async: bool) -> None:
         class Plain:
             pass
 
-        with pytest.raises(ConfigurationError, match="lessons"):
+        with pytest.raises(ConfigurationError, match="BaseStore"):
             await build(ReflectUpdateMemory(), Plain(), is_async)  # type: ignore[arg-type]
 
 
@@ -361,16 +363,13 @@ Router = Callable[..., BudgetRouter]
 
 
 @pytest.fixture
-def router(
-    store: QdrantEpisodicStore, embeddings: HashEmbeddings, episode: dict[str, Any]
-) -> Router:
+def router(store: BaseStore, episode: dict[str, Any]) -> Router:
     """Builds a router whose gate admits MAYA_NEW's memory (the stored `episode`)."""
 
     def build(solver: Any = None, memory: Any = None) -> BudgetRouter:
         return BudgetRouter(
             solver or FakeChatModel(responder=sum_solver),
             store=store,
-            embeddings=embeddings,
             similarity_gate=0.5,
             memory=memory,
         )
@@ -382,11 +381,11 @@ def router(
     "method", ["best_of_n", "self_refine", "tree_of_thoughts", "long_cot"]
 )
 async def test_router_shows_reflect_update_lessons(
-    store: QdrantEpisodicStore, router: Router, method: str
+    memory: EpisodicMemory, router: Router, method: str
 ) -> None:
     model = FakeChatModel(responder=sum_solver)
     engine = create_engine(model, method)  # type: ignore[arg-type]
-    store.put_lessons("default", "Multiply the count by the unit price.")
+    memory.put_lessons("default", "Multiply the count by the unit price.")
     answer = await router(engine, ReflectUpdateMemory()).asolve(MAYA_NEW)
     assert answer["route"]["decision"] == "exemplars"
     assert model.calls
@@ -463,13 +462,13 @@ def test_trim_to_sentence(text: str, limit: int, expected: str) -> None:
 
 class TestReflectUpdate:
     async def test_rewrites_the_lessons_from_old_lessons_and_episode(
-        self, store: QdrantEpisodicStore, episode: dict[str, Any], is_async: bool
+        self, memory: EpisodicMemory, episode: dict[str, Any], is_async: bool
     ) -> None:
-        store.put_lessons("default", "Old lesson.")
+        memory.put_lessons("default", "Old lesson.")
         model = says("  New lesson. Check units.  ")
         ledger = Ledger()
         result = await run(
-            is_async, reflect_update, model, episode, store=store, ledger=ledger
+            is_async, reflect_update, model, episode, store=memory, ledger=ledger
         )
         assert result == ReflectionResult(
             kind="reflect_update",
@@ -479,58 +478,62 @@ class TestReflectUpdate:
             text="New lesson. Check units.",
             error=None,
         )
-        assert store.get_lessons("default") == "New lesson. Check units."
+        assert memory.get_lessons("default") == "New lesson. Check units."
         prompt = model.calls[0][-1].content
         assert "Old lesson." in prompt
         assert MAYA in prompt
         assert "Outcome: verified" in prompt
         assert ledger.usage()["other_calls"] == 1
         assert ledger.usage()["generations"] == 0
-        assert store.episodes("default") == [episode]
+        assert memory.episodes("default") == [episode]
 
     def test_first_lessons_and_an_explicit_namespace(
-        self, store: QdrantEpisodicStore, episode: dict[str, Any]
+        self, memory: EpisodicMemory, episode: dict[str, Any]
     ) -> None:
         model = says("First lesson.")
-        result = reflect_update(model, episode, store=store, namespace="team")
+        result = reflect_update(model, episode, store=memory, namespace="team")
         assert result["namespace"] == "team"
-        assert store.get_lessons("team") == "First lesson."
-        assert store.get_lessons("default") is None
+        assert memory.get_lessons("team") == "First lesson."
+        assert memory.get_lessons("default") is None
         assert "Current lessons:\n(none yet)" in model.calls[0][-1].content
 
     def test_output_is_bounded(
-        self, store: QdrantEpisodicStore, episode: dict[str, Any]
+        self, memory: EpisodicMemory, episode: dict[str, Any]
     ) -> None:
         model = says("A lesson sentence. " * 200)
-        result = reflect_update(model, episode, store=store, max_chars=100)
+        result = reflect_update(model, episode, store=memory, max_chars=100)
         assert result["updated"]
-        text = store.get_lessons("default")
+        text = memory.get_lessons("default")
         assert text is not None
         assert len(text) <= 100
         assert text.endswith(".")
 
     def test_unverified_episode_is_described_as_such(
-        self, store: QdrantEpisodicStore, episode: dict[str, Any]
+        self, memory: EpisodicMemory, episode: dict[str, Any]
     ) -> None:
         model = says("Check twice.")
-        reflect_update(model, episode | {"verified": False}, store=store)
+        reflect_update(model, episode | {"verified": False}, store=memory)
         assert "NOT verified" in model.calls[0][-1].content
 
     async def test_interrupts_pass_through_and_keep_the_lessons(
-        self, store: QdrantEpisodicStore, episode: dict[str, Any], is_async: bool
+        self, memory: EpisodicMemory, episode: dict[str, Any], is_async: bool
     ) -> None:
-        store.put_lessons("default", "Old lesson.")
+        memory.put_lessons("default", "Old lesson.")
         model = FakeChatModel(responder=interrupt)
         with pytest.raises(GraphInterrupt):
-            await run(is_async, reflect_update, model, episode, store=store)
-        assert store.get_lessons("default") == "Old lesson."
+            await run(is_async, reflect_update, model, episode, store=memory)
+        assert memory.get_lessons("default") == "Old lesson."
 
     async def test_store_write_failure_is_reported(
-        self, store: QdrantEpisodicStore, is_async: bool
+        self, memory: EpisodicMemory, is_async: bool
     ) -> None:
-        # No episode stored yet: the lessons cannot be written.
+        full = FaultyStore(
+            memory.store,
+            fails=lambda op: isinstance(op, PutOp),
+            error=OSError("disk full"),
+        )
         result = await run(
-            is_async, reflect_update, says("Lesson."), make_episode(MAYA), store=store
+            is_async, reflect_update, says("Lesson."), make_episode(MAYA), store=full
         )
         assert not result["updated"]
         assert result["error"] is not None
@@ -540,20 +543,20 @@ class TestReflectUpdate:
 class TestReflect:
     async def test_writes_the_reflection_onto_the_episode(
         self,
-        store: QdrantEpisodicStore,
+        memory: EpisodicMemory,
         embeddings: HashEmbeddings,
         episode: dict[str, Any],
         is_async: bool,
     ) -> None:
         model = says("Multiply count by price.")
-        result = await run(is_async, reflect, model, episode, store=store)
+        result = await run(is_async, reflect, model, episode, store=memory)
         assert result["updated"]
         assert result["text"] == "Multiply count by price."
-        [stored] = store.episodes("default")
+        [stored] = memory.episodes("default")
         assert stored["reflection"] == "Multiply count by price."
-        [found] = store.search("default", embeddings.embed_query(MAYA))
+        [found] = memory.search("default", MAYA)
         assert found["episode"]["reflection"] == "Multiply count by price."
-        assert store.get_lessons("default") is None
+        assert memory.get_lessons("default") is None
 
 
 @pytest.mark.parametrize(
@@ -591,7 +594,7 @@ class TestReflect:
     ],
 )
 async def test_a_failed_reflection_keeps_the_lessons_and_the_episodes(
-    store: QdrantEpisodicStore,
+    memory: EpisodicMemory,
     episode: dict[str, Any],
     reflection: Callable[..., ReflectionResult],
     model: Callable[[], FakeChatModel],
@@ -599,17 +602,17 @@ async def test_a_failed_reflection_keeps_the_lessons_and_the_episodes(
     error: str,
     is_async: bool,
 ) -> None:
-    store.put_lessons("default", "Old lesson.")
+    memory.put_lessons("default", "Old lesson.")
     result = await run(
-        is_async, reflection, model(), episode, store=store, namespace=namespace
+        is_async, reflection, model(), episode, store=memory, namespace=namespace
     )
     assert not result["updated"]
     assert result["error"] is not None
     assert result["error"].startswith(error)
     # The text in force: the previous lessons, or no reflection.
     assert result["text"] == ("Old lesson." if reflection is reflect_update else None)
-    assert store.get_lessons("default") == "Old lesson."
-    assert store.episodes("default") == [episode]
+    assert memory.get_lessons("default") == "Old lesson."
+    assert memory.episodes("default") == [episode]
 
 
 @pytest.mark.parametrize(
@@ -634,7 +637,7 @@ async def test_a_failed_reflection_keeps_the_lessons_and_the_episodes(
             make_episode(MAYA),
             {"store": object()},
             ConfigurationError,
-            "lessons",
+            "BaseStore",
         ),
         (reflect_update, {"answer": "1"}, {}, InvalidInputError, "question"),
         (
@@ -650,12 +653,12 @@ async def test_a_failed_reflection_keeps_the_lessons_and_the_episodes(
             make_episode(MAYA),
             {"store": object()},
             ConfigurationError,
-            "reflections",
+            "BaseStore",
         ),
     ],
 )
 def test_bad_arguments_raise_before_any_call(
-    store: QdrantEpisodicStore,
+    memory: EpisodicMemory,
     reflection: Callable[..., ReflectionResult],
     given: dict[str, Any],
     options: dict[str, Any],
@@ -664,26 +667,26 @@ def test_bad_arguments_raise_before_any_call(
 ) -> None:
     model = says("x")
     with pytest.raises(error, match=message):
-        reflection(model, given, **{"store": store, **options})
+        reflection(model, given, **{"store": memory, **options})
     assert model.calls == []
 
 
 @pytest.mark.parametrize(
     "create",
     [
-        lambda store: reflect_update("gpt-4", make_episode(MAYA), store=store),
-        lambda store: reflect("gpt-4", make_episode(MAYA), store=store),
-        lambda store: ReflectionQueue("gpt-4", store=store),
-        lambda store: create_reflection_update_node("gpt-4", store=store),
-        lambda store: MultiCaseReflectMemory("gpt-4"),
+        lambda memory: reflect_update("gpt-4", make_episode(MAYA), store=memory),
+        lambda memory: reflect("gpt-4", make_episode(MAYA), store=memory),
+        lambda memory: ReflectionQueue("gpt-4", store=memory),
+        lambda memory: create_reflection_update_node("gpt-4", store=memory),
+        lambda memory: MultiCaseReflectMemory("gpt-4"),
     ],
     ids=["reflect_update", "reflect", "queue", "node", "multi-case"],
 )
 def test_the_model_must_be_a_runnable(
-    store: QdrantEpisodicStore, create: Callable[[QdrantEpisodicStore], object]
+    memory: EpisodicMemory, create: Callable[[EpisodicMemory], object]
 ) -> None:
     with pytest.raises(ConfigurationError, match="model"):
-        create(store)
+        create(memory)
 
 
 # -- the background queue ------------------------------------------------------------
@@ -700,52 +703,52 @@ class GatedModel(FakeChatModel):
 
 class TestReflectionQueue:
     def test_submit_returns_before_the_update_and_flush_waits(
-        self, store: QdrantEpisodicStore, episode: dict[str, Any]
+        self, memory: EpisodicMemory, episode: dict[str, Any]
     ) -> None:
         gate = threading.Event()
         model = GatedModel(responder=constant("Queued lesson."), gate=gate)
-        with ReflectionQueue(model, store=store) as queue:
+        with ReflectionQueue(model, store=memory) as queue:
             queue.submit(episode)
             assert queue.pending == 1
-            assert store.get_lessons("default") is None
+            assert memory.get_lessons("default") is None
             assert not queue.flush(timeout=0.05)
             gate.set()
             assert queue.flush(timeout=10)
             assert queue.pending == 0
             assert queue.completed == 1
             assert queue.failed == 0
-            assert store.get_lessons("default") == "Queued lesson."
+            assert memory.get_lessons("default") == "Queued lesson."
 
     def test_updates_run_in_order(
-        self, store: QdrantEpisodicStore, episode: dict[str, Any]
+        self, memory: EpisodicMemory, episode: dict[str, Any]
     ) -> None:
         def grow(messages: list[BaseMessage]) -> str:
             text = str(messages[-1].content)
             old = text.split("Current lessons:\n")[1].split("\n\nNew case")[0]
             return "L." if old == "(none yet)" else f"{old} L."
 
-        with ReflectionQueue(FakeChatModel(responder=grow), store=store) as queue:
+        with ReflectionQueue(FakeChatModel(responder=grow), store=memory) as queue:
             for _ in range(3):
                 queue.submit(episode)
             assert queue.flush(timeout=10)
-        assert store.get_lessons("default") == "L. L. L."
+        assert memory.get_lessons("default") == "L. L. L."
 
     def test_failures_are_logged_and_counted(
         self,
-        store: QdrantEpisodicStore,
+        memory: EpisodicMemory,
         episode: dict[str, Any],
         caplog: pytest.LogCaptureFixture,
     ) -> None:
-        store.put_lessons("default", "Old lesson.")
-        queue = ReflectionQueue(failing(), store=store, max_results=1)
+        memory.put_lessons("default", "Old lesson.")
+        queue = ReflectionQueue(failing(), store=memory, max_results=1)
         queue.submit(episode)
         assert queue.flush(timeout=10)
         assert (queue.failed, queue.completed) == (1, 0)
         [result] = queue.results
         assert result["error"] is not None
         assert "reflect_update for episode" in caplog.text
-        assert store.get_lessons("default") == "Old lesson."
-        assert store.episodes("default") == [episode]
+        assert memory.get_lessons("default") == "Old lesson."
+        assert memory.episodes("default") == [episode]
         queue.submit(episode)  # the model fails only its first call
         assert queue.close(timeout=10)
         assert (queue.failed, queue.completed) == (1, 1)
@@ -755,23 +758,23 @@ class TestReflectionQueue:
             queue.submit(episode)
 
     def test_reflect_mode(
-        self, store: QdrantEpisodicStore, episode: dict[str, Any]
+        self, memory: EpisodicMemory, episode: dict[str, Any]
     ) -> None:
-        with ReflectionQueue(says("Per case."), store=store, mode="reflect") as queue:
+        with ReflectionQueue(says("Per case."), store=memory, mode="reflect") as queue:
             queue.submit(episode)
             assert queue.flush(timeout=10)
-        assert store.episodes("default")[0]["reflection"] == "Per case."
-        assert store.get_lessons("default") is None
+        assert memory.episodes("default")[0]["reflection"] == "Per case."
+        assert memory.get_lessons("default") is None
 
-    def test_bad_input_is_rejected_at_once(self, store: QdrantEpisodicStore) -> None:
+    def test_bad_input_is_rejected_at_once(self, memory: EpisodicMemory) -> None:
         model = says("x")
         with pytest.raises(ConfigurationError, match="mode"):
-            ReflectionQueue(model, store=store, mode="other")  # type: ignore[arg-type]
+            ReflectionQueue(model, store=memory, mode="other")  # type: ignore[arg-type]
         with pytest.raises(ConfigurationError, match="max_chars"):
-            ReflectionQueue(model, store=store, max_chars=5)
+            ReflectionQueue(model, store=memory, max_chars=5)
         with pytest.raises(ConfigurationError, match="max_results"):
-            ReflectionQueue(model, store=store, max_results=0)
-        with ReflectionQueue(model, store=store, mode="reflect") as queue:
+            ReflectionQueue(model, store=memory, max_results=0)
+        with ReflectionQueue(model, store=memory, mode="reflect") as queue:
             with pytest.raises(InvalidInputError, match="question"):
                 queue.submit({"answer": "1"})
             with pytest.raises(InvalidInputError, match="no `id`"):
@@ -781,12 +784,12 @@ class TestReflectionQueue:
         assert model.calls == []
 
     async def test_aflush(
-        self, store: QdrantEpisodicStore, episode: dict[str, Any]
+        self, memory: EpisodicMemory, episode: dict[str, Any]
     ) -> None:
-        queue = ReflectionQueue(says("A."), store=store)
+        queue = ReflectionQueue(says("A."), store=memory)
         queue.submit(episode)
         assert await queue.aflush(timeout=10)
-        assert store.get_lessons("default") == "A."
+        assert memory.get_lessons("default") == "A."
         assert queue.close(timeout=10)
 
 
@@ -799,15 +802,11 @@ class State(TypedDict):
     reflection: NotRequired[ReflectionResult]
 
 
-def parent_graph(
-    store: QdrantEpisodicStore, embeddings: HashEmbeddings, node: Any
-) -> Any:
+def parent_graph(memory: EpisodicMemory, node: Any) -> Any:
     builder = StateGraph(State)
     builder.add_node(
         "speedup",
-        create_speedup_graph(
-            FakeChatModel(responder=sum_solver), store=store, embeddings=embeddings
-        ),
+        create_speedup_graph(FakeChatModel(responder=sum_solver), store=memory.store),
     )
     builder.add_node("reflect", node)
     builder.add_edge(START, "speedup")
@@ -817,25 +816,25 @@ def parent_graph(
 
 class TestReflectionUpdateNode:
     async def test_updates_the_lessons_after_an_answer(
-        self, store: QdrantEpisodicStore, embeddings: HashEmbeddings, is_async: bool
+        self, memory: EpisodicMemory, embeddings: HashEmbeddings, is_async: bool
     ) -> None:
         reflector = says("Add the numbers.")
-        node = create_reflection_update_node(reflector, store=store)
-        graph = parent_graph(store, embeddings, node)
+        node = create_reflection_update_node(reflector, store=memory)
+        graph = parent_graph(memory, node)
         inputs = {"messages": [("user", MAYA)]}
         out = await graph.ainvoke(inputs) if is_async else graph.invoke(inputs)
         assert out["reflection"]["updated"]
         assert out["reflection"]["episode_id"] == out["speedup"]["episode_id"]
-        assert store.get_lessons("default") == "Add the numbers."
-        assert store.count("default") == 1
+        assert memory.get_lessons("default") == "Add the numbers."
+        assert len(memory.episodes("default")) == 1
         assert "verified (its answer" in reflector.calls[0][-1].content
 
     async def test_a_reused_answer_updates_nothing(
-        self, store: QdrantEpisodicStore, embeddings: HashEmbeddings
+        self, memory: EpisodicMemory, embeddings: HashEmbeddings
     ) -> None:
         reflector = says("Add the numbers.")
-        node = create_reflection_update_node(reflector, store=store)
-        graph = parent_graph(store, embeddings, node)
+        node = create_reflection_update_node(reflector, store=memory)
+        graph = parent_graph(memory, node)
         first = await graph.ainvoke({"messages": [("user", MAYA)]})
         assert first["reflection"]["updated"]
         again = await graph.ainvoke({"messages": [("user", MAYA)]})
@@ -844,37 +843,61 @@ class TestReflectionUpdateNode:
         assert len(reflector.calls) == 1
 
     def test_failure_keeps_the_answer_and_the_episode(
-        self, store: QdrantEpisodicStore, embeddings: HashEmbeddings
+        self, memory: EpisodicMemory, embeddings: HashEmbeddings
     ) -> None:
-        node = create_reflection_update_node(failing(), store=store)
-        out = parent_graph(store, embeddings, node).invoke(
-            {"messages": [("user", MAYA)]}
-        )
+        node = create_reflection_update_node(failing(), store=memory)
+        out = parent_graph(memory, node).invoke({"messages": [("user", MAYA)]})
         assert out["messages"][-1].content.endswith("\\boxed{7}.")
         assert not out["reflection"]["updated"]
-        assert store.count("default") == 1
+        assert len(memory.episodes("default")) == 1
 
     def test_with_a_queue(
-        self, store: QdrantEpisodicStore, embeddings: HashEmbeddings
+        self, memory: EpisodicMemory, embeddings: HashEmbeddings
     ) -> None:
         reflector = says("Queued.")
-        with ReflectionQueue(reflector, store=store) as queue:
+        with ReflectionQueue(reflector, store=memory) as queue:
             node = create_reflection_update_node(
-                reflector, store=store, queue=queue, namespace="team"
+                reflector, store=memory, queue=queue, namespace="team"
             )
-            out = parent_graph(store, embeddings, node).invoke(
-                {"messages": [("user", TRAIN)]}
-            )
+            out = parent_graph(memory, node).invoke({"messages": [("user", TRAIN)]})
             assert "reflection" not in out
             assert queue.flush(timeout=10)
-        assert store.get_lessons("team") == "Queued."
-        assert store.get_lessons("default") is None
+        assert memory.get_lessons("team") == "Queued."
+        assert memory.get_lessons("default") is None
 
-    def test_bad_options(self, store: QdrantEpisodicStore) -> None:
+    async def test_without_a_store_it_uses_the_graphs_runtime_store(
+        self, memory: EpisodicMemory, is_async: bool
+    ) -> None:
+        builder = StateGraph(State)
+        builder.add_node(
+            "speedup", create_speedup_graph(FakeChatModel(responder=sum_solver))
+        )
+        builder.add_node("reflect", create_reflection_update_node(says("Add.")))
+        builder.add_edge(START, "speedup")
+        builder.add_edge("speedup", "reflect")
+        graph = builder.compile(store=memory.store)
+        inputs = {"messages": [("user", MAYA)]}
+        out = await graph.ainvoke(inputs) if is_async else graph.invoke(inputs)
+        assert out["reflection"]["updated"]
+        assert memory.get_lessons("default") == "Add."
+        assert len(memory.episodes("default")) == 1
+
+    def test_without_any_store_it_says_so(self) -> None:
+        node = create_reflection_update_node(says("Add."))
+        builder = StateGraph(State)
+        builder.add_node("reflect", node)
+        builder.add_edge(START, "reflect")
+        graph = builder.compile()
+        speedup = {"episode_id": make_episode(MAYA)["id"], "question": MAYA}
+        state: Any = {"speedup": {**speedup, "answer": "7", "result": None}}
+        with pytest.raises(ConfigurationError, match="no store"):
+            graph.invoke(state)
+
+    def test_bad_options(self, memory: EpisodicMemory) -> None:
         model = says("x")
         with pytest.raises(ConfigurationError, match="max_chars"):
-            create_reflection_update_node(model, store=store, max_chars=0)
-        with pytest.raises(ConfigurationError, match="lessons"):
+            create_reflection_update_node(model, store=memory, max_chars=0)
+        with pytest.raises(ConfigurationError, match="BaseStore"):
             create_reflection_update_node(model, store=object())  # type: ignore[arg-type]
         with pytest.raises(ConfigurationError, match="namespace"):
-            create_reflection_update_node(model, store=store, namespace="")
+            create_reflection_update_node(model, store=memory, namespace="")

@@ -12,17 +12,17 @@ from uuid import UUID
 import pytest
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langgraph.store.base import BaseStore
 
 from langchain_speedup import (
     BestOfN,
-    QdrantEpisodicStore,
     create_best_of_n_graph,
     create_speedup_graph,
 )
 from langchain_speedup import tokens as tokens_module
 from langchain_speedup.tokens import usage_metadata
 from langchain_speedup.types import Usage, empty_usage
-from tests.fakes import FakeChatModel, HashEmbeddings, sum_solver, words
+from tests.fakes import FakeChatModel, sum_solver, words
 
 MAYA = "Maya buys 3 pens at 4 dollars each. How many dollars does Maya spend?"
 NEW_NUMBERS = MAYA.replace("3 pens", "7 pens")
@@ -113,10 +113,8 @@ async def invoke(graph: Any, question: str, config: Any, is_async: bool) -> Any:
 
 
 @pytest.fixture
-def speedup(
-    model: FakeChatModel, store: QdrantEpisodicStore, embeddings: HashEmbeddings
-) -> Any:
-    return create_speedup_graph(model, store=store, embeddings=embeddings)
+def speedup(model: FakeChatModel, store: BaseStore) -> Any:
+    return create_speedup_graph(model, store=store)
 
 
 async def test_what_a_callback_handler_sees_of_each_decision(

@@ -9,22 +9,28 @@ from typing import Any
 import pytest
 from langchain_core.embeddings import Embeddings
 from langchain_core.runnables import RunnableLambda
+from langgraph.store.base import BaseStore, PutOp, SearchOp
+from langgraph.store.memory import InMemoryStore
 
 from langchain_speedup import (
     BestOfN,
     BudgetRouter,
     EmbeddingError,
+    EmbeddingSizeError,
     InvalidInputError,
+    MemoryStoreError,
     ModelError,
-    QdrantEpisodicStore,
     Scorer,
     ScoringError,
+    memory_index,
 )
 from tests.fakes import (
     FailingChatModel,
     FakeChatModel,
+    FaultyStore,
     HashEmbeddings,
     boxed,
+    episodes_in,
     sum_solver,
 )
 
@@ -68,34 +74,40 @@ async def ask(solver: Any, question: Any, is_async: bool) -> Any:
     ids=["raises", "empty", "None", "str", "dict", "not-numbers", "nan", "inf"],
 )
 async def test_failing_embeddings_are_an_embedding_error_before_any_generation(
-    embeddings: BadEmbeddings,
-    model: FakeChatModel,
-    store: QdrantEpisodicStore,
-    is_async: bool,
+    embeddings: BadEmbeddings, model: FakeChatModel, is_async: bool
 ) -> None:
-    router = BudgetRouter(model, store=store, embeddings=embeddings)
+    store = InMemoryStore(index=memory_index(embeddings, dims=8))
+    router = BudgetRouter(model, store=store)
     with pytest.raises(EmbeddingError) as info:
         await ask(router, QUESTION, is_async)
     if embeddings.error is not None:
         assert info.value.__cause__ is embeddings.error
     assert model.calls == []
-    assert store.count("default") == 0
+    assert len(episodes_in(store, "default")) == 0
+
+
+async def test_a_store_failing_to_embed_is_a_store_error_before_any_generation(
+    model: FakeChatModel, is_async: bool
+) -> None:
+    # Embeddings given to a store's index directly, not through `memory_index`.
+    refused = BadEmbeddings(error=ConnectionError("embedding server refused"))
+    index: Any = {"dims": 8, "embed": refused, "fields": ["question"]}
+    store = InMemoryStore(index=index)
+    with pytest.raises(MemoryStoreError, match="embedding server refused"):
+        await ask(BudgetRouter(model, store=store), QUESTION, is_async)
+    assert model.calls == []
 
 
 @pytest.mark.parametrize("solver", ["router", "engine"])
 async def test_a_lone_surrogate_is_invalid_input(
     solver: str,
     model: FakeChatModel,
-    store: QdrantEpisodicStore,
+    store: BaseStore,
     embeddings: HashEmbeddings,
     is_async: bool,
 ) -> None:
     engine = BestOfN(model)
-    target = (
-        BudgetRouter(engine, store=store, embeddings=embeddings)
-        if solver == "router"
-        else engine
-    )
+    target = BudgetRouter(engine, store=store) if solver == "router" else engine
     with pytest.raises(InvalidInputError, match="not valid Unicode"):
         await ask(target, "What is 2 + 3?\ud800", is_async)
     assert (model.calls, embeddings.calls) == ([], 0)
@@ -145,11 +157,19 @@ async def test_a_raising_scorer_is_a_scoring_error(
 
 
 async def test_embedding_size_mismatch_answers_without_memory(
-    model: FakeChatModel, store: QdrantEpisodicStore, is_async: bool
+    model: FakeChatModel, store: BaseStore, is_async: bool
 ) -> None:
-    first = BudgetRouter(model, store=store, embeddings=HashEmbeddings(dim=256))
-    await ask(first, "What is 1 + 2?", is_async)
-    router = BudgetRouter(model, store=store, embeddings=HashEmbeddings(dim=64))
+    await ask(BudgetRouter(model, store=store), "What is 1 + 2?", is_async)
+    # A store that checks vector sizes, holding vectors of another size.
+    mismatch = EmbeddingSizeError(
+        "the store holds vectors of size 256, the embeddings give 64",
+        expected=256,
+        got=64,
+    )
+    sized = FaultyStore(
+        store, fails=lambda op: isinstance(op, SearchOp | PutOp), error=mismatch
+    )
+    router = BudgetRouter(model, store=sized)
     out = await ask(router, QUESTION, is_async)
     assert (out["final_answer"], out["route"]["decision"]) == ("7", "scratch")
     assert out["route"]["reason"].startswith("memory unusable: ")
@@ -157,17 +177,17 @@ async def test_embedding_size_mismatch_answers_without_memory(
     assert "256" in out["route"]["reason"]
     assert out["episode_id"] is None
     assert "256" in out["memory_error"]
-    assert store.count("default") == 1
+    assert len(episodes_in(store, "default")) == 1
 
 
 async def test_an_oversized_answer_is_returned_but_not_stored(
-    store: QdrantEpisodicStore, embeddings: HashEmbeddings, is_async: bool
+    store: BaseStore, embeddings: HashEmbeddings, is_async: bool
 ) -> None:
     huge = "x" * 100_000 + " " + boxed(7)
     model = FakeChatModel(responder=lambda _: huge)
-    router = BudgetRouter(model, store=store, embeddings=embeddings)
+    router = BudgetRouter(model, store=store)
     out = await ask(router, QUESTION, is_async)
     assert (out["answer"], out["final_answer"]) == (huge, "7")
     assert out["episode_id"] is None
     assert "memory_error" in out
-    assert store.count("default") == 0
+    assert len(episodes_in(store, "default")) == 0

@@ -5,23 +5,26 @@ from __future__ import annotations
 import logging
 import math
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from langchain_core.embeddings import Embeddings
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langgraph.graph import END, START, MessagesState, StateGraph
+from langgraph.store.base import BaseStore, GetOp, PutOp, SearchOp
+from langgraph.store.memory import InMemoryStore
 
 from langchain_speedup import (
     BestOfN,
     BudgetRouter,
     ConfigurationError,
+    EpisodicMemory,
     InvalidInputError,
     LongCoT,
     MemoryStoreError,
     ModelError,
-    QdrantEpisodicStore,
     create_speedup_graph,
     question_key,
     reuse_key,
@@ -30,6 +33,7 @@ from langchain_speedup.types import Episode, EpisodeMatch, MemoryContext, empty_
 from tests.fakes import (
     FailingChatModel,
     FakeChatModel,
+    FaultyStore,
     HashEmbeddings,
     Sequenced,
     boxed,
@@ -59,26 +63,38 @@ SYNC_AND_ASYNC = pytest.mark.parametrize(
 
 @dataclass
 class World:
-    """A test's store, model and embeddings, run sync or async."""
+    """A test's store (indexed with its embeddings) and model, run sync or async."""
 
-    store: QdrantEpisodicStore
+    make_store: Callable[[Embeddings], BaseStore]
     is_async: bool
     model: FakeChatModel = field(
         default_factory=lambda: FakeChatModel(responder=sum_solver)
     )
     embeddings: HashEmbeddings = field(default_factory=HashEmbeddings)
+    store: BaseStore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.store = self.make_store(self.embeddings)
+        self.embeddings.calls = 0
+
+    @property
+    def memory(self) -> EpisodicMemory:
+        return EpisodicMemory(self.store)
+
+    def count(self, namespace: str) -> int:
+        return len(self.memory.episodes(namespace))
 
     def router(self, solver: Any = None, **options: Any) -> BudgetRouter:
-        options = {"store": self.store, "embeddings": self.embeddings, **options}
+        options = {"store": self.store, **options}
         return BudgetRouter(self.model if solver is None else solver, **options)
 
     def graph(self, solver: Any = None, **options: Any) -> Any:
-        options = {"store": self.store, "embeddings": self.embeddings, **options}
+        options = {"store": self.store, **options}
         return create_speedup_graph(self.model if solver is None else solver, **options)
 
     def remember(self, question: str, **episode: Any) -> Episode:
         stored = make_episode(question, **episode)
-        self.store.put(stored, self.embeddings.embed_query(question))
+        self.memory.put(stored)
         return stored
 
     async def solve(self, router: BudgetRouter, question: Any, **kw: Any) -> Any:
@@ -99,9 +115,10 @@ class World:
 
 
 @pytest.fixture(name="world")
-def world_fixture(request: pytest.FixtureRequest) -> Iterator[World]:
-    with QdrantEpisodicStore() as store:
-        yield World(store, is_async=getattr(request, "param", False))
+def world_fixture(
+    request: pytest.FixtureRequest, make_store: Callable[[Embeddings], BaseStore]
+) -> World:
+    return World(make_store, is_async=getattr(request, "param", False))
 
 
 def has_question(prompt: Sequence[BaseMessage], question: str) -> bool:
@@ -312,10 +329,10 @@ async def test_first_question_is_scratch_and_remembered(
     assert out["result"]["stop_reason"] == "threshold"
     assert out["usage"]["generations"] == len(world.model.calls) == 3
     assert "memory_error" not in out
-    # Embedded once: the vector routed is the vector stored.
+    # Embedded once: the vector searched is the vector stored.
     assert world.embeddings.calls == 1
     # Remembered once, verified, under the returned id.
-    [episode] = world.store.episodes("default")
+    [episode] = world.memory.episodes("default")
     assert episode["id"] == str(uuid.UUID(out["episode_id"]))
     # The key knows the conversation the question was asked in.
     context = asked[:-1] if isinstance(asked, list) else []
@@ -351,7 +368,7 @@ async def test_rewording_gets_exemplars_and_a_precedent(
     [prompt] = world.model.calls[before:]
     assert has_question(prompt, MAYA)
     assert prompt[-1].text == question
-    assert world.store.count("default") == 2
+    assert world.count("default") == 2
 
 
 @SYNC_AND_ASYNC
@@ -374,7 +391,7 @@ async def test_new_numbers_get_exemplars_for_the_first_samples_only(
     assert (out["final_answer"], out["usage"]["generations"]) == ("18", 3)
     assert [has_question(p, MAYA) for p in world.model.calls[before:]] == with_memory
     assert [c["with_memory"] for c in out["result"]["candidates"]] == with_memory
-    stored = {e["id"]: e for e in world.store.episodes("default")}
+    stored = {e["id"]: e for e in world.memory.episodes("default")}
     assert len(stored) == 2
     assert stored[out["episode_id"]]["decision"] == "exemplars"
 
@@ -414,8 +431,8 @@ async def test_namespaces_isolate_tenants(world: World) -> None:
     assert (out["route"]["decision"], out["route"]["similarity"]) == ("scratch", None)
     assert len(model_a.calls) == 3
     assert not any(has_question(p, MAYA) for p in model_a.calls)
-    assert (world.store.count("a"), world.store.count("b")) == (1, 1)
-    assert {e["namespace"] for e in world.store.episodes("a")} == {"a"}
+    assert (world.count("a"), world.count("b")) == (1, 1)
+    assert {e["namespace"] for e in world.memory.episodes("a")} == {"a"}
 
 
 @SYNC_AND_ASYNC
@@ -427,7 +444,7 @@ async def test_episode_id_is_checked_first_and_written_once(world: World) -> Non
     fixed = str(uuid.uuid4())
     assert (await world.solve(router, MAYA, episode_id=fixed))["episode_id"] == fixed
     await world.solve(router, MAYA, episode_id=fixed)
-    assert [e["id"] for e in world.store.episodes("default")] == [fixed]
+    assert [e["id"] for e in world.memory.episodes("default")] == [fixed]
 
 
 class LessonMechanism:
@@ -496,7 +513,7 @@ async def test_the_speedup_graph_as_a_node_of_a_parent_graph(world: World) -> No
         assert [type(m) for m in out["messages"]] == [HumanMessage, AIMessage]
         assert out["messages"][-1].text == boxed(14)
     assert len(world.model.calls) == 3  # the second was reused
-    assert (world.store.count("g"), world.store.count("default")) == (1, 0)
+    assert (world.count("g"), world.count("default")) == (1, 0)
     # Standalone, its result is under its name.
     out = await world.invoke(speedup, REWORDED)
     assert set(out) == {"messages", "fast"}
@@ -528,11 +545,11 @@ async def test_the_speedup_graph_streams_the_methods_events(world: World) -> Non
 def test_the_speedup_graph_uses_the_given_store_even_when_it_is_falsy(
     world: World,
 ) -> None:
-    class SizedStore(QdrantEpisodicStore):
+    class SizedStore(InMemoryStore):
         def __len__(self) -> int:  # an empty store is falsy
-            return self.count("default")
+            return len(EpisodicMemory(self).episodes("default"))
 
-    world.store = SizedStore()
+    world.store = SizedStore(index=world.store.index_config)  # type: ignore[attr-defined]
     world.graph().invoke({"messages": [HumanMessage(MAYA)]})
     assert len(world.store) == 1
 
@@ -554,7 +571,7 @@ async def test_bad_input_writes_nothing(world: World, question: object) -> None:
         await world.solve(router, question)
     with pytest.raises(InvalidInputError):
         await world.route(router, question)
-    assert world.store.count("default") == 1
+    assert world.count("default") == 1
     assert len(world.model.calls) == calls
 
 
@@ -573,7 +590,7 @@ async def test_the_graph_checks_its_input_before_any_call(
     with pytest.raises(InvalidInputError):
         await world.invoke(world.graph(), state)
     assert world.model.calls == []
-    assert world.store.count("default") == 0
+    assert world.count("default") == 0
 
 
 @SYNC_AND_ASYNC
@@ -584,15 +601,15 @@ async def test_a_model_failing_mid_question_writes_nothing(world: World) -> None
         await world.solve(router, MAYA)
     assert info.value.role == "solver"
     assert len(model.calls) == 3
-    assert world.store.count("default") == 0
+    assert world.count("default") == 0
     # The next question is unaffected by the failed one.
     assert (await world.solve(router, MAYA))["route"]["decision"] == "scratch"
-    assert world.store.count("default") == 1
+    assert world.count("default") == 1
     # A failure on a question routed to exemplars leaves memory alone too.
     failing = world.router(FailingChatModel(responder=sum_solver, fail_on=1))
     with pytest.raises(ModelError):
         await world.solve(failing, NEW_NUMBERS)
-    assert world.store.count("default") == 1
+    assert world.count("default") == 1
 
 
 @SYNC_AND_ASYNC
@@ -609,7 +626,7 @@ async def test_model_error_carries_the_usage_spent_with_the_routing(
     # The mechanism's lesson, then the first sample, which failed.
     assert pick(usage, "other_calls generations failed_calls") == (1, 0, 1)
     assert usage["other_tokens"] > 0
-    assert world.store.count("default") == 1
+    assert world.count("default") == 1
 
 
 @SYNC_AND_ASYNC
@@ -625,34 +642,30 @@ async def test_an_unreachable_model_server_is_a_model_error(world: World) -> Non
         await world.solve(world.router(model), MAYA)
     assert info.value.role == "solver"
     assert isinstance(info.value.__cause__, openai.APIConnectionError)
-    assert world.store.count("default") == 0
+    assert world.count("default") == 0
 
 
-class DiskFull(QdrantEpisodicStore):
-    """An in-memory store whose writes fail."""
-
-    def put(self, *_: Any) -> None:
-        raise MemoryStoreError("disk full")
-
-    async def aput(self, *_: Any) -> None:
-        raise MemoryStoreError("disk full")
+def disk_full(store: BaseStore) -> FaultyStore:
+    """`store` whose writes fail."""
+    return FaultyStore(
+        store, fails=lambda op: isinstance(op, PutOp), error=OSError("disk full")
+    )
 
 
-class ServerGone(QdrantEpisodicStore):
-    """An in-memory store whose reads fail."""
-
-    def find(self, *_: Any) -> None:
-        raise MemoryStoreError("server gone")
-
-    async def afind(self, *_: Any) -> None:
-        raise MemoryStoreError("server gone")
+def server_gone(store: BaseStore) -> FaultyStore:
+    """`store` whose reads fail."""
+    return FaultyStore(
+        store,
+        fails=lambda op: isinstance(op, GetOp | SearchOp),
+        error=ConnectionError("server gone"),
+    )
 
 
 @SYNC_AND_ASYNC
 async def test_a_failing_write_still_answers(
     world: World, caplog: pytest.LogCaptureFixture
 ) -> None:
-    world.store = DiskFull()
+    world.store = disk_full(world.store)
     with caplog.at_level(logging.WARNING, logger="langchain_speedup.router"):
         out = await world.solve(world.router(), MAYA)
     assert (out["final_answer"], out["answer"]) == ("14", boxed(14))
@@ -660,12 +673,12 @@ async def test_a_failing_write_still_answers(
     assert "disk full" in out["memory_error"]
     assert out["usage"]["generations"] == 3
     assert "not stored" in caplog.text
-    assert world.store.count("default") == 0
+    assert world.count("default") == 0
 
 
 @SYNC_AND_ASYNC
 async def test_a_failing_store_read_is_a_store_error(world: World) -> None:
-    world.store = ServerGone()
+    world.store = server_gone(world.store)
     with pytest.raises(MemoryStoreError, match="server gone"):
         await world.solve(world.router(), MAYA)
     assert world.model.calls == []
@@ -689,7 +702,7 @@ BAD_OPTIONS = {
     ("option", "value"), [(k, v) for k, values in BAD_OPTIONS.items() for v in values]
 )
 def test_bad_options_fail_at_build(world: World, option: str, value: Any) -> None:
-    options = {"store": world.store, "embeddings": world.embeddings, option: value}
+    options = {"store": world.store, option: value}
     with pytest.raises(ConfigurationError, match=option):
         BudgetRouter(world.model, **options)
     with pytest.raises(ConfigurationError, match=option):
@@ -720,3 +733,85 @@ def test_good_options(world: World) -> None:
     # A chat model is solved by Best-of-N with its default budget.
     assert type(router.engine) is BestOfN
     assert (router.engine.model, router.engine.budget) == (world.model, 8)
+
+
+# -- where the memory lives --------------------------------------------------------------
+
+
+@SYNC_AND_ASYNC
+async def test_the_graph_is_compiled_with_its_store(world: World) -> None:
+    graph = world.graph()
+    assert graph.store is world.store
+    await world.invoke(graph, MAYA)
+    assert world.count("default") == 1
+
+
+@SYNC_AND_ASYNC
+async def test_without_a_store_the_graph_uses_its_runtime_store(world: World) -> None:
+    # A parent graph compiled with a store: its nodes' runtime store.
+    speedup = create_speedup_graph(world.model)
+    builder = StateGraph(MessagesState)
+    builder.add_node("fast", speedup)
+    builder.add_edge(START, "fast")
+    builder.add_edge("fast", END)
+    parent = builder.compile(store=world.store)
+    await world.invoke(parent, MAYA)
+    out = await world.invoke(parent, MAYA)
+    assert out["messages"][-1].text == boxed(14)
+    assert len(world.model.calls) == 3  # the second was reused
+    [episode] = world.memory.episodes("default")
+    assert episode["question"] == MAYA
+
+
+@SYNC_AND_ASYNC
+async def test_with_no_store_anywhere_a_router_keeps_a_default_store(
+    world: World,
+) -> None:
+    embeddings = HashEmbeddings()
+    router = BudgetRouter(world.model, embeddings=embeddings)
+    assert router.store is None
+    first = await world.solve(router, MAYA)
+    again = await world.solve(router, MAYA)
+    assert (first["route"]["decision"], again["route"]["decision"]) == (
+        "scratch",
+        "reuse",
+    )
+    assert len(world.model.calls) == 3
+    assert embeddings.calls >= 1  # the default store's index embeds with them
+    # Nothing reached the test's own store.
+    assert world.count("default") == 0
+
+
+def test_embeddings_belong_to_the_stores_index(world: World) -> None:
+    with pytest.raises(ConfigurationError, match="memory_index"):
+        BudgetRouter(world.model, store=world.store, embeddings=HashEmbeddings())
+    with pytest.raises(ConfigurationError, match="memory_index"):
+        create_speedup_graph(
+            world.model, store=world.store, embeddings=HashEmbeddings()
+        )
+
+
+@SYNC_AND_ASYNC
+async def test_a_store_without_a_vector_index_is_a_clear_error(world: World) -> None:
+    world.store = InMemoryStore()
+    router = world.router()
+    await world.solve(router, MAYA)  # nothing stored yet: nothing to search
+    with pytest.raises(ConfigurationError, match="no vector index"):
+        await world.solve(router, NEW_NUMBERS)
+    assert len(world.model.calls) == 3
+
+
+@SYNC_AND_ASYNC
+async def test_a_new_router_calibrates_its_gate_with_one_read(world: World) -> None:
+    router = world.router(enable_reuse=False)
+    await world.solve(router, MAYA)
+    await world.solve(router, NEW_NUMBERS)
+    world.store = counting = FaultyStore(
+        world.store, fails=lambda _: False, error=RuntimeError
+    )
+    fresh = world.router()
+    await world.route(fresh, UNRELATED)
+    # The outcome totals, the reuse pointer, the search, the matches' reflections.
+    assert counting.batches == 4
+    stats = {s["band"]: s for s in fresh.gate.stats()}
+    assert stats == {s["band"]: s for s in router.gate.stats()}

@@ -90,7 +90,7 @@ async def test_each_decision_in_the_methods_unit(world: World, method: str) -> N
     assert not any(map(has_exemplar, world.model.calls))
     assert out["messages"][-1].text == scratch["answer"]
     assert out["messages"][-1].name == "speedup"
-    [episode] = world.store.episodes("default")
+    [episode] = world.memory.episodes("default")
     expected = (scratch["episode_id"], method, unit, True)
     assert pick(episode, "id method budget_unit verified") == expected
 
@@ -110,7 +110,7 @@ async def test_each_decision_in_the_methods_unit(world: World, method: str) -> N
         assert out["messages"][-1].text == scratch["answer"]
         assert out["messages"][-1].name == "speedup"
     assert len(world.model.calls) == calls
-    assert world.store.count("default") == 1
+    assert world.count("default") == 1
 
     # Exemplars: a small start, then escalation; long CoT keeps them throughout.
     similar = (await world.invoke(graph, NEW_NUMBERS))["speedup"]

@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 from langchain_openai import ChatOpenAI
+from langgraph.store.base import BaseStore
 
 from langchain_speedup import (
-    Episode,
+    EpisodicMemory,
     InvalidInputError,
     ModelError,
-    QdrantEpisodicStore,
 )
 from langchain_speedup._internal import DEFAULT_SYSTEM_PROMPT
 from langchain_speedup.memory import (
@@ -26,13 +26,12 @@ from langchain_speedup.memory import (
     switch_to_tuned,
     validate_sft_jsonl,
 )
-from tests.fakes import BAKE, MAYA, TRAIN, HashEmbeddings, make_episode
+from tests.fakes import BAKE, MAYA, TRAIN, make_episode, new_store
 
 
 @pytest.fixture
-def filled(
-    store: QdrantEpisodicStore, embeddings: HashEmbeddings
-) -> QdrantEpisodicStore:
+def filled(store: BaseStore) -> BaseStore:
+    memory = EpisodicMemory(store)
     for episode in [
         make_episode(MAYA, final_answer="11", created_at=1.0),
         make_episode(MAYA, final_answer="12", created_at=2.0),
@@ -40,8 +39,8 @@ def filled(
         make_episode(BAKE, final_answer="8", verified=False),
         make_episode(BAKE, final_answer="7", namespace="other"),
     ]:
-        store.put(episode, embeddings.embed_query(episode["question"]))
-    store.put_lessons("default", "Lessons are not examples.")
+        memory.put(episode)
+    memory.put_lessons("default", "Lessons are not examples.")
     return store
 
 
@@ -50,7 +49,7 @@ def lines(path: Path) -> list[dict[str, Any]]:
 
 
 def test_export_writes_verified_episodes_newest_per_question(
-    filled: QdrantEpisodicStore, tmp_path: Path
+    filled: BaseStore, tmp_path: Path
 ) -> None:
     path = tmp_path / "out" / "sft.jsonl"
     assert export_sft_dataset(filled, "default", path) == 2
@@ -63,16 +62,6 @@ def test_export_writes_verified_episodes_newest_per_question(
     assert "\\boxed{12}" in maya[2]["content"]
 
 
-class Listed:
-    """An episode source that lists the episodes it was given, oldest first."""
-
-    def __init__(self, *episodes: Episode) -> None:
-        self.listed = list(episodes)
-
-    def episodes(self, namespace: str) -> list[Episode]:
-        return [e for e in self.listed if e["namespace"] == namespace]
-
-
 def test_export_keeps_both_questions_of_a_pair_that_used_to_collide(
     tmp_path: Path,
 ) -> None:
@@ -82,8 +71,11 @@ def test_export_keeps_both_questions_of_a_pair_that_used_to_collide(
     for episode in (plus, minus, again):
         # The key an older version stored: the same for all three.
         episode["question_key"] = "b1e0c1e8a1f3d2c4b5a6978812345678"
+    store = new_store()
+    for episode in (plus, minus, again):
+        EpisodicMemory(store).put(episode)
     path = tmp_path / "sft.jsonl"
-    assert export_sft_dataset(Listed(plus, minus, again), "default", path) == 2
+    assert export_sft_dataset(store, "default", path) == 2
     examples = [
         (e["messages"][1]["content"], e["messages"][2]["content"]) for e in lines(path)
     ]
@@ -93,7 +85,7 @@ def test_export_keeps_both_questions_of_a_pair_that_used_to_collide(
     ]
 
 
-def test_export_system_prompt(filled: QdrantEpisodicStore, tmp_path: Path) -> None:
+def test_export_system_prompt(filled: BaseStore, tmp_path: Path) -> None:
     path = tmp_path / "sft.jsonl"
     export_sft_dataset(filled, "default", path, system_prompt="Be brief.")
     assert lines(path)[0]["messages"][0]["content"] == "Be brief."
@@ -102,7 +94,7 @@ def test_export_system_prompt(filled: QdrantEpisodicStore, tmp_path: Path) -> No
 
 
 def test_export_of_an_empty_namespace_writes_nothing(
-    filled: QdrantEpisodicStore, tmp_path: Path
+    filled: BaseStore, tmp_path: Path
 ) -> None:
     path = tmp_path / "sft.jsonl"
     with pytest.raises(InvalidInputError, match="no verified episode"):
@@ -198,7 +190,7 @@ def client() -> FakeOpenAI:
 
 
 @pytest.fixture
-def dataset(filled: QdrantEpisodicStore, tmp_path: Path) -> Path:
+def dataset(filled: BaseStore, tmp_path: Path) -> Path:
     path = tmp_path / "sft.jsonl"
     export_sft_dataset(filled, "default", path)
     return path

@@ -73,8 +73,8 @@ def run_demo(
     Args:
         model: The chat model (sampling temperature above 0).
         embeddings: Embeddings for the speedup router.
-        memory_path: Keep the episodic store here across runs; in memory (and
-            so empty at the start) when `None`.
+        memory_path: Keep the memory here across runs (`default_store`); in
+            memory (and so empty at the start) when `None`.
         stream: The questions; `build_stream()` of four templates by default.
         n: The Best-of-N budget of every phase.
         **options: `quorum`, `model_name`, `progress`, `on_record` (`RunOptions`).
@@ -87,7 +87,7 @@ def run_demo(
             or of the wrong type (before any call).
         ModelError: A model call failed.
     """
-    from langchain_speedup.memory import QdrantEpisodicStore
+    from langchain_speedup.memory import EpisodicMemory, default_store
     from langchain_speedup.router import BudgetRouter
 
     items = list(stream or build_stream(TEMPLATES[:4]))
@@ -102,14 +102,10 @@ def run_demo(
     baseline, adaptive = engine("static"), engine("adaptive")
     seconds: dict[Phase, float] = {}
     total = len(items) * len(PHASES)
-    with (
-        Recorder(total, desc="demo", unit="q", options=options) as run,
-        QdrantEpisodicStore(path=memory_path or None) as store,
-    ):
-        at_start = store.count("demo")
-        router = BudgetRouter(
-            adaptive, store=store, embeddings=embeddings, namespace="demo"
-        )
+    store = default_store(embeddings, path=memory_path or None)
+    with Recorder(total, desc="demo", unit="q", options=options) as run:
+        at_start = len(EpisodicMemory(store).episodes("demo"))
+        router = BudgetRouter(adaptive, store=store, namespace="demo")
         solvers: list[BestOfN | BudgetRouter] = [baseline, adaptive, router]
         for phase, solver in zip(PHASES, solvers, strict=True):
             run.label(phase)

@@ -100,34 +100,32 @@ def _run_arm(
     embeddings: Embeddings,
     run: Recorder[MemoryRecord],
 ) -> list[BandStats]:
-    from langchain_speedup.memory import QdrantEpisodicStore, SimilarityGate
+    from langchain_speedup.memory import SimilarityGate, default_store
     from langchain_speedup.router import BudgetRouter
 
     gate = SimilarityGate() if arm == "gated" else SimilarityGate.fixed(-1.0)
-    with nullcontext() if arm == "none" else QdrantEpisodicStore() as store:
-        solver: BestOfN | BudgetRouter = engine
-        if store is not None:
-            solver = BudgetRouter(
-                engine,
-                store=store,
-                embeddings=embeddings,
-                namespace=f"{stream}-{arm}",
-                similarity_gate=gate,
+    solver: BestOfN | BudgetRouter = engine
+    if arm != "none":
+        solver = BudgetRouter(
+            engine,
+            store=default_store(embeddings),  # empty: each arm starts afresh
+            namespace=f"{stream}-{arm}",
+            similarity_gate=gate,
+        )
+    for index, item in enumerate(items):
+        found, decision, route = ask(solver, index, item)
+        run.add(
+            MemoryRecord(
+                stream=stream,
+                arm=arm,
+                kind=item["kind"],
+                **found,
+                decision=decision if route else "none",
+                similarity=route["similarity"] if route else None,
+                band=route["band"] if route else None,
+                explored=route["explored"] if route else False,
             )
-        for index, item in enumerate(items):
-            found, decision, route = ask(solver, index, item)
-            run.add(
-                MemoryRecord(
-                    stream=stream,
-                    arm=arm,
-                    kind=item["kind"],
-                    **found,
-                    decision=decision if route else "none",
-                    similarity=route["similarity"] if route else None,
-                    band=route["band"] if route else None,
-                    explored=route["explored"] if route else False,
-                )
-            )
+        )
     return gate.stats() if arm == "gated" else []
 
 

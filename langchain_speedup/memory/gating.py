@@ -329,6 +329,26 @@ class SimilarityGate:
             replayed += 1
         return replayed
 
+    def observe_totals(self, totals: Mapping[str, Sequence[float]]) -> int:
+        """Replay outcome totals (`EpisodicMemory.outcomes`); returns how many outcomes.
+
+        `totals` maps `"baseline"` (solved without memory) and similarity
+        percents (`"70"`: similarities in [0.70, 0.71)) to `[count, total
+        saving]`. A percent counts in the band its lower end falls in, so
+        bands at whole percents replay exactly.
+        """
+        replayed = 0
+        with self._lock:
+            for key, (count, total) in totals.items():
+                if key == "baseline":
+                    arm = self._baseline
+                else:
+                    arm = self._memory[self._index(int(key) / 100)]
+                arm.count += int(count)
+                arm.total += float(total)
+                replayed += int(count)
+        return replayed
+
     def stats(self) -> list[BandStats]:
         """What the gate knows, band by band, lowest first."""
         with self._lock:

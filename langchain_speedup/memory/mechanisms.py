@@ -8,6 +8,7 @@ from typing import Any, NamedTuple, Protocol, cast, runtime_checkable
 
 from langchain_core.messages import AnyMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig
+from langgraph.store.base import BaseStore
 
 from langchain_speedup._internal import Call, adrive, check_count, check_model, drive
 from langchain_speedup.budget import Ledger
@@ -15,10 +16,9 @@ from langchain_speedup.errors import SpeedupError
 from langchain_speedup.memory.reflection import (
     _LESSONS_CHARS,
     _reflection_call,
-    _store_for,
     _trim_to_sentence,
 )
-from langchain_speedup.memory.store import EpisodicStore
+from langchain_speedup.memory.store import EpisodicMemory
 from langchain_speedup.tokens import count_tokens
 from langchain_speedup.types import ChatRunnable, EpisodeMatch, Exemplar, MemoryContext
 
@@ -47,7 +47,7 @@ class _Query(NamedTuple):
 
     question: str
     matches: Sequence[EpisodeMatch]
-    store: EpisodicStore
+    store: BaseStore | EpisodicMemory
     namespace: str
     config: RunnableConfig | None
 
@@ -78,7 +78,7 @@ class MemoryMechanism(Protocol):
         question: str,
         matches: Sequence[EpisodeMatch],
         *,
-        store: EpisodicStore,
+        store: BaseStore | EpisodicMemory,
         namespace: str,
         config: RunnableConfig | None = None,
     ) -> MemoryContext:
@@ -87,7 +87,7 @@ class MemoryMechanism(Protocol):
         Args:
             question: The question being answered.
             matches: Verified episodes similar to it, in any order.
-            store: The episodic store they came from.
+            store: The LangGraph store they came from (or its `EpisodicMemory`).
             namespace: The tenant whose memory is read.
             config: Passed to any model call the mechanism makes.
 
@@ -102,7 +102,7 @@ class MemoryMechanism(Protocol):
         question: str,
         matches: Sequence[EpisodeMatch],
         *,
-        store: EpisodicStore,
+        store: BaseStore | EpisodicMemory,
         namespace: str,
         config: RunnableConfig | None = None,
     ) -> MemoryContext:
@@ -303,9 +303,6 @@ class ReflectUpdateMemory(MemoryMechanism):
         self.max_chars = check_count("max_chars", max_chars)
 
     def _step(self, q: _Query) -> _Step:
-        lessons, ns = _store_for("reflect_update", q.store), q.namespace
-        text = yield Call(
-            lambda: lessons.get_lessons(ns), lambda: lessons.aget_lessons(ns)
-        )
+        text = yield from EpisodicMemory.of(q.store).get_lessons_step(q.namespace)
         shown = _trim_to_sentence(text, self.max_chars) if text else None
         return _context(q.question, q.matches, [], shown)

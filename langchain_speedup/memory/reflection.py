@@ -17,6 +17,8 @@ from typing import Any, Literal, NamedTuple, Self, Unpack
 
 from langchain_core.messages import AnyMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig, RunnableLambda
+from langgraph.config import get_store
+from langgraph.store.base import BaseStore
 from typing_extensions import TypedDict
 
 from langchain_speedup._internal import (
@@ -36,11 +38,7 @@ from langchain_speedup.errors import (
     ModelError,
     SpeedupError,
 )
-from langchain_speedup.memory.store import (
-    LessonsStore,
-    ReflectionStore,
-    _check_namespace,
-)
+from langchain_speedup.memory.store import EpisodicMemory, _check_tenant
 from langchain_speedup.types import ChatRunnable
 
 __all__ = [
@@ -152,19 +150,6 @@ def _reflection_call(
     )
 
 
-def _store_for(kind: Kind, store: object) -> Any:
-    """`store` if it can hold what `kind` writes, else `ConfigurationError`."""
-    protocol, holds = (
-        (LessonsStore, "lessons (`get_lessons`, `put_lessons`)")
-        if kind == "reflect_update"
-        else (ReflectionStore, "reflections (`set_reflection`)")
-    )
-    if not isinstance(store, protocol):
-        msg = f"`store` must hold {holds} as QdrantEpisodicStore does, got {type(store).__name__}"
-        raise ConfigurationError(msg)
-    return store
-
-
 # -- one reflection ------------------------------------------------------------------
 
 
@@ -173,7 +158,7 @@ class _Job(NamedTuple):
 
     kind: Kind
     model: ChatRunnable
-    store: Any
+    memory: EpisodicMemory
     namespace: str
     episode_id: str | None
     case: str
@@ -197,7 +182,7 @@ def _job(
     kind: Kind,
     model: ChatRunnable,
     episode: Mapping[str, Any],
-    store: object,
+    store: BaseStore | EpisodicMemory,
     options: ReflectionOptions,
 ) -> _Job:
     check_model(model)
@@ -215,7 +200,7 @@ def _job(
     raw_id = episode.get("id")
     episode_id = str(raw_id) if raw_id is not None else None
     namespace = options.get("namespace")
-    ns = _check_namespace(
+    ns = _check_tenant(
         namespace if namespace is not None else episode.get("namespace", "default")
     )
     if kind == "reflect" and episode_id is None:
@@ -231,8 +216,8 @@ def _job(
         f"Outcome: {outcome}"
     )
     config, ledger = options.get("config"), options.get("ledger")
-    store = _store_for(kind, store)
-    return _Job(kind, model, store, ns, episode_id, case, max_chars, config, ledger)
+    memory = EpisodicMemory.of(store)
+    return _Job(kind, model, memory, ns, episode_id, case, max_chars, config, ledger)
 
 
 def _prompt(job: _Job, old: str | None) -> list[AnyMessage]:
@@ -278,13 +263,11 @@ def _result(job: _Job, text: str | None, error: str | None = None) -> Reflection
 
 def _step(job: _Job) -> Generator[Call, Any, ReflectionResult]:
     """Read the old lessons (Reflect-Update), ask the model, store its text."""
-    store, ns, update = job.store, job.namespace, job.kind == "reflect_update"
+    memory, ns, update = job.memory, job.namespace, job.kind == "reflect_update"
     old: str | None = None
     if update:
         try:
-            old = yield Call(
-                lambda: store.get_lessons(ns), lambda: store.aget_lessons(ns)
-            )
+            old = yield from memory.get_lessons_step(ns)
         except SpeedupError as e:
             return _result(job, None, f"reading the lessons failed: {e}")
     try:
@@ -298,17 +281,11 @@ def _step(job: _Job) -> Generator[Call, Any, ReflectionResult]:
     if not text:
         what = "lessons text" if update else "text"
         return _result(job, old, f"the reflection model returned no {what}")
-    if update:
-        write = Call(
-            lambda: store.put_lessons(ns, text), lambda: store.aput_lessons(ns, text)
-        )
-    else:
-        write = Call(
-            lambda: store.set_reflection(ns, job.episode_id, text),
-            lambda: store.aset_reflection(ns, job.episode_id, text),
-        )
     try:
-        yield write
+        if update:
+            yield from memory.put_lessons_step(ns, text)
+        else:
+            yield from memory.set_reflection_step(ns, str(job.episode_id), text)
     except SpeedupError as e:
         what = "lessons" if update else "reflection"
         return _result(job, old, f"writing the {what} failed: {e}")
@@ -319,7 +296,7 @@ def reflect_update(
     model: ChatRunnable,
     episode: Mapping[str, Any],
     *,
-    store: LessonsStore,
+    store: BaseStore | EpisodicMemory,
     **options: Unpack[ReflectionOptions],
 ) -> ReflectionResult:
     """Rewrite the namespace's lessons text with what one new episode teaches.
@@ -334,7 +311,8 @@ def reflect_update(
 
     Example:
         ```python
-        result = reflect_update(model, store.episodes("default")[-1], store=store)
+        episode = EpisodicMemory(store).episodes("default")[-1]
+        result = reflect_update(model, episode, store=store)
         print(result["updated"], result["text"])
         ```
 
@@ -342,7 +320,7 @@ def reflect_update(
         model: The chat model that rewrites the lessons.
         episode: The new episode: an `Episode`, or any mapping with
             `question`, `answer` and `verified` (and optionally `id`).
-        store: Where the lessons live, e.g. a `QdrantEpisodicStore`.
+        store: The LangGraph store the lessons live in (or its `EpisodicMemory`).
         **options: See `ReflectionOptions`; `max_chars` defaults to 1200.
 
     Returns:
@@ -351,7 +329,7 @@ def reflect_update(
 
     Raises:
         ConfigurationError: `model` is not a runnable, an option is unknown,
-            `max_chars` is below 40, or `store` holds no lessons.
+            `max_chars` is below 40, or `store` is no LangGraph store.
         InvalidInputError: The episode has no question or answer text, or the
             namespace is not a non-empty string.
     """
@@ -362,7 +340,7 @@ async def areflect_update(
     model: ChatRunnable,
     episode: Mapping[str, Any],
     *,
-    store: LessonsStore,
+    store: BaseStore | EpisodicMemory,
     **options: Unpack[ReflectionOptions],
 ) -> ReflectionResult:
     """Async form of `reflect_update`."""
@@ -373,7 +351,7 @@ def reflect(
     model: ChatRunnable,
     episode: Mapping[str, Any],
     *,
-    store: ReflectionStore,
+    store: BaseStore | EpisodicMemory,
     **options: Unpack[ReflectionOptions],
 ) -> ReflectionResult:
     """Write one short reflection from one stored episode onto that episode.
@@ -385,7 +363,7 @@ def reflect(
     Args:
         model: The chat model that writes the reflection.
         episode: The stored episode (`id`, `question`, `answer`, `verified`).
-        store: The store holding the episode, e.g. a `QdrantEpisodicStore`.
+        store: The LangGraph store holding the episode (or its `EpisodicMemory`).
         **options: See `ReflectionOptions`; `max_chars` defaults to 400.
 
     Returns:
@@ -393,7 +371,7 @@ def reflect(
 
     Raises:
         ConfigurationError: `model` is not a runnable, an option is unknown,
-            `max_chars` is below 40, or `store` cannot hold reflections.
+            `max_chars` is below 40, or `store` is no LangGraph store.
         InvalidInputError: The episode has no id, question or answer, or the
             namespace is not a non-empty string.
     """
@@ -404,7 +382,7 @@ async def areflect(
     model: ChatRunnable,
     episode: Mapping[str, Any],
     *,
-    store: ReflectionStore,
+    store: BaseStore | EpisodicMemory,
     **options: Unpack[ReflectionOptions],
 ) -> ReflectionResult:
     """Async form of `reflect`."""
@@ -427,7 +405,7 @@ class ReflectionQueue:
         ```python
         with ReflectionQueue(model, store=store) as queue:
             answer = router.solve(question)
-            queue.submit(store.episodes("default")[-1])
+            queue.submit(EpisodicMemory(store).episodes("default")[-1])
         # leaving the block finishes the queued updates
         ```
 
@@ -441,7 +419,7 @@ class ReflectionQueue:
 
     Raises:
         ConfigurationError: `model` is not a runnable, an option is unknown
-            or invalid, or `store` cannot hold what `mode` writes.
+            or invalid, or `store` is no LangGraph store.
     """
 
     def __init__(
@@ -449,7 +427,7 @@ class ReflectionQueue:
         model: ChatRunnable,
         /,
         *,
-        store: LessonsStore | ReflectionStore,
+        store: BaseStore | EpisodicMemory,
         mode: Kind = "reflect_update",
         max_results: int = 100,
         **options: Unpack[ReflectionOptions],
@@ -460,7 +438,7 @@ class ReflectionQueue:
         check_model(model)
         _max_chars(mode, options)
         self.model = model
-        self.store = _store_for(mode, store)
+        self.memory = EpisodicMemory.of(store)
         self.mode = mode
         self.options = options
         self.completed = 0
@@ -500,7 +478,7 @@ class ReflectionQueue:
         options: ReflectionOptions = {**self.options}
         if namespace is not None:
             options["namespace"] = namespace
-        job = _job(self.mode, self.model, episode, self.store, options)
+        job = _job(self.mode, self.model, episode, self.memory, options)
         with self._lock:
             if self._closed:
                 msg = "the reflection queue is closed"
@@ -589,7 +567,7 @@ def create_reflection_update_node(
     model: ChatRunnable,
     /,
     *,
-    store: LessonsStore,
+    store: BaseStore | EpisodicMemory | None = None,
     namespace: str = "default",
     max_chars: int = _LESSONS_CHARS,
     name: str = "reflect",
@@ -617,7 +595,8 @@ def create_reflection_update_node(
 
     Args:
         model: The chat model that rewrites the lessons.
-        store: Where the lessons live, e.g. the speedup graph's store.
+        store: The LangGraph store the lessons live in; the graph's runtime
+            store (`compile(store=...)`, a deployment's store) when `None`.
         namespace: Whose lessons (the router's namespace).
         max_chars: The lessons' bound, in characters (default 1200).
         name: The node's run name.
@@ -628,11 +607,11 @@ def create_reflection_update_node(
 
     Raises:
         ConfigurationError: `model` is not a runnable, `max_chars` is below
-            40, `store` holds no lessons or `namespace` is empty.
+            40, `store` is no LangGraph store, or `namespace` is invalid.
     """
     check_model(model)
     max_chars = check_count("max_chars", max_chars, minimum=40)
-    _store_for("reflect_update", store)
+    memory = None if store is None else EpisodicMemory.of(store)
     check_namespace(namespace)
 
     def update(
@@ -647,7 +626,14 @@ def create_reflection_update_node(
         options = ReflectionOptions(
             namespace=namespace, max_chars=max_chars, config=config
         )
-        job = _job("reflect_update", model, episode, store, options)
+        runtime = get_store() if memory is None else None
+        if memory is None and runtime is None:
+            msg = (
+                "the reflection node has no store: give it `store=`, or compile "
+                "its graph with one (`compile(store=...)`)"
+            )
+            raise ConfigurationError(msg)
+        job = _job("reflect_update", model, episode, memory or runtime, options)  # type: ignore[arg-type]
         return {"reflection": (yield from _step(job))}
 
     return step_node(name, update)

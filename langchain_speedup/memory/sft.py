@@ -13,9 +13,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, runtime_checkable
 
+from langgraph.store.base import BaseStore
+
 from langchain_speedup._internal import DEFAULT_SYSTEM_PROMPT, raise_model_error
 from langchain_speedup.answers import question_key
 from langchain_speedup.errors import InvalidInputError, ModelError
+from langchain_speedup.memory.store import EpisodicMemory
 from langchain_speedup.types import Episode
 
 if TYPE_CHECKING:
@@ -23,7 +26,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_BASE_MODEL",
-    "EpisodeSource",
     "FineTuneStatus",
     "FineTuner",
     "OpenAIFineTuner",
@@ -42,17 +44,8 @@ _ROLES = ("system", "user", "assistant")
 _T = TypeVar("_T")
 
 
-@runtime_checkable
-class EpisodeSource(Protocol):
-    """A store that lists a namespace's episodes (`QdrantEpisodicStore` does)."""
-
-    def episodes(self, namespace: str) -> list[Episode]:
-        """Every episode of a namespace, oldest first."""
-        ...
-
-
 def export_sft_dataset(
-    store: EpisodeSource,
+    store: BaseStore | EpisodicMemory,
     namespace: str,
     path: str | os.PathLike[str],
     *,
@@ -67,7 +60,7 @@ def export_sft_dataset(
     `validate_sft_jsonl` before it replaces `path`.
 
     Args:
-        store: The store holding the episodes.
+        store: The LangGraph store holding the episodes (or its `EpisodicMemory`).
         namespace: Whose episodes.
         path: The JSONL file to write (replaced if it exists).
         system_prompt: The system message of every example; the solver's
@@ -78,16 +71,14 @@ def export_sft_dataset(
         How many examples were written.
 
     Raises:
-        InvalidInputError: The namespace holds no verified episode, or
-            `store` cannot list episodes.
+        ConfigurationError: `store` is no LangGraph store.
+        InvalidInputError: The namespace holds no verified episode.
         MemoryStoreError: The store could not be read.
     """
-    if not isinstance(store, EpisodeSource):
-        msg = f"`store` must list episodes (`episodes(namespace)`), got {type(store).__name__}"
-        raise InvalidInputError(msg)
+    memory = EpisodicMemory.of(store)
     system = DEFAULT_SYSTEM_PROMPT if system_prompt is None else system_prompt
     newest: dict[str, Episode] = {}
-    for episode in store.episodes(namespace):
+    for episode in memory.episodes(namespace):
         if episode.get("verified") and episode["answer"].strip():
             # Keyed afresh, not by the stored key: a key computed by an older
             # version may join different questions.

@@ -1,54 +1,73 @@
-"""The episodic store: episodes on Qdrant, every read and write in one namespace.
+"""The package's memory in any LangGraph `BaseStore`: its layout and its guarantees.
 
-The collection also holds one lessons point per namespace (payload
-`kind: "lessons"`), which every episode read leaves out.
+Every record of a tenant `t` (the router's `namespace`) lives under
+`("speedup", t, ...)`:
+
+| namespace                       | key                     | value                       | indexed    |
+|---------------------------------|-------------------------|-----------------------------|------------|
+| `("speedup", t, "episodes")`    | the episode's id        | the episode                 | `question` |
+| `("speedup", t, "reflections")` | the episode's id        | `{"reflection": text}`      | no         |
+| `("speedup", t, "reuse")`       | SHA-256 of question key | `{"episode_id": id}`        | no         |
+| `("speedup", t, "lessons")`     | `"lessons"`             | `{"lessons": text, ...}`    | no         |
+| `("speedup", t, "outcomes")`    | `"outcomes"`            | the gate's outcome totals   | no         |
+
+Only the question is embedded, once, when its episode is written: a
+reflection lives apart so that attaching one re-embeds nothing. Exact-repeat
+reuse is two key lookups (the pointer, then the episode), whatever the
+store's size; the pointer is written for verified episodes only, names the
+newest, and its episode is checked again when read. The gate's outcomes are kept as running
+totals, updated with each episode, so a new router calibrates from one read.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
+import hashlib
 import logging
+import math
 import os
+import re
 import threading
 import time
-import uuid
-from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import Any, Protocol, Self, TypeVar, cast, runtime_checkable
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from collections import OrderedDict
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from typing import Any, NoReturn, cast
 
+from langchain_core.embeddings import Embeddings
+from langgraph.errors import GraphBubbleUp
+from langgraph.store.base import BaseStore, GetOp, IndexConfig, Item, PutOp, SearchOp
+from langgraph.store.memory import InMemoryStore
 from pydantic import ConfigDict, TypeAdapter, ValidationError, with_config
-from qdrant_client import QdrantClient, models
 
 from langchain_speedup._internal import (
     MAX_QUESTION_CHARS,
+    Call,
+    adrive,
     as_vector,
     check_namespace,
     check_prompt,
     check_uuid,
+    drive,
+    guarded_call,
 )
 from langchain_speedup.errors import (
     ConfigurationError,
-    EmbeddingSizeError,
+    EmbeddingError,
     InvalidInputError,
     MemoryStoreError,
+    SpeedupError,
 )
+from langchain_speedup.memory.gating import saving_of
 from langchain_speedup.types import Episode, EpisodeMatch
 
 __all__ = [
-    "DEFAULT_COLLECTION",
     "MAX_QUESTION_BYTES",
     "MAX_TEXT_BYTES",
-    "EpisodicStore",
-    "LessonsStore",
-    "QdrantEpisodicStore",
-    "ReflectionStore",
+    "EpisodicMemory",
+    "default_store",
+    "memory_index",
 ]
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_COLLECTION = "speedup_episodes"
 
 MAX_TEXT_BYTES = 64 * 1024
 """The most UTF-8 bytes of an answer, reflection, lessons text or any other
@@ -58,11 +77,11 @@ MAX_QUESTION_BYTES = 4 * MAX_QUESTION_CHARS
 """The most UTF-8 bytes of a stored question or question key: room for any
 question the router accepts."""
 
-_LESSONS_KIND = "lessons"
-_LESSONS_IDS = uuid.UUID("0b6c2f53-7d7e-4f0e-a6a4-9a1c3f8e5d21")
-_EPISODE_IDS = uuid.UUID("5e0d7c1a-3f29-4b8e-9d61-2c7a4f0b8e13")
-
-_T = TypeVar("_T")
+_ROOT = "speedup"
+_LESSONS_KEY = "lessons"
+_OUTCOMES_KEY = "outcomes"
+_PAGE = 1000
+"""Episodes per read when a whole tenant is listed (SFT export)."""
 
 
 @with_config(ConfigDict(strict=True, extra="forbid", allow_inf_nan=False))
@@ -74,28 +93,7 @@ _NEW_EPISODE = TypeAdapter(_NewEpisode)
 _STORED_EPISODE = TypeAdapter(Episode)
 
 
-def _lessons_point_id(namespace: str) -> str:
-    """The deterministic point id of a namespace's lessons text."""
-    return str(uuid.uuid5(_LESSONS_IDS, namespace))
-
-
-def _episode_point_id(namespace: str, episode_id: object) -> str:
-    """The point id of an episode: derived from its namespace and its own id.
-
-    A namespace can only ever address its own points, whatever id it passes.
-    The canonical UUID has a fixed length, so no two (id, namespace) pairs
-    give the same name.
-    """
-    return str(uuid.uuid5(_EPISODE_IDS, f"{_check_id(episode_id)}{namespace}"))
-
-
-def _check_id(episode_id: object) -> str:
-    return check_uuid(episode_id, "episode ids")
-
-
-def _check_namespace(namespace: object) -> str:
-    """`check_namespace` for a call's input: raises `InvalidInputError`."""
-    return _as_input(check_namespace, namespace)
+# -- validation ------------------------------------------------------------------------
 
 
 def _as_input(check: Callable[..., str], *args: object) -> str:
@@ -104,6 +102,15 @@ def _as_input(check: Callable[..., str], *args: object) -> str:
         return check(*args)
     except ConfigurationError as e:
         raise InvalidInputError(str(e)) from None
+
+
+def _check_tenant(namespace: object) -> str:
+    """`check_namespace` for a call's input: raises `InvalidInputError`."""
+    return _as_input(check_namespace, namespace)
+
+
+def _check_id(episode_id: object) -> str:
+    return check_uuid(episode_id, "episode ids")
 
 
 def _check_encodable(text: str, what: str, limit: int = MAX_TEXT_BYTES) -> str:
@@ -122,21 +129,26 @@ def _check_text(text: object, what: str) -> str:
     return _check_encodable(_as_input(check_prompt, what, text).strip(), what)
 
 
+def _faults(error: ValidationError) -> str:
+    """The fields and their faults, without the values (they may be huge or private)."""
+    return "; ".join(
+        f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()
+    )
+
+
 def _check_episode(episode: object) -> Episode:
     """`episode` if it is a complete, storable episode, else raise.
 
     Raises:
         InvalidInputError: A field is missing, extra or mistyped, a text is
-            not valid Unicode or over its size cap, the namespace or id is
-            invalid, or the id is the namespace's reserved lessons id.
+            not valid Unicode or over its size cap, or the namespace or id
+            is invalid.
     """
     if not isinstance(episode, dict):
         msg = f"an episode must be a dict, got {type(episode).__name__}"
         raise InvalidInputError(msg)
-    namespace = _check_namespace(episode.get("namespace"))
-    if _check_id(episode.get("id")) == _lessons_point_id(namespace):
-        msg = f"the id {episode['id']!r} is reserved for the lessons of {namespace!r}"
-        raise InvalidInputError(msg)
+    _check_tenant(episode.get("namespace"))
+    _check_id(episode.get("id"))
     try:
         _NEW_EPISODE.validate_python(episode)
     except ValidationError as e:
@@ -150,565 +162,617 @@ def _check_episode(episode: object) -> Episode:
     return cast(Episode, episode)
 
 
-def _faults(error: ValidationError) -> str:
-    """The fields and their faults, without the values (they may be huge or private)."""
-    return "; ".join(
-        f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()
-    )
+def _stored_episode(item: Item | None, tenant: str) -> Episode | None:
+    """The episode an item holds, if it is one of `tenant`'s.
 
-
-def _is_episode(payload: object) -> bool:
-    """Whether a stored payload is an episode.
-
-    Points written past `put` (by another program) that are not are skipped
-    with a warning rather than failing every read.
+    Items written past `put` (by another program) that are no episode are
+    skipped with a warning rather than failing every read.
     """
+    if item is None:
+        return None
     try:
-        _STORED_EPISODE.validate_python(payload, strict=True)
+        _STORED_EPISODE.validate_python(item.value, strict=True)
     except ValidationError as e:
-        logger.warning("skipped a stored point that is no episode: %s", _faults(e))
-        return False
-    return True
+        logger.warning("skipped a stored item that is no episode: %s", _faults(e))
+        return None
+    episode = cast(Episode, dict(item.value))
+    if episode["namespace"] != tenant or episode["id"] != item.key:
+        logger.warning("skipped episode %r stored under another key", item.key)
+        return None
+    return episode
 
 
-def _check_vector(vector: object) -> list[float]:
-    """`vector` as a list of finite floats, else raise `InvalidInputError`."""
-    try:
-        return as_vector(vector)
-    except ValueError as e:
-        msg = f"a vector must be a non-empty list of finite numbers, got {e}"
-        raise InvalidInputError(msg) from None
+# -- where things live -----------------------------------------------------------------
 
 
-def _check_storage(root: Path) -> None:
-    """Refuse an on-disk store whose files are missing, empty or unreadable.
+def _episodes(tenant: str) -> tuple[str, ...]:
+    return (_ROOT, tenant, "episodes")
 
-    Qdrant would open such a directory as an empty store and then overwrite
-    (or later resurrect) the episodes it could not see.
+
+def _reflections(tenant: str) -> tuple[str, ...]:
+    return (_ROOT, tenant, "reflections")
+
+
+def _reuse(tenant: str) -> tuple[str, ...]:
+    return (_ROOT, tenant, "reuse")
+
+
+def _lessons(tenant: str) -> tuple[str, ...]:
+    return (_ROOT, tenant, "lessons")
+
+
+def _outcomes(tenant: str) -> tuple[str, ...]:
+    return (_ROOT, tenant, "outcomes")
+
+
+def _reuse_key(question_key: str) -> str:
+    # Fixed length and free of the characters some stores reserve in keys.
+    return hashlib.sha256(question_key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+# -- the gate's outcome totals -----------------------------------------------------------
+
+Outcomes = dict[str, list[float]]
+"""Outcome totals: `"baseline"` (solved without memory) and, per similarity
+percent (`"70"` holds [0.70, 0.71)), `[count, total saving]` of questions
+solved with memory."""
+
+
+def outcome_of(episode: Mapping[str, Any]) -> tuple[str, float] | None:
+    """Where an episode's outcome counts and its saving; `None` for no outcome.
+
+    Episodes without `budget` (written outside the router) and reused answers
+    (no compute) teach the gate nothing.
     """
-    meta, data = root / "meta.json", root / "collection"
-    held = {p.name for p in data.iterdir()} if data.is_dir() else set()
-    damaged = (
-        f"the memory path {str(root)!r} is damaged: restore it from a backup, "
-        "or move it away to start an empty store"
+    budget, decision = episode.get("budget"), episode.get("decision")
+    if not isinstance(budget, int) or decision not in ("exemplars", "scratch"):
+        return None
+    saving = saving_of(
+        passed=bool(episode.get("verified")),
+        budget_used=int(episode.get("budget_used", budget)),
+        budget=budget,
     )
-    if not meta.exists():
-        if held:
-            msg = f"{damaged} (collections {sorted(held)} but no meta.json)"
-            raise MemoryStoreError(msg)
-        return
-    try:
-        listed = set(json.loads(meta.read_text(encoding="utf-8"))["collections"])
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        msg = f"{damaged} (meta.json is unreadable: {e!r})"
-        raise MemoryStoreError(msg) from e
-    for name in sorted(listed | held):
-        storage = data / name / "storage.sqlite"
-        if name not in listed or not storage.is_file() or not storage.stat().st_size:
-            msg = f"{damaged} (collection {name!r} is missing, empty or unlisted)"
-            raise MemoryStoreError(msg)
+    if decision == "scratch":
+        return "baseline", saving
+    similarity = episode.get("similarity")
+    if not isinstance(similarity, int | float) or not math.isfinite(similarity):
+        return None
+    # Rounded first, so that 0.7 lands in "70" despite binary floating point.
+    return str(math.floor(round(float(similarity), 6) * 100 + 1e-9)), saving
 
 
-def _redact_url(url: str) -> tuple[str, list[str]]:
-    """`url` without credentials or query, and the secrets it held."""
-    parts = urlsplit(url)
-    secrets = [s for s in (parts.password, *dict(parse_qsl(parts.query)).values()) if s]
-    if "@" in parts.netloc:
-        parts = parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2])
-    if parts.query:
-        parts = parts._replace(query="***")
-    return urlunsplit(parts), secrets
+def _updated(
+    totals: Outcomes, old: Mapping[str, Any] | None, new: Mapping[str, Any]
+) -> Outcomes | None:
+    """`totals` with `old`'s outcome replaced by `new`'s; `None` when unchanged."""
+    before = outcome_of(old) if old is not None else None
+    after = outcome_of(new)
+    if before == after:
+        return None
+    updated = {k: list(v) for k, v in totals.items()}
+    for outcome, sign in ((before, -1), (after, 1)):
+        if outcome is not None:
+            count, total = updated.get(outcome[0], [0, 0.0])
+            updated[outcome[0]] = [count + sign, round(total + sign * outcome[1], 9)]
+    return {k: v for k, v in updated.items() if v[0] > 0}
 
 
-@runtime_checkable
-class EpisodicStore(Protocol):
-    """Where episodes live. Every call is confined to one namespace.
-
-    A subclass may leave out the async forms: by default they run the sync
-    ones in a worker thread.
-    """
-
-    def put(self, episode: Episode, vector: Sequence[float]) -> None:
-        """Store (or overwrite, by id) one episode with its question's embedding."""
-        ...
-
-    def find(self, namespace: str, question_key: str) -> Episode | None:
-        """The newest verified episode of exactly this question, if any."""
-        ...
-
-    def search(
-        self, namespace: str, vector: Sequence[float], *, limit: int = 3
-    ) -> list[EpisodeMatch]:
-        """The verified episodes most similar to `vector`, most similar first."""
-        ...
-
-    def count(self, namespace: str) -> int:
-        """How many episodes (verified or not) the namespace holds."""
-        ...
-
-    async def aput(self, episode: Episode, vector: Sequence[float]) -> None:
-        """Async form of `put`."""
-        await asyncio.to_thread(self.put, episode, vector)
-
-    async def afind(self, namespace: str, question_key: str) -> Episode | None:
-        """Async form of `find`."""
-        return await asyncio.to_thread(self.find, namespace, question_key)
-
-    async def asearch(
-        self, namespace: str, vector: Sequence[float], *, limit: int = 3
-    ) -> list[EpisodeMatch]:
-        """Async form of `search`."""
-        return await asyncio.to_thread(self.search, namespace, vector, limit=limit)
+def _is_newer(episode: Episode, pointer: Item | None) -> bool:
+    """Whether `episode` should replace the reuse pointer (the newest wins)."""
+    if pointer is None or pointer.value.get("episode_id") == episode["id"]:
+        return True
+    created = pointer.value.get("created_at")
+    return not isinstance(created, int | float) or episode["created_at"] >= created
 
 
-@runtime_checkable
-class LessonsStore(Protocol):
-    """Holds one lessons text per namespace (`QdrantEpisodicStore` does)."""
-
-    def get_lessons(self, namespace: str) -> str | None:
-        """The namespace's lessons text, or `None`."""
-        ...
-
-    def put_lessons(self, namespace: str, text: str) -> None:
-        """Store (or replace) the namespace's lessons text."""
-        ...
-
-    async def aget_lessons(self, namespace: str) -> str | None:
-        """Async form of `get_lessons` (by default in a worker thread)."""
-        return await asyncio.to_thread(self.get_lessons, namespace)
-
-    async def aput_lessons(self, namespace: str, text: str) -> None:
-        """Async form of `put_lessons` (by default in a worker thread)."""
-        await asyncio.to_thread(self.put_lessons, namespace, text)
+def _totals(item: Item | None) -> Outcomes:
+    if item is None:
+        return {}
+    return {
+        str(k): [int(v[0]), float(v[1])]
+        for k, v in item.value.items()
+        if isinstance(v, list) and len(v) == 2
+    }
 
 
-@runtime_checkable
-class ReflectionStore(Protocol):
-    """Attaches per-case reflections to stored episodes (`QdrantEpisodicStore` does)."""
+# -- errors ------------------------------------------------------------------------------
 
-    def set_reflection(self, namespace: str, episode_id: str, text: str) -> None:
-        """Store `text` as the episode's `reflection` field."""
-        ...
-
-    async def aset_reflection(self, namespace: str, episode_id: str, text: str) -> None:
-        """Async form of `set_reflection` (by default in a worker thread)."""
-        await asyncio.to_thread(self.set_reflection, namespace, episode_id, text)
+_URL_PASSWORD = re.compile(r"(://[^/\s:@]*:)[^@\s/]+@")
+_SECRET_PARAMETER = re.compile(r"(?i)\b(password|api[_-]?key|token|secret)=[^\s&;,]+")
 
 
-def _match(key: str, value: str | bool) -> models.FieldCondition:
-    return models.FieldCondition(key=key, match=models.MatchValue(value=value))
+def _redacted(text: str) -> str:
+    """`text` without the passwords, keys and tokens a connection string may hold."""
+    return _SECRET_PARAMETER.sub(r"\1=***", _URL_PASSWORD.sub(r"\1***@", text))
 
 
-def _episodes_in(namespace: str, **fields: str | bool) -> models.Filter:
-    # Points without `kind` are episodes (collections written before lessons).
-    must: list[models.Condition] = [_match("namespace", _check_namespace(namespace))]
-    must += [_match(key, value) for key, value in fields.items()]
-    return models.Filter(must=must, must_not=[_match("kind", _LESSONS_KIND)])
+def _failed(what: str, store: BaseStore) -> Callable[[Exception], NoReturn]:
+    def fail(error: Exception) -> NoReturn:
+        if isinstance(error, GraphBubbleUp | SpeedupError):
+            raise error
+        raw = f"{type(error).__name__}: {error}"
+        text = _redacted(raw)
+        msg = f"the memory store ({type(store).__name__}) failed to {what}: {text}"
+        if text != raw:  # the cause would print the secret
+            raise MemoryStoreError(msg) from None
+        raise MemoryStoreError(msg) from error
+
+    return fail
 
 
-class QdrantEpisodicStore(EpisodicStore, LessonsStore, ReflectionStore):
-    """Episodes in a Qdrant collection, one point per episode, upserted by id.
+# -- the memory --------------------------------------------------------------------------
 
-    Setup:
-        Embedded (default): nothing to run; `path=` keeps episodes on disk
-        across runs (one process per path). Server or cluster: pass `url=` and
-        `api_key=`, or set `QDRANT_URL` / `QDRANT_API_KEY` and use `from_env`.
 
-    Instantiate:
+class EpisodicMemory:
+    """The package's episodes, reflections and lessons in a LangGraph `BaseStore`.
+
+    Any store with a vector index works: `InMemoryStore(index=memory_index(embeddings))`,
+    a `PostgresStore` with an index, the store a LangGraph deployment
+    provides. The store's index embeds each question once, when its episode
+    is written, and each searched question; search scores are its cosine
+    similarities. Every call reads and writes one tenant (`namespace`).
+
+    Example:
         ```python
-        store = QdrantEpisodicStore(path="./speedup-memory")
-        store = QdrantEpisodicStore.from_env(path="./speedup-memory")  # URL wins
+        memory = EpisodicMemory(InMemoryStore(index=memory_index(embeddings)))
+        memory.put(episode)
+        memory.find("default", episode["question_key"])  # the episode, if verified
+        memory.search("default", "Maya buys 3 pens ...", limit=3)
         ```
 
     Guarantees:
-        Isolation: a point's id is derived from its namespace and the
-        episode's id, so no call in one namespace can read, overwrite or
-        annotate another namespace's points, whatever id it passes; the
-        lessons id of a namespace is never accepted as an episode id.
-        Content: `put` writes only complete episodes of valid Unicode, with
-        the answer and other texts at most `MAX_TEXT_BYTES` (64 KiB) of UTF-8
-        and the question at most `MAX_QUESTION_BYTES`, and only finite
-        vectors of the collection's size. Storage: an on-disk store whose
-        files are missing, empty or unreadable is refused, not reopened empty.
-        Credentials in `url` and `api_key` never appear in messages.
+        Isolation: a tenant's records live under `("speedup", namespace, ...)`,
+        and a stored item is only read back as an episode of the tenant and
+        key it names. Reuse: `find` returns verified episodes only, checked
+        when read. Idempotence: writing an episode again (same id) replaces
+        it, and its outcome counts once. Content: `put` writes only complete
+        episodes of valid Unicode, texts at most `MAX_TEXT_BYTES` (64 KiB) of
+        UTF-8 and the question at most `MAX_QUESTION_BYTES`; an invalid
+        input writes nothing. Failures: the store's errors surface as
+        `MemoryStoreError` with passwords, keys and tokens blanked.
 
     Args:
-        path: Directory for embedded on-disk mode.
-        url: A Qdrant server or cluster URL.
-        api_key: The server's API key.
-        client: An existing `QdrantClient`; the store does not close it.
-        collection: The collection name.
-        vector_size: The embeddings' size, when known: a collection built
-            with another size is refused at once rather than at the first
-            write or search.
+        store: The LangGraph store.
 
     Raises:
-        MemoryStoreError: The store cannot be opened (for example a `path`
-            that is empty, a file, damaged, or locked by another process).
-        EmbeddingSizeError: The collection holds vectors of another size
-            than `vector_size`.
+        ConfigurationError: `store` is not a LangGraph `BaseStore`.
     """
 
-    def __init__(
-        self,
-        *,
-        path: str | os.PathLike[str] | None = None,
-        url: str | None = None,
-        api_key: str | None = None,
-        client: QdrantClient | None = None,
-        collection: str = DEFAULT_COLLECTION,
-        vector_size: int | None = None,
-    ) -> None:
-        if sum(x is not None for x in (path, url, client)) > 1:
-            msg = "give at most one of `path`, `url` and `client`"
-            raise MemoryStoreError(msg)
-        if not collection or not isinstance(collection, str):
-            msg = f"`collection` must be a non-empty string, got {collection!r}"
-            raise MemoryStoreError(msg)
-        for name, value in (("path", path), ("url", url)):
-            if value is not None and not str(value).strip():
-                msg = f"`{name}` must not be empty (leave it out for a store in memory)"
-                raise MemoryStoreError(msg)
-        self.collection = collection
-        self._secrets = [api_key] if api_key else []
-        if url is not None:
-            self.location, secrets = _redact_url(url)
-            self._secrets += secrets
-        else:
-            self.location = str(path or ("client" if client else ":memory:"))
-        self._owns_client = client is None
-        self._remote = url is not None
-        self._lock = threading.RLock()
-        self._size: int | None = None
-
-        def connect() -> QdrantClient:
-            if client is not None:
-                return client
-            if url is not None:
-                return QdrantClient(url=url, api_key=api_key)
-            if path is not None:
-                return QdrantClient(path=str(self._directory(Path(path))))
-            return QdrantClient(":memory:")
-
-        self._client = self._call("open", connect)
-        self._ready = self._call(
-            "open", lambda: self._client.collection_exists(collection)
-        )
-        if vector_size is not None and self._ready:
-            self._call("open", lambda: self._check_size(vector_size))
-
-    @staticmethod
-    def _directory(target: Path) -> Path:
-        if target.exists() and not target.is_dir():
-            msg = f"the memory path {str(target)!r} exists and is not a directory"
-            raise MemoryStoreError(msg)
-        target.mkdir(parents=True, exist_ok=True)
-        _check_storage(target)
-        return target
+    def __init__(self, store: BaseStore) -> None:
+        if not isinstance(store, BaseStore):
+            msg = (
+                "`store` must be a LangGraph BaseStore with a vector index, e.g. "
+                "InMemoryStore(index=memory_index(embeddings)), got "
+                f"{type(store).__name__}"
+            )
+            raise ConfigurationError(msg)
+        self.store = store
 
     @classmethod
-    def from_env(
-        cls,
-        *,
-        path: str | os.PathLike[str] | None = None,
-        collection: str = DEFAULT_COLLECTION,
-    ) -> Self:
-        """A store on `QDRANT_URL` when set, else embedded (on `path` if given)."""
-        url = os.environ.get("QDRANT_URL")
-        if url:
-            api_key = os.environ.get("QDRANT_API_KEY")
-            return cls(url=url, api_key=api_key, collection=collection)
-        return cls(path=path, collection=collection)
+    def of(cls, store: BaseStore | EpisodicMemory) -> EpisodicMemory:
+        """`store` as an `EpisodicMemory` (itself if it is one)."""
+        return store if isinstance(store, EpisodicMemory) else cls(store)
 
-    @property
-    def vector_size(self) -> int | None:
-        """The collection's vector size; `None` before its first episode.
-
-        Raises:
-            MemoryStoreError: The store could not be read.
-        """
-        if self._size is None and self._exists():
-            self._call("read", self._read_size)
-        return self._size
-
-    def _call(self, what: str, fn: Callable[[], _T]) -> _T:
-        """`fn()` under the store's lock, its failures as `MemoryStoreError`."""
-        try:
-            with self._lock:
-                return fn()
-        except (MemoryStoreError, InvalidInputError):
-            raise
-        except Exception as e:
-            text = str(e)
-            for secret in self._secrets:
-                text = text.replace(secret, "***")
-            msg = f"the episodic store at {self.location!r} failed to {what}: {text}"
-            if text != str(e):  # the cause would print the credential
-                raise MemoryStoreError(msg) from None
-            raise MemoryStoreError(msg) from e
-
-    def _exists(self) -> bool:
-        # Another client (store, process or worker on the same server) may
-        # create the collection after this store opened: look again until it
-        # exists rather than trusting the answer read at construction.
-        if not self._ready:
-            exists = self._call(
-                "read", lambda: self._client.collection_exists(self.collection)
-            )
-            self._ready = bool(exists)
-        return self._ready
-
-    def _read_size(self) -> int:
-        vectors = self._client.get_collection(self.collection).config.params.vectors
-        if not isinstance(vectors, models.VectorParams):
-            msg = f"collection {self.collection!r} does not hold one unnamed vector"
-            raise MemoryStoreError(msg)
-        self._size = int(vectors.size)
-        return self._size
-
-    def _check_size(self, size: int) -> None:
-        """Raise `EmbeddingSizeError` unless the collection's vectors have `size`."""
-        expected = self._size if self._size is not None else self._read_size()
-        if size != expected:
-            msg = (
-                f"the embeddings give vectors of size {size}, but the collection "
-                f"{self.collection!r} at {self.location!r} holds vectors of size "
-                f"{expected}: use the embeddings it was filled with, or another "
-                "`path` or `collection` for these embeddings"
-            )
-            raise EmbeddingSizeError(msg, expected=expected, got=size)
-
-    def _ensure_collection(self, size: int) -> None:
-        if self._ready or self._client.collection_exists(self.collection):
-            self._ready = True
-            self._check_size(size)
-            return
-        self._client.create_collection(
-            self.collection,
-            vectors_config=models.VectorParams(
-                size=size, distance=models.Distance.COSINE
-            ),
+    def _batch(self, what: str, ops: Sequence[Any]) -> Call:
+        store, listed = self.store, list(ops)
+        return guarded_call(
+            lambda: store.batch(listed),
+            lambda: store.abatch(listed),
+            fail=_failed(what, store),
+            check=lambda results: results,
         )
-        if self._remote:
-            keyword, boolean = (
-                models.PayloadSchemaType.KEYWORD,
-                models.PayloadSchemaType.BOOL,
-            )
-            for field in ("namespace", "question_key", "kind"):
-                self._client.create_payload_index(self.collection, field, keyword)
-            self._client.create_payload_index(self.collection, "verified", boolean)
-        self._ready, self._size = True, size
 
-    def _upsert(
-        self, point_id: str, vector: list[float], payload: dict[str, Any]
-    ) -> None:
-        point = models.PointStruct(id=point_id, vector=vector, payload=payload)
-        self._client.upsert(self.collection, points=[point], wait=True)
+    # -- steps: each runs sync (`drive`) or async (`adrive`) -----------------------------
 
-    def _scroll(self, flt: models.Filter, *, limit: int, offset: Any = None) -> Any:
-        return self._call(
+    def put_step(self, episode: Episode) -> Generator[Call, Any, None]:
+        """Write one episode, its reuse pointer if verified, and its outcome."""
+        checked = _check_episode(episode)
+        # Keyed by the canonical UUID, so any spelling of an id is one episode.
+        key = _check_id(checked["id"])
+        stored = cast(Episode, {**checked, "id": key})
+        tenant = stored["namespace"]
+        reuse_at = (_reuse(tenant), _reuse_key(stored["question_key"]))
+        old, totals, newest = yield self._batch(
             "read",
-            lambda: self._client.scroll(
-                self.collection,
-                scroll_filter=flt,
-                limit=limit,
-                offset=offset,
-                with_payload=True,
-                with_vectors=False,
-            ),
+            [
+                GetOp(_episodes(tenant), key),
+                GetOp(_outcomes(tenant), _OUTCOMES_KEY),
+                GetOp(*reuse_at),
+            ],
         )
+        ops: list[PutOp] = [
+            PutOp(_episodes(tenant), key, dict(stored), index=["question"])
+        ]
+        if stored["verified"] and _is_newer(stored, newest):
+            pointer = {"episode_id": key, "created_at": stored["created_at"]}
+            ops.append(PutOp(*reuse_at, pointer, False))
+        previous = _stored_episode(old, tenant)
+        updated = _updated(_totals(totals), previous, stored)
+        if updated is not None:
+            # Written after the episode: a failure in between undercounts one
+            # outcome rather than counting one that was never stored.
+            ops.append(PutOp(_outcomes(tenant), _OUTCOMES_KEY, updated, False))
+        yield self._batch("write", ops)
 
-    def _payload(self, point_id: str) -> dict[str, Any] | None:
-        points = self._call(
-            "read",
-            lambda: self._client.retrieve(
-                self.collection, ids=[point_id], with_payload=True, with_vectors=False
-            ),
+    def find_step(
+        self, namespace: str, question_key: str
+    ) -> Generator[Call, Any, Episode | None]:
+        """The newest verified episode of exactly this question key, if any."""
+        tenant = _check_tenant(namespace)
+        (pointer,) = yield self._batch(
+            "read", [GetOp(_reuse(tenant), _reuse_key(question_key))]
         )
-        return dict(points[0].payload or {}) if points else None
-
-    def put(self, episode: Episode, vector: Sequence[float]) -> None:
-        """Store one episode, replacing the namespace's episode of the same id.
-
-        Raises:
-            InvalidInputError: The episode is incomplete or mistyped, holds
-                invalid Unicode or a text over its size cap, its id is
-                reserved, or the vector is empty or not finite.
-            EmbeddingSizeError: The vector's size differs from the collection's.
-            MemoryStoreError: The store could not be written.
-        """
-        stored = _check_episode(episode)
-        values = _check_vector(vector)
-        point_id = _episode_point_id(stored["namespace"], stored["id"])
-
-        def write() -> None:
-            self._ensure_collection(len(values))
-            self._upsert(point_id, values, dict(stored))
-
-        self._call("write", write)
-
-    def find(self, namespace: str, question_key: str) -> Episode | None:
-        """The newest verified episode of exactly this question, if any."""
-        flt = _episodes_in(namespace, question_key=question_key, verified=True)
-        if not self._exists():
+        episode_id = pointer.value.get("episode_id") if pointer is not None else None
+        if not isinstance(episode_id, str):
             return None
-        points, _ = self._scroll(flt, limit=64)
-        episodes = [cast(Episode, p.payload) for p in points if _is_episode(p.payload)]
-        return max(episodes, key=lambda e: e["created_at"], default=None)
+        (item,) = yield self._batch("read", [GetOp(_episodes(tenant), episode_id)])
+        episode = _stored_episode(item, tenant)
+        # Checked again: the episode may have been overwritten since.
+        if (
+            episode is None
+            or episode.get("verified") is not True
+            or episode["question_key"] != question_key
+        ):
+            return None
+        return (yield from self._with_reflections(tenant, [episode]))[0]
 
-    def search(
-        self, namespace: str, vector: Sequence[float], *, limit: int = 3
-    ) -> list[EpisodeMatch]:
-        """The verified episodes most similar to `vector`, most similar first.
-
-        Raises:
-            InvalidInputError: The namespace is invalid, or the vector is
-                empty or not finite.
-            EmbeddingSizeError: The vector's size differs from the collection's.
-            MemoryStoreError: The store could not be read.
-        """
-        flt = _episodes_in(namespace, verified=True)
-        values = _check_vector(vector)
-        if not self._exists():
-            return []
-
-        def query() -> Any:
-            self._check_size(len(values))
-            return self._client.query_points(
-                self.collection, query=values, query_filter=flt, limit=limit
+    def search_step(
+        self, namespace: str, question: str, *, limit: int = 3
+    ) -> Generator[Call, Any, list[EpisodeMatch]]:
+        """The verified episodes most similar to `question`, most similar first."""
+        tenant = _check_tenant(namespace)
+        question = _check_text(question, "the question")
+        op = SearchOp(
+            _episodes(tenant), filter={"verified": True}, limit=limit, query=question
+        )
+        (items,) = yield self._batch("search", [op])
+        if any(item.score is None for item in items):
+            msg = (
+                f"the memory store ({type(self.store).__name__}) has no vector index, "
+                "so it cannot find similar questions: give it one, e.g. "
+                "InMemoryStore(index=memory_index(embeddings))"
             )
-
-        response = self._call("search", query)
+            raise ConfigurationError(msg)
+        found = [
+            (episode, float(item.score))
+            for item in items
+            if (episode := _stored_episode(item, tenant)) is not None
+            and episode.get("verified") is True
+        ]
+        episodes = yield from self._with_reflections(tenant, [e for e, _ in found])
         return [
-            EpisodeMatch(episode=cast(Episode, p.payload), similarity=float(p.score))
-            for p in response.points
-            if _is_episode(p.payload)
+            EpisodeMatch(episode=e, similarity=s)
+            for e, (_, s) in zip(episodes, found, strict=True)
         ]
 
-    def count(self, namespace: str) -> int:
-        """How many episodes the namespace holds."""
-        flt = _episodes_in(namespace)
-        if not self._exists():
-            return 0
-        result = self._call(
-            "count", lambda: self._client.count(self.collection, count_filter=flt)
+    def episodes_step(self, namespace: str) -> Generator[Call, Any, list[Episode]]:
+        """Every episode of a tenant, oldest first (for export, not routing)."""
+        tenant = _check_tenant(namespace)
+        found: list[Episode] = []
+        offset = 0
+        while True:
+            op = SearchOp(_episodes(tenant), limit=_PAGE, offset=offset)
+            (items,) = yield self._batch("read", [op])
+            found += [e for item in items if (e := _stored_episode(item, tenant))]
+            if len(items) < _PAGE:
+                break
+            offset += _PAGE
+        found = yield from self._with_reflections(tenant, found)
+        return sorted(found, key=lambda e: e["created_at"])
+
+    def _with_reflections(
+        self, tenant: str, episodes: list[Episode]
+    ) -> Generator[Call, Any, list[Episode]]:
+        if not episodes:
+            return []
+        ops = [GetOp(_reflections(tenant), e["id"]) for e in episodes]
+        items = yield self._batch("read", ops)
+        merged = []
+        for episode, item in zip(episodes, items, strict=True):
+            text = item.value.get("reflection") if item is not None else None
+            merged.append(
+                cast(Episode, {**episode, "reflection": text})
+                if isinstance(text, str) and text
+                else episode
+            )
+        return merged
+
+    def set_reflection_step(
+        self, namespace: str, episode_id: str, text: str
+    ) -> Generator[Call, Any, None]:
+        """Attach a per-case reflection to a stored episode."""
+        tenant = _check_tenant(namespace)
+        text = _check_text(text, "reflection")
+        key = _check_id(episode_id)
+        (item,) = yield self._batch("read", [GetOp(_episodes(tenant), key)])
+        if _stored_episode(item, tenant) is None:
+            msg = f"no episode {episode_id!r} is stored in namespace {tenant!r}"
+            raise InvalidInputError(msg)
+        value = {"reflection": text, "updated_at": time.time()}
+        yield self._batch("write", [PutOp(_reflections(tenant), key, value, False)])
+
+    def get_lessons_step(self, namespace: str) -> Generator[Call, Any, str | None]:
+        """The tenant's lessons text, or `None`."""
+        tenant = _check_tenant(namespace)
+        (item,) = yield self._batch("read", [GetOp(_lessons(tenant), _LESSONS_KEY)])
+        text = item.value.get("lessons") if item is not None else None
+        return text if isinstance(text, str) and text else None
+
+    def put_lessons_step(self, namespace: str, text: str) -> Generator[Call, Any, None]:
+        """Store (or replace) the tenant's lessons text."""
+        tenant = _check_tenant(namespace)
+        value = {"lessons": _check_text(text, "lessons"), "updated_at": time.time()}
+        yield self._batch(
+            "write", [PutOp(_lessons(tenant), _LESSONS_KEY, value, False)]
         )
-        return int(result.count)
+
+    def outcomes_step(self, namespace: str) -> Generator[Call, Any, Outcomes]:
+        """The gate's outcome totals of a tenant (see `Outcomes`)."""
+        tenant = _check_tenant(namespace)
+        (item,) = yield self._batch("read", [GetOp(_outcomes(tenant), _OUTCOMES_KEY)])
+        return _totals(item)
+
+    # -- sync and async entry points ----------------------------------------------------
+
+    def put(self, episode: Episode) -> None:
+        """Store one episode, replacing the tenant's episode of the same id.
+
+        The tenant is the episode's `namespace`; the store's index embeds its
+        question.
+
+        Raises:
+            InvalidInputError: The episode is incomplete or mistyped, or holds
+                invalid Unicode or a text over its size cap; nothing is written.
+            MemoryStoreError: The store could not be read or written.
+        """
+        drive(self.put_step(episode))
+
+    async def aput(self, episode: Episode) -> None:
+        """Async form of `put`."""
+        await adrive(self.put_step(episode))
+
+    def find(self, namespace: str, question_key: str) -> Episode | None:
+        """The newest verified episode of exactly this question key, if any.
+
+        Raises:
+            InvalidInputError: The namespace is invalid.
+            MemoryStoreError: The store could not be read.
+        """
+        return drive(self.find_step(namespace, question_key))
+
+    async def afind(self, namespace: str, question_key: str) -> Episode | None:
+        """Async form of `find`."""
+        return await adrive(self.find_step(namespace, question_key))
+
+    def search(
+        self, namespace: str, question: str, *, limit: int = 3
+    ) -> list[EpisodeMatch]:
+        """The verified episodes most similar to `question`, most similar first.
+
+        Raises:
+            InvalidInputError: The namespace or question is invalid.
+            ConfigurationError: The store has no vector index.
+            EmbeddingError: The index's `memory_index` embeddings failed.
+            MemoryStoreError: The store could not be searched.
+        """
+        return drive(self.search_step(namespace, question, limit=limit))
+
+    async def asearch(
+        self, namespace: str, question: str, *, limit: int = 3
+    ) -> list[EpisodeMatch]:
+        """Async form of `search`."""
+        return await adrive(self.search_step(namespace, question, limit=limit))
 
     def episodes(self, namespace: str) -> list[Episode]:
-        """Every episode of a namespace, oldest first."""
-        flt = _episodes_in(namespace)
-        if not self._exists():
-            return []
-        found: list[Episode] = []
-        offset: Any = None
-        while True:
-            points, offset = self._scroll(flt, limit=256, offset=offset)
-            found += [
-                cast(Episode, p.payload) for p in points if _is_episode(p.payload)
-            ]
-            if offset is None:
-                return sorted(found, key=lambda e: e["created_at"])
+        """Every episode of a tenant, oldest first, reflections attached."""
+        return drive(self.episodes_step(namespace))
+
+    async def aepisodes(self, namespace: str) -> list[Episode]:
+        """Async form of `episodes`."""
+        return await adrive(self.episodes_step(namespace))
 
     def set_reflection(self, namespace: str, episode_id: str, text: str) -> None:
-        """Attach a per-case reflection to a stored episode (its `reflection` field).
-
-        Args:
-            namespace: The episode's namespace.
-            episode_id: The episode's id.
-            text: The reflection; replaces any earlier one.
+        """Attach a per-case reflection to a stored episode (read as its `reflection`).
 
         Raises:
             InvalidInputError: The text is empty, invalid Unicode or over
                 `MAX_TEXT_BYTES`, or no episode with this id is stored in
-                this namespace.
+                this tenant.
             MemoryStoreError: The store could not be read or written.
         """
-        _check_namespace(namespace)
-        text = _check_text(text, "reflection")
-        point_id = _episode_point_id(namespace, episode_id)
-        payload = self._payload(point_id) if self._exists() else None
-        if payload is None and self._ready:
-            # Stores written before ids were derived from namespaces address
-            # episodes by their own id; the namespace check below still holds.
-            point_id = _check_id(episode_id)
-            payload = self._payload(point_id)
-        if (
-            payload is None
-            or payload.get("namespace") != namespace
-            or payload.get("kind") == _LESSONS_KIND
-        ):
-            msg = f"no episode {episode_id!r} is stored in namespace {namespace!r}"
-            raise InvalidInputError(msg)
-        self._call(
-            "write",
-            lambda: self._client.set_payload(
-                self.collection,
-                payload={"reflection": text},
-                points=[point_id],
-                wait=True,
-            ),
-        )
+        drive(self.set_reflection_step(namespace, episode_id, text))
+
+    async def aset_reflection(self, namespace: str, episode_id: str, text: str) -> None:
+        """Async form of `set_reflection`."""
+        await adrive(self.set_reflection_step(namespace, episode_id, text))
 
     def get_lessons(self, namespace: str) -> str | None:
-        """The namespace's lessons text, or `None` when none is stored.
+        """The tenant's lessons text, or `None` when none is stored."""
+        return drive(self.get_lessons_step(namespace))
 
-        Raises:
-            MemoryStoreError: The store could not be read.
-        """
-        _check_namespace(namespace)
-        if not self._exists():
-            return None
-        payload = self._payload(_lessons_point_id(namespace))
-        if payload is None or payload.get("kind") != _LESSONS_KIND:
-            return None
-        text = payload.get("lessons")
-        return text if isinstance(text, str) and text else None
+    async def aget_lessons(self, namespace: str) -> str | None:
+        """Async form of `get_lessons`."""
+        return await adrive(self.get_lessons_step(namespace))
 
     def put_lessons(self, namespace: str, text: str) -> None:
-        """Store (or replace) the namespace's lessons text.
-
-        The lessons point needs a vector of the collection's size, so the
-        collection must exist: store an episode first.
+        """Store (or replace) the tenant's lessons text.
 
         Raises:
             InvalidInputError: The text is empty, invalid Unicode or over
                 `MAX_TEXT_BYTES`.
-            MemoryStoreError: The store could not be written, or holds no
-                collection yet.
+            MemoryStoreError: The store could not be written.
         """
-        _check_namespace(namespace)
-        text = _check_text(text, "lessons")
-        if not self._exists():
+        drive(self.put_lessons_step(namespace, text))
+
+    async def aput_lessons(self, namespace: str, text: str) -> None:
+        """Async form of `put_lessons`."""
+        await adrive(self.put_lessons_step(namespace, text))
+
+    def outcomes(self, namespace: str) -> Outcomes:
+        """The gate's outcome totals of a tenant, kept up to date by `put`."""
+        return drive(self.outcomes_step(namespace))
+
+    async def aoutcomes(self, namespace: str) -> Outcomes:
+        """Async form of `outcomes`."""
+        return await adrive(self.outcomes_step(namespace))
+
+
+# -- the index and the default store -------------------------------------------------------
+
+
+class _CheckedEmbeddings(Embeddings):
+    """Embeddings whose failures and malformed vectors raise `EmbeddingError`.
+
+    The last questions' vectors are kept: the router searches a question
+    and then writes its episode, and the store's index embeds it both times.
+    """
+
+    _KEPT = 256
+
+    def __init__(self, embeddings: Embeddings) -> None:
+        self.inner = embeddings
+        self._recent: OrderedDict[str, list[float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _cached(self, texts: list[str]) -> list[list[float]] | None:
+        with self._lock:
+            if not all(t in self._recent for t in texts):
+                return None
+            for text in texts:
+                self._recent.move_to_end(text)
+            return [self._recent[t] for t in texts]
+
+    def _keep(self, texts: list[str], raw: object) -> list[list[float]]:
+        try:
+            vectors = [as_vector(v) for v in cast(Iterable[object], raw)]
+        except (TypeError, ValueError) as e:
+            msg = f"the embeddings returned {e}; nothing can be stored or found with it"
+            raise EmbeddingError(msg) from e
+        if len(vectors) != len(texts):
             msg = (
-                f"cannot store lessons at {self.location!r} before any episode: "
-                "the collection's vector size is not known yet"
+                f"the embeddings returned {len(vectors)} vectors for {len(texts)} texts"
             )
-            raise MemoryStoreError(msg)
+            raise EmbeddingError(msg)
+        with self._lock:
+            for text, vector in zip(texts, vectors, strict=True):
+                self._recent[text] = vector
+                self._recent.move_to_end(text)
+            while len(self._recent) > self._KEPT:
+                self._recent.popitem(last=False)
+        return vectors
 
-        def write() -> None:
-            size = self._size if self._size is not None else self._read_size()
-            # A fixed unit vector: the point is never searched (every episode
-            # read filters it out), and cosine distance rejects zero vectors.
-            vector = [1.0] + [0.0] * (size - 1)
-            payload = {
-                "kind": _LESSONS_KIND,
-                "namespace": namespace,
-                "lessons": text,
-                "updated_at": time.time(),
-            }
-            self._upsert(_lessons_point_id(namespace), vector, payload)
+    @staticmethod
+    def _failed(error: Exception) -> NoReturn:
+        if isinstance(error, GraphBubbleUp | SpeedupError):
+            raise error
+        msg = f"the embeddings failed ({type(error).__name__}: {error})"
+        raise EmbeddingError(msg) from error
 
-        self._call("write", write)
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        cached = self._cached(texts)
+        if cached is not None:
+            return cached
+        try:
+            raw = self.inner.embed_documents(texts)
+        except Exception as e:  # noqa: BLE001
+            self._failed(e)
+        return self._keep(texts, raw)
 
-    def close(self) -> None:
-        """Release the client (and the on-disk lock) if this store opened it."""
-        if self._owns_client:
-            with self._lock:
-                self._client.close()
+    def embed_query(self, text: str) -> list[float]:
+        cached = self._cached([text])
+        if cached is not None:
+            return cached[0]
+        try:
+            raw = self.inner.embed_query(text)
+        except Exception as e:  # noqa: BLE001
+            self._failed(e)
+        return self._keep([text], [raw])[0]
 
-    def __enter__(self) -> Self:
-        return self
+    async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
+        cached = self._cached(texts)
+        if cached is not None:
+            return cached
+        try:
+            raw = await self.inner.aembed_documents(texts)
+        except Exception as e:  # noqa: BLE001
+            self._failed(e)
+        return self._keep(texts, raw)
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    async def aembed_query(self, text: str) -> list[float]:
+        cached = self._cached([text])
+        if cached is not None:
+            return cached[0]
+        try:
+            raw = await self.inner.aembed_query(text)
+        except Exception as e:  # noqa: BLE001
+            self._failed(e)
+        return self._keep([text], [raw])[0]
+
+
+def memory_index(embeddings: Embeddings, *, dims: int | None = None) -> IndexConfig:
+    """A LangGraph store `index` configuration for the package's episodes.
+
+    It embeds the `question` field, and the embeddings' failures and malformed
+    vectors raise `EmbeddingError` (before anything is generated, when the
+    router searches).
+
+    Example:
+        ```python
+        store = InMemoryStore(index=memory_index(MiniLMEmbeddings()))
+        ```
+
+    Args:
+        embeddings: Any LangChain `Embeddings`.
+        dims: The vectors' size; measured with one embedding when `None`.
+
+    Raises:
+        ConfigurationError: `embeddings` is not a LangChain `Embeddings`, or
+            `dims` is not a positive integer.
+        EmbeddingError: Measuring the size failed.
+    """
+    if not isinstance(embeddings, Embeddings):
+        msg = f"`embeddings` must be a LangChain Embeddings, got {type(embeddings).__name__}"
+        raise ConfigurationError(msg)
+    checked = _CheckedEmbeddings(embeddings)
+    if dims is None:
+        dims = len(checked.embed_query("How many pens does Maya buy?"))
+    elif isinstance(dims, bool) or not isinstance(dims, int) or dims < 1:
+        msg = f"`dims` must be a positive integer, got {dims!r}"
+        raise ConfigurationError(msg)
+    return IndexConfig(dims=dims, embed=checked, fields=["question"])
+
+
+def default_store(
+    embeddings: Embeddings | None = None, *, path: str | os.PathLike[str] | None = None
+) -> BaseStore:
+    """The store used when none is given and the graph's runtime has none.
+
+    Today an `InMemoryStore` indexed with `embeddings` (the offline
+    `MiniLMEmbeddings` when `None`, which needs the `local` extra): memory
+    lasts as long as the process. This is the one place that chooses the
+    default; pass `store=` (or compile the graph with one) for memory that
+    persists or is shared.
+
+    Args:
+        embeddings: The index's embeddings.
+        path: Keep the memory in this directory across runs (not available
+            yet: pass a persistent LangGraph store instead).
+
+    Raises:
+        ConfigurationError: `embeddings` is not a LangChain `Embeddings`, or
+            `path` is given.
+        EmbeddingError: The embeddings failed.
+    """
+    # TODO(merge): point this at the package's Qdrant BaseStore (embedded,
+    # on `path` when given, or at QDRANT_URL).
+    if path is not None:
+        msg = (
+            f"the default store keeps memory in the process only, not at {str(path)!r}: "
+            "pass a persistent LangGraph store (e.g. a PostgresStore with an index)"
+        )
+        raise ConfigurationError(msg)
+    if embeddings is None:
+        from langchain_speedup.local.embeddings import MiniLMEmbeddings
+
+        embeddings = MiniLMEmbeddings()
+    return InMemoryStore(index=memory_index(embeddings))
