@@ -19,6 +19,7 @@ from collections.abc import Generator, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Self
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from langchain_core.embeddings import Embeddings
 from langgraph.store.base import (
@@ -56,7 +57,6 @@ from langchain_speedup.memory._engines import (
     Scored,
     edge_available,
 )
-from langchain_speedup.memory.store import _redact_url
 
 __all__ = ["DEFAULT_INDEXED_FIELDS", "QdrantStore"]
 
@@ -189,6 +189,17 @@ def _as_item(payload: Mapping[str, Any]) -> Item:
         created_at=found.created_at,
         updated_at=found.updated_at,
     )
+
+
+def _redact_url(url: str) -> tuple[str, list[str]]:
+    """`url` without credentials or query, and the secrets it held."""
+    parts = urlsplit(url)
+    secrets = [s for s in (parts.password, *dict(parse_qsl(parts.query)).values()) if s]
+    if "@" in parts.netloc:
+        parts = parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2])
+    if parts.query:
+        parts = parts._replace(query="***")
+    return urlunsplit(parts), secrets
 
 
 def _damaged(location: str, error: Exception) -> MemoryStoreError:
