@@ -26,7 +26,7 @@ def test_small_run_reports_every_figure(tmp_path: Path) -> None:
     for key in ("route", "route_with_embedding", "exact_reuse", "exact_numpy"):
         assert 0 < entry[key]["p50_ms"] <= entry[key]["p95_ms"]
     # Below the indexing threshold the engine scans exactly: full agreement.
-    assert entry["agreement"] == {"top1": 1.0, "top8_set": 1.0, "recall_at_8": 1.0}
+    assert set(entry["agreement"].values()) == {1.0}
     assert entry["fill_per_s"] > 0
     assert entry["reopen_s"] > 0
     assert entry["disk_mb"] > 0

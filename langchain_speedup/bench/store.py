@@ -224,7 +224,7 @@ def bench_size(
     result["exact_reuse"] = _percentiles(reuse)
 
     verified = np.array([i % 5 != 4 for i in range(count)])
-    same_top1 = same_set = 0
+    same_top1 = same_set = same_top3 = 0
     recall = 0.0
     for q in range(queries):
         hits = store.search(
@@ -234,10 +234,12 @@ def bench_size(
         want = _exact_top(vectors.matrix, verified, query_vectors[q])
         same_top1 += bool(got) and got[0] == want[0]
         same_set += set(got) == set(want)
+        same_top3 += set(got[:3]) == set(want[:3])
         recall += len(set(got) & set(want)) / K
     result["agreement"] = {
         "top1": same_top1 / queries,
         "top8_set": same_set / queries,
+        "top3_set": same_top3 / queries,
         "recall_at_8": recall / queries,
     }
 
@@ -364,6 +366,7 @@ def format_store_report(report: dict[str, Any]) -> str:
         row("fill episodes/s (batches of 512)", lambda s: f"{s['fill_per_s']:,.0f}"),
         row("put one episode /s", lambda s: f"{s['put_one_per_s']:,.0f}"),
         row("top-1 = exact", lambda s: f"{s['agreement']['top1']:.0%}"),
+        row("top-3 set = exact", lambda s: f"{s['agreement']['top3_set']:.0%}"),
         row("top-8 set = exact", lambda s: f"{s['agreement']['top8_set']:.0%}"),
         row("recall@8", lambda s: f"{s['agreement']['recall_at_8']:.3f}"),
         row("process RSS MB", lambda s: f"{s['rss_mb']:.0f}"),

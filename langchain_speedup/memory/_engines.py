@@ -161,7 +161,8 @@ class EdgeEngine:
     """
 
     path: Path | None
-    index_after: int = 16_384
+    index_after: int = 8_192
+    search_ef: int = 128
     location: str = field(init=False)
     _shard: Any = field(init=False, default=None)
     _temp: str | None = field(init=False, default=None)
@@ -323,7 +324,7 @@ class EdgeEngine:
                 query=qe.Query.Nearest(list(vector), using=VECTOR),
                 filter=self._filter(where),
                 with_payload=True,
-                params=qe.SearchParams(exact=True) if exact else None,
+                params=qe.SearchParams(hnsw_ef=self.search_ef, exact=exact),
             )
             return [
                 Scored(dict(p.payload or {}), float(p.score))

@@ -291,6 +291,8 @@ class QdrantStore(BaseStore):
         collection: The collection name on a server or in local mode.
         index_after: Vectors a new segment takes before it gets its own
             HNSW index (embedded engine); below it a plain scan is used.
+        search_ef: HNSW candidates kept per search (embedded engine): more
+            is closer to exact search, and slower.
 
     Raises:
         ConfigurationError: The options contradict each other.
@@ -314,7 +316,8 @@ class QdrantStore(BaseStore):
         indexed_fields: Sequence[str]
         | Mapping[str, FieldType] = DEFAULT_INDEXED_FIELDS,
         collection: str = STORE_COLLECTION,
-        index_after: int = 16_384,
+        index_after: int = 8_192,
+        search_ef: int = 128,
     ) -> None:
         if path is not None and url is not None:
             msg = "give at most one of `path` and `url`"
@@ -340,7 +343,13 @@ class QdrantStore(BaseStore):
                 for p in (index.get("fields") or ["$"])
             ]
         self._indexes = self._payload_indexes(indexed_fields)
-        self._engine = self._open(path, url, api_key, engine, collection, index_after)
+        for name, number in (("index_after", index_after), ("search_ef", search_ef)):
+            if isinstance(number, bool) or not isinstance(number, int) or number < 1:
+                msg = f"`{name}` must be a positive integer, got {number!r}"
+                raise ConfigurationError(msg)
+        self._engine = self._open(
+            path, url, api_key, engine, collection, (index_after, search_ef)
+        )
         self.location = self._engine.location
         self.engine_name = "edge" if isinstance(self._engine, EdgeEngine) else "client"
         stored = self._engine.vector_size()
@@ -390,7 +399,7 @@ class QdrantStore(BaseStore):
         api_key: str | None,
         engine: _Engine,
         collection: str,
-        index_after: int,
+        tuning: tuple[int, int],
     ) -> Engine:
         if url is not None:
             from qdrant_client import AsyncQdrantClient, QdrantClient
@@ -427,7 +436,7 @@ class QdrantStore(BaseStore):
                 )
                 raise ConfigurationError(msg)
             where = str(target) if target else ":memory:"
-            return self._guard(where, lambda: EdgeEngine(target, index_after))
+            return self._guard(where, lambda: EdgeEngine(target, *tuning))
         from qdrant_client import QdrantClient
 
         where = str(target) if target else ":memory:"
