@@ -16,6 +16,7 @@ import shutil
 import statistics
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,10 @@ from langgraph.store.base import PutOp
 from langchain_speedup.bench._report import ratio
 from langchain_speedup.memory.qdrant import QdrantStore
 
+# `_reuse_key` is the layout's key of a reuse pointer: the fill writes episodes
+# and pointers in batches, as `EpisodicMemory.put` would one at a time.
+from langchain_speedup.memory.store import EpisodicMemory, _reuse_key
+
 __all__ = ["DEFAULT_SIZES", "QUICK_SIZES", "format_store_report", "run_store_bench"]
 
 DEFAULT_SIZES = (1_000, 10_000, 100_000)
@@ -34,7 +39,8 @@ QUICK_SIZES = (1_000, 10_000)
 
 TENANT = "bench"
 EPISODES = ("speedup", TENANT, "episodes")
-GATE = ("speedup", TENANT, "gate")
+REUSE = ("speedup", TENANT, "reuse")
+_IDS = uuid.UUID("6f1c9a52-0d4e-4b7a-8e3f-2a9d5c7b1e40")
 K = 8
 _FILL_BATCH = 512
 _SEED = 20_261_127
@@ -92,14 +98,41 @@ class _SyntheticEmbeddings(Embeddings):
         return self._lookup(text)
 
 
+def _episode_id(i: int) -> str:
+    return str(uuid.uuid5(_IDS, str(i)))
+
+
 def _episode(i: int) -> dict[str, Any]:
+    """Episode `i`, complete as the router writes it; every fifth unverified."""
     return {
+        "id": _episode_id(i),
+        "namespace": TENANT,
         "question": f"#{i} synthetic question {i}",
         "question_key": f"key-{i}",
-        "verified": i % 5 != 4,
+        "answer": f"The answer is {i % 97}.",
         "final_answer": str(i % 97),
+        "score": 1.0,
+        "verified": i % 5 != 4,
+        "method": "best_of_n",
+        "mode": "adaptive",
+        "budget_used": 3,
+        "budget_unit": "generations",
+        "stop_reason": "threshold",
+        "decision": "scratch",
+        "generations": 3,
+        "total_tokens": 300,
+        "seconds": 1.0,
         "created_at": float(i),
     }
+
+
+def _writes(i: int) -> list[PutOp]:
+    episode = _episode(i)
+    ops = [PutOp(EPISODES, episode["id"], episode, index=["question"])]
+    if episode["verified"]:
+        pointer = {"episode_id": episode["id"], "created_at": episode["created_at"]}
+        ops.append(PutOp(REUSE, _reuse_key(episode["question_key"]), pointer, False))
+    return ops
 
 
 def _percentiles(samples: Sequence[float]) -> dict[str, float]:
@@ -109,6 +142,12 @@ def _percentiles(samples: Sequence[float]) -> dict[str, float]:
         return ordered[min(len(ordered) - 1, int(share * len(ordered)))] * 1e3
 
     return {"p50_ms": at(0.5), "p95_ms": at(0.95)}
+
+
+def _extra(n: int) -> Any:
+    # A question the fill did not write: the generator's vectors end at `n`.
+    extra = {**_episode(0), "id": str(uuid.uuid4()), "question_key": f"extra-{n}"}
+    return {**extra, "verified": False}  # kept out of the searches timed later
 
 
 def _timed(fn: Callable[[int], object], repeat: int) -> list[float]:
@@ -137,12 +176,10 @@ def _disk_mb(path: Path) -> float:
     return sum(f.stat().st_blocks * 512 for f in path.rglob("*") if f.is_file()) / 1e6
 
 
-def _route(store: QdrantStore, query: str, key: str) -> None:
-    """The router's store traffic for one question."""
-    hits = store.search(EPISODES, query=query, filter={"verified": True}, limit=K)
-    store.search(EPISODES, filter={"verified": True, "question_key": key}, limit=1)
-    if hits:
-        store.get(EPISODES, hits[0].key)
+def _route(memory: EpisodicMemory, query: str, key: str) -> None:
+    """The router's memory reads for one question: similar episodes, exact key."""
+    memory.search(TENANT, query, limit=K)
+    memory.find(TENANT, key)
 
 
 def _exact_top(
@@ -178,47 +215,38 @@ def bench_size(
     result["engine"] = store.engine_name
     started = time.perf_counter()
     for start in range(0, count, _FILL_BATCH):
-        ops = [
-            PutOp(EPISODES, f"episode-{i}", _episode(i))
-            for i in range(start, min(count, start + _FILL_BATCH))
-        ]
-        store.batch(ops)
+        stop = min(count, start + _FILL_BATCH)
+        store.batch([op for i in range(start, stop) for op in _writes(i)])
         progress(f"{count}: filled {min(count, start + _FILL_BATCH)}")
     store.optimize()
     result["fill_per_s"] = count / (time.perf_counter() - started)
-    # One episode at a time, as the router writes them.
-    singles = _timed(
-        lambda n: store.put(EPISODES, f"extra-{n}", _episode(0)),
-        50,
-    )
+    # One episode at a time through the package's memory, as the router
+    # writes them (a read, then the episode, pointer and outcome totals).
+    memory = EpisodicMemory(store)
+    singles = _timed(lambda n: memory.put(_extra(count + n)), 50)
     result["put_one_per_s"] = 1 / statistics.median(singles)
-    store.put(GATE, "stats", {"bands": [[0.9, 12, 11]], "count": count}, index=False)
     store.close()
 
     started = time.perf_counter()
     store = QdrantStore(path=path, index=index, engine=engine)  # type: ignore[arg-type]
     result["reopen_s"] = time.perf_counter() - started
+    memory = EpisodicMemory(store)
     started = time.perf_counter()
-    store.get(GATE, "stats")
-    _route(store, f"?0 {0}", "key-0")
+    memory.outcomes(TENANT)  # a new router's gate calibrates from these
+    _route(memory, f"?0 {0}", "key-0")
     result["first_question_s"] = time.perf_counter() - started
 
     texts = [f"?{q} question {int(picks[q])}" for q in range(queries)]
     keys = [f"key-{int(picks[q])}" for q in range(queries)]
     for q in range(min(10, queries)):  # warm caches
-        _route(store, texts[q], keys[q])
+        _route(memory, texts[q], keys[q])
     route = _timed(
-        lambda n: _route(store, texts[n], keys[n]),
+        lambda n: _route(memory, texts[n], keys[n]),
         queries,
     )
     result["route"] = _percentiles(route)
     reuse = _timed(
-        lambda n: (
-            store.search(
-                EPISODES, filter={"verified": True, "question_key": keys[n]}, limit=1
-            ),
-            store.get(EPISODES, f"episode-{int(picks[n])}"),
-        ),
+        lambda n: memory.find(TENANT, keys[n]),
         queries,
     )
     result["exact_reuse"] = _percentiles(reuse)
@@ -227,10 +255,8 @@ def bench_size(
     same_top1 = same_set = same_top3 = 0
     recall = 0.0
     for q in range(queries):
-        hits = store.search(
-            EPISODES, query=texts[q], filter={"verified": True}, limit=K
-        )
-        got = [int(h.key.split("-")[1]) for h in hits if h.key.startswith("episode-")]
+        hits = memory.search(TENANT, texts[q], limit=K)
+        got = [int(h["episode"]["question_key"].split("-")[1]) for h in hits]
         want = _exact_top(vectors.matrix, verified, query_vectors[q])
         same_top1 += bool(got) and got[0] == want[0]
         same_set += set(got) == set(want)
@@ -246,7 +272,7 @@ def bench_size(
     if real is not None:
         store.embeddings = _SyntheticEmbeddings(vectors, query_vectors, real)
         with_embedding = _timed(
-            lambda n: _route(store, texts[n], keys[n]),
+            lambda n: _route(memory, texts[n], keys[n]),
             queries,
         )
         result["route_with_embedding"] = _percentiles(with_embedding)
