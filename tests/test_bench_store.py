@@ -30,6 +30,7 @@ def test_small_run_reports_every_figure(tmp_path: Path) -> None:
     assert entry["fill_per_s"] > 0
     assert entry["reopen_s"] > 0
     assert entry["disk_mb"] > 0
+    assert 0 < entry["store_rss_mb"] < 2048
     assert entry["route_x_exact_numpy"] == pytest.approx(  # ratios are rounded
         entry["route"]["p50_ms"] / entry["exact_numpy"]["p50_ms"], rel=1e-3
     )
