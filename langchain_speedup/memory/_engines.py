@@ -156,13 +156,15 @@ class EdgeEngine:
 
     New points land in a plain (exactly scanned) appendable segment; once it
     holds about `index_after` vectors the optimizer turns it into an HNSW
-    segment of its own, so the index grows segment by segment and no write
-    rebuilds the whole collection.
+    segment of its own, and merges small indexed segments up to 4x that. So
+    the index grows segment by segment: the write that crosses a threshold
+    waits for one segment's build (seconds; a merge at 64k vectors, tens of
+    seconds), and no write rebuilds the whole collection.
     """
 
     path: Path | None
-    index_after: int = 8_192
-    search_ef: int = 128
+    index_after: int = 16_384
+    search_ef: int = 256
     location: str = field(init=False)
     _shard: Any = field(init=False, default=None)
     _temp: str | None = field(init=False, default=None)
@@ -217,7 +219,7 @@ class EdgeEngine:
                 m=16, ef_construct=100, full_scan_threshold=kib // 2
             ),
             optimizers=qe.EdgeOptimizersConfig(
-                indexing_threshold=kib, max_segment_size=2 * kib
+                indexing_threshold=kib, max_segment_size=4 * kib
             ),
         )
 
