@@ -48,10 +48,14 @@ def index(fields: list[str] | None = None) -> Any:
     }
 
 
-def open_store(kind: str, tmp_path: Path, **options: Any) -> QdrantStore:
+def open_store(
+    kind: str, tmp_path: Path, *, shm: bool = False, **options: Any
+) -> QdrantStore:
     engine, where = kind.split("-")
-    base = Path(tempfile.mkdtemp(dir=SHM)) if SHM.is_dir() else tmp_path
-    path = base / "store" if where == "disk" else None
+    path = None
+    if where == "disk":
+        base = Path(tempfile.mkdtemp(dir=SHM)) if shm and SHM.is_dir() else tmp_path
+        path = base / "store"
     options.setdefault("index", index())
     return QdrantStore(engine=engine, path=path, **options)  # type: ignore[arg-type]
 
@@ -63,7 +67,7 @@ def kind(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def store(kind: str, tmp_path: Path) -> Iterator[QdrantStore]:
-    with open_store(kind, tmp_path) as s:
+    with open_store(kind, tmp_path, shm=True) as s:
         yield s
     if s.location.startswith(str(SHM)):
         shutil.rmtree(Path(s.location).parent, ignore_errors=True)

@@ -13,6 +13,7 @@ import os
 import shutil
 import tempfile
 import threading
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -182,6 +183,8 @@ class EdgeEngine:
             # one (a tmpfs, so "in memory" holds), else a temporary one.
             shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
             self._temp = tempfile.mkdtemp(prefix="speedup-store-", dir=shm)
+            # Removed with the engine even if it is never closed.
+            weakref.finalize(self, shutil.rmtree, self._temp, True)
         elif (self.path / "edge_config.json").exists() or (
             self.path / "segments"
         ).exists():
