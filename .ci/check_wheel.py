@@ -37,7 +37,7 @@ from langchain_core.embeddings import DeterministicFakeEmbedding
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
 import langchain_speedup
-from langchain_speedup import BestOfN, QdrantEpisodicStore, create_speedup_graph
+from langchain_speedup import BestOfN, QdrantStore, create_speedup_graph, memory_index
 from langchain_speedup.errors import LocalStackError
 
 assert langchain_speedup.__file__.startswith(sys.prefix), langchain_speedup.__file__
@@ -51,9 +51,10 @@ for result in (engine.run(question), asyncio.run(engine.arun(question))):
     assert result["final_answer"] == "4", result
     assert result["passed"] and result["budget_used"] == 3, result
 
-graph = create_speedup_graph(
-    engine, store=QdrantEpisodicStore(), embeddings=DeterministicFakeEmbedding(size=32)
-)
+# Without the local extra the store runs on qdrant-client's local mode.
+store = QdrantStore(index=memory_index(DeterministicFakeEmbedding(size=32)))
+assert store.engine_name == "client", store.engine_name
+graph = create_speedup_graph(engine, store=store)
 first = graph.invoke({"messages": [("user", question)]})
 second = asyncio.run(graph.ainvoke({"messages": [("user", question)]}))
 for out, decision, generations in ((first, "scratch", 3), (second, "reuse", 0)):
@@ -70,9 +71,9 @@ extra = 'pip install "langchain-speedup[local]"'
 attempts = {
     "MiniLMEmbeddings()": local.MiniLMEmbeddings,
     "open_chat_model()": lambda: local.open_chat_model().__enter__(),
-    "create_speedup_graph() without embeddings": lambda: create_speedup_graph(
-        engine, store=QdrantEpisodicStore()
-    ),
+    "create_speedup_graph() without a store": lambda: create_speedup_graph(
+        engine
+    ).invoke({"messages": [("user", question)]}),
 }
 for name, attempt in attempts.items():
     try:

@@ -31,6 +31,7 @@ from langchain_speedup.local import (
     MiniLMEmbeddings,
     open_chat_model,
 )
+from langchain_speedup.memory.qdrant import QdrantStore
 
 CHAT_OPTIONS: dict[str, Any] = {"temperature": 0.7, "max_tokens": 256}
 SERVER_THREADS = 1
@@ -123,6 +124,7 @@ def embeddings() -> MiniLMEmbeddings:
 
 
 STORES: dict[str, Callable[[Embeddings], BaseStore]] = {
+    "qdrant": lambda embeddings: QdrantStore(index=memory_index(embeddings)),
     "in_memory": lambda embeddings: InMemoryStore(index=memory_index(embeddings)),
 }
 """The LangGraph stores the live tests run on (one line adds a store)."""

@@ -1,8 +1,10 @@
-"""The `langchain-speedup` command: `demo`, `bench`, `bench-methods` and `bench-memory`.
+"""The `langchain-speedup` command and its subcommands.
 
-Each runs on the embedded local model, or on the server at `OPENAI_BASE_URL`.
-`bench` is the study on GSM-Symbolic and HumanEval streams; `bench-methods`
-and `bench-memory` are the earlier quick checks on the hand-written problems.
+`demo`, `bench`, `bench-methods` and `bench-memory` run on the embedded local
+model, or on the server at `OPENAI_BASE_URL`: `bench` is the study on
+GSM-Symbolic and HumanEval streams, `bench-methods` and `bench-memory` the
+earlier quick checks on the hand-written problems. `bench-store` and
+`migrate-store` need no chat model.
 """
 
 from __future__ import annotations
@@ -130,6 +132,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     _budget(memory)
     _study_command(commands)
+    _store_commands(commands)
     return parser
 
 
@@ -190,6 +193,67 @@ def _study_command(commands: Any) -> None:
         metavar="COSINE",
         help="the semantic cache's lowest similarity for a hit (default: 0.8)",
     )
+
+
+def _store_commands(commands: Any) -> None:
+    store = _command(
+        commands,
+        "bench-store",
+        "time the episodic store at 1k, 10k and 100k episodes",
+        "Fill QdrantStore on disk with synthetic episodes and report the router's "
+        "store traffic (p50/p95, embedding excluded and included), exact-key "
+        "reuse, the first question after a reopen, insert rate, reopen time, RSS "
+        "and disk, against one MiniLM embedding and exact numpy search measured "
+        "in the same run, and agreement of the top 8 with exact search.",
+        "report",
+    )
+    store.add_argument(
+        "--quick", action="store_true", help="1k and 10k episodes only (about a minute)"
+    )
+    store.add_argument(
+        "--sizes",
+        type=_sizes,
+        metavar="N,M",
+        help="comma-separated episode counts (default: 1000,10000,100000)",
+    )
+    store.add_argument(
+        "--dir",
+        type=Path,
+        metavar="PATH",
+        help="where to write the stores (default: a temp dir)",
+    )
+    store.add_argument(
+        "--engine",
+        choices=("auto", "edge", "client"),
+        default="auto",
+        help="QdrantStore's engine (default: %(default)s)",
+    )
+    store.add_argument(
+        "--no-embedding",
+        action="store_true",
+        help="skip the MiniLM figures (no local extra needed)",
+    )
+    migrate = commands.add_parser(
+        "migrate-store",
+        help="copy a store written by 0.1.0 into a new QdrantStore",
+        description="Copy the episodes, reflections and lessons of a store written "
+        "by langchain-speedup 0.1.0 (OLD) into a new QdrantStore at NEW, keeping "
+        "each question's stored vector. OLD is only read.",
+    )
+    migrate.add_argument("old", type=Path, metavar="OLD")
+    migrate.add_argument("new", type=Path, metavar="NEW")
+
+
+def _sizes(value: str) -> list[int]:
+    try:
+        sizes = [int(v) for v in value.split(",") if v.strip()]
+    except ValueError as e:
+        msg = f"not a list of counts: {value!r}"
+        raise argparse.ArgumentTypeError(msg) from e
+    if not sizes or min(sizes) < 100:
+        msg = "each size must be at least 100"
+        raise argparse.ArgumentTypeError(msg)
+    return sizes
 
 
 def _open_model(max_tokens: int = 256) -> AbstractContextManager[ChatRunnable]:
@@ -323,6 +387,40 @@ def _study(
     }
 
 
+def _bench_store(args: argparse.Namespace) -> tuple[str, Mapping[str, Any]]:
+    from langchain_speedup.bench.store import (
+        DEFAULT_SIZES,
+        QUICK_SIZES,
+        format_store_report,
+        run_store_bench,
+    )
+
+    embeddings = None
+    if not args.no_embedding:
+        from langchain_speedup.local import MiniLMEmbeddings
+
+        embeddings = MiniLMEmbeddings()
+    report = run_store_bench(
+        sizes=args.sizes or (QUICK_SIZES if args.quick else DEFAULT_SIZES),
+        embeddings=embeddings,
+        directory=args.dir,
+        engine=args.engine,
+        progress=not args.quiet,
+    )
+    return format_store_report(report), report
+
+
+def _migrate_store(args: argparse.Namespace) -> int:
+    from langchain_speedup.memory.migrate import migrate_store
+
+    report = migrate_store(args.old, args.new)
+    sys.stdout.write(
+        f"copied {report['episodes']} episodes, {report['reflections']} reflections, "
+        f"{report['lessons']} lessons into {args.new} ({report['skipped']} skipped)\n"
+    )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line.
 
@@ -347,10 +445,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     started = time.perf_counter()
     try:
+        if args.command == "migrate-store":
+            return _migrate_store(args)
         if args.command == "bench-methods":
             text, report = _bench_methods(args, parser)
         elif args.command == "bench":
             text, report = _study(args, argv)
+        elif args.command == "bench-store":
+            text, report = _bench_store(args)
         else:
             text, report = (_demo if args.command == "demo" else _bench_memory)(args)
     except SpeedupError as e:

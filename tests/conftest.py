@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 
 import pytest
@@ -14,6 +14,7 @@ from tests.fakes import (
     FakeChatModel,
     HashEmbeddings,
     Run,
+    new_qdrant_store,
     new_store,
     solve,
     sum_solver,
@@ -21,6 +22,7 @@ from tests.fakes import (
 
 STORES: dict[str, Callable[[Embeddings], BaseStore]] = {
     "in_memory": new_store,
+    "qdrant": new_qdrant_store,
 }
 """The LangGraph stores every memory test runs on, built around the test's
 embeddings (one line adds a store)."""
@@ -56,11 +58,14 @@ def make_store(request: pytest.FixtureRequest) -> Callable[[Embeddings], BaseSto
 @pytest.fixture
 def store(
     make_store: Callable[[Embeddings], BaseStore], embeddings: HashEmbeddings
-) -> BaseStore:
-    """An empty store indexed with the test's `embeddings`."""
+) -> Iterator[BaseStore]:
+    """An empty store indexed with the test's `embeddings`, closed afterwards."""
     store = make_store(embeddings)
     embeddings.calls = 0  # sizing the index is no call of the test's
-    return store
+    yield store
+    close = getattr(store, "close", None)
+    if close is not None:
+        close()
 
 
 @pytest.fixture

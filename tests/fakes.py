@@ -398,6 +398,15 @@ def new_store(embeddings: Embeddings | None = None) -> BaseStore:
     return InMemoryStore(index=memory_index(embeddings, dims=dims))
 
 
+def new_qdrant_store(embeddings: Embeddings | None = None) -> BaseStore:
+    """An empty embedded `QdrantStore` indexed with `embeddings` (`HashEmbeddings()`)."""
+    from langchain_speedup.memory.qdrant import QdrantStore
+
+    embeddings = HashEmbeddings() if embeddings is None else embeddings
+    dims = len(embeddings.embed_query(""))
+    return QdrantStore(index=memory_index(embeddings, dims=dims))
+
+
 def episodes_in(store: BaseStore, namespace: str = "default") -> list[Episode]:
     """Every episode a namespace holds in `store`, oldest first."""
     return EpisodicMemory(store).episodes(namespace)

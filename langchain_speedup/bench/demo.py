@@ -103,21 +103,27 @@ def run_demo(
     seconds: dict[Phase, float] = {}
     total = len(items) * len(PHASES)
     store = default_store(embeddings, path=memory_path or None)
-    with Recorder(total, desc="demo", unit="q", options=options) as run:
-        at_start = len(EpisodicMemory(store).episodes("demo"))
-        router = BudgetRouter(adaptive, store=store, namespace="demo")
-        solvers: list[BestOfN | BudgetRouter] = [baseline, adaptive, router]
-        for phase, solver in zip(PHASES, solvers, strict=True):
-            run.label(phase)
-            started = time.perf_counter()
-            for index, item in enumerate(items):
-                found, decision, _ = ask(solver, index, item)
-                run.add(
-                    QuestionRecord(
-                        phase=phase, kind=item["kind"], decision=decision, **found
+    try:
+        with Recorder(total, desc="demo", unit="q", options=options) as run:
+            at_start = len(EpisodicMemory(store).episodes("demo"))
+            router = BudgetRouter(adaptive, store=store, namespace="demo")
+            solvers: list[BestOfN | BudgetRouter] = [baseline, adaptive, router]
+            for phase, solver in zip(PHASES, solvers, strict=True):
+                run.label(phase)
+                started = time.perf_counter()
+                for index, item in enumerate(items):
+                    found, decision, _ = ask(solver, index, item)
+                    run.add(
+                        QuestionRecord(
+                            phase=phase, kind=item["kind"], decision=decision, **found
+                        )
                     )
-                )
-            seconds[phase] = time.perf_counter() - started
+                seconds[phase] = time.perf_counter() - started
+    finally:
+        # An on-disk store holds its directory's lock until it is closed.
+        close = getattr(store, "close", None)
+        if close is not None:
+            close()
     summaries = {
         p: summarize([r for r in run.records if r["phase"] == p], seconds=seconds[p])
         for p in PHASES

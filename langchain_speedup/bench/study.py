@@ -532,9 +532,10 @@ def _store_for(arm: str, path: Path, embeddings: Embeddings) -> Iterator[Any]:
 
     On disk under `path`, so an interrupted cell resumes with its memory.
     """
-    from langchain_speedup.memory import default_store
+    from langchain_speedup.memory import QdrantStore, memory_index
 
-    yield default_store(embeddings, path=path)
+    with QdrantStore(path=path, index=memory_index(embeddings)) as store:
+        yield store
 
 
 @contextmanager

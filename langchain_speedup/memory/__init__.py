@@ -14,6 +14,8 @@ from langchain_speedup.memory.mechanisms import (
     ReflectMemory,
     ReflectUpdateMemory,
 )
+from langchain_speedup.memory.migrate import migrate_store
+from langchain_speedup.memory.qdrant import QdrantStore
 from langchain_speedup.memory.reflection import (
     ReflectionOptions,
     ReflectionQueue,
@@ -44,6 +46,7 @@ __all__ = [
     "MemoryMechanism",
     "MultiCaseReflectMemory",
     "OpenAIFineTuner",
+    "QdrantStore",
     "ReflectMemory",
     "ReflectUpdateMemory",
     "ReflectionOptions",
@@ -57,6 +60,7 @@ __all__ = [
     "episode_from_result",
     "export_sft_dataset",
     "memory_index",
+    "migrate_store",
     "precedents_of",
     "reflect",
     "reflect_update",

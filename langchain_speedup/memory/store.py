@@ -35,7 +35,6 @@ from typing import Any, NoReturn, cast
 from langchain_core.embeddings import Embeddings
 from langgraph.errors import GraphBubbleUp
 from langgraph.store.base import BaseStore, GetOp, IndexConfig, Item, PutOp, SearchOp
-from langgraph.store.memory import InMemoryStore
 from pydantic import ConfigDict, TypeAdapter, ValidationError, with_config
 
 from langchain_speedup._internal import (
@@ -747,32 +746,26 @@ def default_store(
 ) -> BaseStore:
     """The store used when none is given and the graph's runtime has none.
 
-    Today an `InMemoryStore` indexed with `embeddings` (the offline
-    `MiniLMEmbeddings` when `None`, which needs the `local` extra): memory
-    lasts as long as the process. This is the one place that chooses the
-    default; pass `store=` (or compile the graph with one) for memory that
-    persists or is shared.
+    A `QdrantStore` indexed with `embeddings` (the offline `MiniLMEmbeddings`
+    when `None`, which needs the `local` extra): on the Qdrant server at
+    `QDRANT_URL` (with `QDRANT_API_KEY`) when it is set, else embedded in
+    this process, on `path` when given (memory kept across runs) or in
+    memory. This is the one place that chooses the default; pass `store=`
+    (or compile the graph with one) to choose another.
 
     Args:
         embeddings: The index's embeddings.
-        path: Keep the memory in this directory across runs (not available
-            yet: pass a persistent LangGraph store instead).
+        path: Keep the embedded memory in this directory across runs.
 
     Raises:
-        ConfigurationError: `embeddings` is not a LangChain `Embeddings`, or
-            `path` is given.
+        ConfigurationError: `embeddings` is not a LangChain `Embeddings`.
         EmbeddingError: The embeddings failed.
+        MemoryStoreError: The store at `path` or `QDRANT_URL` cannot be opened.
     """
-    # TODO(merge): point this at the package's Qdrant BaseStore (embedded,
-    # on `path` when given, or at QDRANT_URL).
-    if path is not None:
-        msg = (
-            f"the default store keeps memory in the process only, not at {str(path)!r}: "
-            "pass a persistent LangGraph store (e.g. a PostgresStore with an index)"
-        )
-        raise ConfigurationError(msg)
+    from langchain_speedup.memory.qdrant import QdrantStore
+
     if embeddings is None:
         from langchain_speedup.local.embeddings import MiniLMEmbeddings
 
         embeddings = MiniLMEmbeddings()
-    return InMemoryStore(index=memory_index(embeddings))
+    return QdrantStore.from_env(index=memory_index(embeddings), path=path)
