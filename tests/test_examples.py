@@ -121,3 +121,17 @@ def test_langgraph_server(capsys):
     assert decisions == ["scratch", "reuse"]
     assert capsys.readouterr().out.splitlines()[-1] == "answer: 8"
     assert len(model.calls) == 3
+
+
+def test_shared_memory_workers_reuse_each_others_experience(capsys):
+    model = FakeChatModel(responder=_change)
+    decisions = _load("shared_memory_workers").main(model, HashEmbeddings())
+    # Worker 0 solved and verified; the others reused it without a call; the
+    # variant saw worker 0's episode as an exemplar.
+    assert decisions == ["scratch", "reuse", "reuse", "exemplars"]
+    assert [r.split()[3] for r in capsys.readouterr().out.splitlines()] == [
+        "answer=8",
+        "answer=8",
+        "answer=8",
+        "answer=35",
+    ]
