@@ -525,9 +525,11 @@ class BudgetRouter:
         ns, limit = self.namespace, self.max_exemplars + 2
         exact, unusable = None, None
         matches: list[EpisodeMatch] = []
+        votes: list[str] = []
         try:
-            if self.enable_reuse:
-                exact = yield from records.find_step(ns, key)
+            exact, votes = yield from records.recall_step(
+                ns, key, reuse=self.enable_reuse
+            )
             if exact is None:
                 matches = yield from records.search_step(ns, question, limit=limit)
         except EmbeddingSizeError as e:
@@ -538,6 +540,14 @@ class BudgetRouter:
         )
         if unusable:  # nothing was read: scratch
             route["reason"] = unusable
+        elif votes and reuse is None:
+            # Earlier unverified attempts at this very question vote, so that
+            # a hard question converges over repeats instead of restarting.
+            memory = memory or MemoryContext(exemplars=[], precedents=[])
+            memory["votes"] = votes
+            route["reason"] += (
+                f"; {len(votes)} answer(s) of earlier unverified attempts vote"
+            )
         if self.memory is not None and memory is not None:
             ids = set(route["exemplar_ids"])
             gated = [m for m in matches if m["episode"]["id"] in ids]

@@ -134,6 +134,11 @@ class MemoryContext(TypedDict):
     lessons: NotRequired[str]
     """General lessons drawn from past episodes, shown in the system message
     of every prompt of the run (unless `samples` is 0)."""
+    votes: NotRequired[list[str]]
+    """Final answers that earlier, unverified attempts at this same question
+    stated, one per sample: the scorer counts each as a peer's vote, so a
+    repeated hard question converges instead of restarting. A vote is never
+    an answer on its own: only a new candidate can pass."""
 
 
 class Candidate(TypedDict):
@@ -236,6 +241,9 @@ class Episode(TypedDict):
     """The most the question was allowed to spend, in `budget_unit`."""
     reflection: NotRequired[str]
     """A short lesson drawn from this episode (`reflect`), if one was written."""
+    votes: NotRequired[list[str]]
+    """The final answers its candidates stated, one per candidate; counted as
+    votes when the same question is asked again and was not verified."""
 
 
 class EpisodeMatch(TypedDict):

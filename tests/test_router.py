@@ -26,6 +26,7 @@ from langchain_speedup import (
     BestOfN,
     BudgetRouter,
     ConfigurationError,
+    ConsensusScorer,
     EpisodicMemory,
     InvalidInputError,
     LongCoT,
@@ -443,7 +444,14 @@ async def test_unverified_episodes_are_never_reused_nor_shown(world: World) -> N
     for question in (MAYA, REWORDED, NEW_NUMBERS):
         route, memory, reuse = await world.route(router, question)
         assert (route["decision"], route["similarity"]) == ("scratch", None), question
-        assert (memory, reuse) == (None, None)
+        assert reuse is None
+        # Only the exact question's earlier answers vote; nothing is shown.
+        votes = [str(i) for i in range(8)] if question == MAYA else None
+        assert memory == (
+            None
+            if votes is None
+            else {"exemplars": [], "precedents": [], "votes": votes}
+        )
     out = await world.solve(router, MAYA)
     assert (out["route"]["decision"], out["final_answer"]) == ("scratch", "14")
     assert len(world.model.calls) == 3
@@ -844,3 +852,63 @@ async def test_a_new_router_calibrates_its_gate_with_one_read(world: World) -> N
     assert counting.batches == 4
     stats = {s["band"]: s for s in fresh.gate.stats()}
     assert stats == {s["band"]: s for s in router.gate.stats()}
+
+
+# -- hard questions: earlier unverified attempts vote ---------------------------------
+
+
+@SYNC_AND_ASYNC
+async def test_a_repeated_hard_question_converges_on_its_earlier_votes(
+    world: World,
+) -> None:
+    # Quorum 5 with a budget of 4: one attempt alone can never verify.
+    world.model = FakeChatModel(responder=constant(boxed(42)))
+    engine = BestOfN(world.model, budget=4, scorer=ConsensusScorer(quorum=5))
+    router = world.router(engine)
+    first = await world.solve(router, MAYA)
+    assert pick(first["route"], "decision") == ("scratch",)
+    assert not first["result"]["passed"]
+    assert first["usage"]["generations"] == 4
+    assert world.memory.votes("default", reuse_key(MAYA)) == ["42"] * 4
+
+    # Asked again: the first new sample agrees with four earlier votes.
+    again = await world.solve(router, MAYA)
+    assert again["route"]["decision"] == "scratch"
+    assert "4 answer(s) of earlier unverified attempts vote" in again["route"]["reason"]
+    assert again["result"]["passed"]
+    assert again["usage"]["generations"] == 1
+    # Verified now: the third asking is reused, and the votes are not needed.
+    third = await world.solve(router, MAYA)
+    assert third["route"]["decision"] == "reuse"
+    assert third["usage"]["generations"] == 0
+
+
+@SYNC_AND_ASYNC
+async def test_earlier_votes_never_pass_an_answer_on_their_own(world: World) -> None:
+    world.model = FakeChatModel(responder=constant(boxed(42)))
+    quorum = ConsensusScorer(quorum=5)
+    await world.solve(world.router(BestOfN(world.model, budget=4, scorer=quorum)), MAYA)
+    # Now the model says something else: 42's votes cannot make 17 pass, and
+    # 42 is never answered without a new candidate stating it.
+    other = FakeChatModel(responder=constant(boxed(17)))
+    again = await world.solve(
+        world.router(BestOfN(other, budget=2, scorer=quorum)), MAYA
+    )
+    assert not again["result"]["passed"]
+    assert again["final_answer"] == "17"
+    # Both attempts' votes are kept for the next asking, oldest first.
+    assert world.memory.votes("default", reuse_key(MAYA)) == ["42"] * 4 + ["17"] * 2
+
+
+@SYNC_AND_ASYNC
+async def test_votes_belong_to_the_exact_question_and_tenant(world: World) -> None:
+    world.model = FakeChatModel(responder=constant(boxed(42)))
+    quorum = ConsensusScorer(quorum=5)
+    await world.solve(world.router(BestOfN(world.model, budget=4, scorer=quorum)), MAYA)
+    for question, namespace in ((NEW_NUMBERS, "default"), (MAYA, "team-b")):
+        router = world.router(
+            BestOfN(world.model, budget=4, scorer=quorum), namespace=namespace
+        )
+        result = await world.solve(router, question)
+        assert "earlier unverified attempts" not in result["route"]["reason"]
+        assert not result["result"]["passed"]

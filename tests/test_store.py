@@ -308,3 +308,57 @@ def test_a_store_without_a_vector_index_is_a_clear_error() -> None:
     assert memory.find("default", question_key(MAYA)) is not None
     with pytest.raises(ConfigurationError, match="no vector index"):
         memory.search("default", MAYA)
+
+
+# -- votes of unverified attempts ------------------------------------------------------
+
+
+def attempt(votes: list[str], **episode: Any) -> Any:
+    return {**make_episode(MAYA, verified=False, **episode), "votes": votes}
+
+
+async def test_unverified_attempts_keep_their_votes_once_each(
+    memory: EpisodicMemory, is_async: bool
+) -> None:
+    key = question_key(MAYA)
+    first = attempt(["42", "17"], created_at=1.0)
+    await put(memory, first, is_async=is_async)
+    await put(memory, first, is_async=is_async)  # idempotent: counted once
+    await put(memory, attempt(["42"], created_at=2.0), is_async=is_async)
+    votes = (
+        await memory.avotes("default", key)
+        if is_async
+        else memory.votes("default", key)
+    )
+    assert votes == ["42", "17", "42"]
+    # Another tenant or question holds none.
+    assert memory.votes("team-b", key) == []
+    assert memory.votes("default", question_key(TRAIN)) == []
+
+
+def test_a_verified_rewrite_drops_its_attempt_and_old_attempts_age_out(
+    memory: EpisodicMemory,
+) -> None:
+    key = question_key(MAYA)
+    first = attempt(["17"], created_at=1.0)
+    memory.put(first)
+    memory.put({**first, "verified": True, "votes": ["42"]})
+    assert memory.votes("default", key) == []
+    for when in range(store_module.MAX_VOTED_ATTEMPTS + 2):
+        memory.put(attempt([str(when)], created_at=float(when)))
+    kept = memory.votes("default", key)
+    assert kept == [str(w) for w in range(2, store_module.MAX_VOTED_ATTEMPTS + 2)]
+
+
+@pytest.mark.parametrize(
+    "votes",
+    [["1"] * (store_module.MAX_VOTES + 1), ["9" * 300], ["\ud800"]],
+    ids=["too-many", "too-long", "lone-surrogate"],
+)
+def test_bad_votes_are_refused_before_anything_is_written(
+    memory: EpisodicMemory, votes: list[str]
+) -> None:
+    with pytest.raises(InvalidInputError, match="votes"):
+        memory.put(attempt(votes))
+    assert memory.episodes("default") == []
+    assert memory.votes("default", question_key(MAYA)) == []

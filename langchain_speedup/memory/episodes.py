@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from langchain_speedup.answers import question_key, same_problem
+from langchain_speedup.answers import question_key, same_problem, states_answer
 from langchain_speedup.types import Episode, EpisodeMatch, ScalingResult
 
 __all__ = ["episode_from_result", "precedents_of"]
@@ -38,7 +38,8 @@ def episode_from_result(
             conversation); its `question_key` when `None`.
 
     Returns:
-        The episode, verified when the result passed with a final answer.
+        The episode, verified when the result passed with a final answer; its
+        `votes` are the final answers its candidates stated.
     """
     usage = result["usage"]
     episode = Episode(
@@ -60,6 +61,11 @@ def episode_from_result(
         total_tokens=usage["total_tokens"],
         seconds=usage["seconds"],
         created_at=time.time(),
+        votes=[
+            c["answer"]
+            for c in result["candidates"]
+            if c["answer"] is not None and states_answer(c["text"])
+        ],
     )
     if budget is not None:
         episode["similarity"] = similarity

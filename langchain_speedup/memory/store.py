@@ -8,6 +8,7 @@ Every record of a tenant `t` (the router's `namespace`) lives under
 | `("speedup", t, "episodes")`    | the episode's id        | the episode                 | `question` |
 | `("speedup", t, "reflections")` | the episode's id        | `{"reflection": text}`      | no         |
 | `("speedup", t, "reuse")`       | SHA-256 of question key | `{"episode_id": id}`        | no         |
+| `("speedup", t, "votes")`       | SHA-256 of question key | unverified attempts' votes  | no         |
 | `("speedup", t, "lessons")`     | `"lessons"`             | `{"lessons": text, ...}`    | no         |
 | `("speedup", t, "outcomes")`    | `"outcomes"`            | the gate's outcome totals   | no         |
 
@@ -15,7 +16,10 @@ Only the question is embedded, once, when its episode is written: a
 reflection lives apart so that attaching one re-embeds nothing. Exact-repeat
 reuse is two key lookups (the pointer, then the episode), whatever the
 store's size; the pointer is written for verified episodes only, names the
-newest, and its episode is checked again when read. The gate's outcomes are kept as running
+newest, and its episode is checked again when read. The final answers that
+unverified attempts at a question stated are kept under the same key
+(`votes`, per episode, the newest `MAX_VOTED_ATTEMPTS`), so that asking it
+again counts them as votes. The gate's outcomes are kept as running
 totals, updated with each episode, so a new router calibrates from one read.
 """
 
@@ -79,6 +83,11 @@ question the router accepts."""
 _ROOT = "speedup"
 _LESSONS_KEY = "lessons"
 _OUTCOMES_KEY = "outcomes"
+MAX_VOTES = 16
+"""The most votes one episode keeps (its candidates' stated answers)."""
+MAX_VOTED_ATTEMPTS = 4
+"""The most unverified attempts of one question whose votes are kept."""
+_MAX_VOTE_CHARS = 256
 _PAGE = 1000
 """Episodes per read when a whole tenant is listed (SFT export)."""
 
@@ -158,6 +167,15 @@ def _check_episode(episode: object) -> Episode:
             question = key in ("question", "question_key")
             limit = MAX_QUESTION_BYTES if question else MAX_TEXT_BYTES
             _check_encodable(value, f"the episode's {key}", limit)
+    votes = episode.get("votes", [])
+    if len(votes) > MAX_VOTES or any(len(v) > _MAX_VOTE_CHARS for v in votes):
+        msg = (
+            f"the episode's votes hold more than {MAX_VOTES} answers or an answer "
+            f"over {_MAX_VOTE_CHARS} characters"
+        )
+        raise InvalidInputError(msg)
+    for vote in votes:
+        _check_encodable(vote, "the episode's votes", MAX_TEXT_BYTES)
     return cast(Episode, episode)
 
 
@@ -194,6 +212,10 @@ def _reflections(tenant: str) -> tuple[str, ...]:
 
 def _reuse(tenant: str) -> tuple[str, ...]:
     return (_ROOT, tenant, "reuse")
+
+
+def _votes(tenant: str) -> tuple[str, ...]:
+    return (_ROOT, tenant, "votes")
 
 
 def _lessons(tenant: str) -> tuple[str, ...]:
@@ -262,6 +284,46 @@ def _is_newer(episode: Episode, pointer: Item | None) -> bool:
         return True
     created = pointer.value.get("created_at")
     return not isinstance(created, int | float) or episode["created_at"] >= created
+
+
+def _voted(item: Item | None, episode: Episode) -> dict[str, Any] | None:
+    """The votes item with `episode`'s attempt in it; `None` when unchanged.
+
+    Keyed by episode, so writing an episode again changes nothing; a verified
+    episode drops its own attempt (reuse answers that question now).
+    """
+    attempts: dict[str, Any] = {}
+    if item is not None and isinstance(item.value.get("attempts"), dict):
+        attempts = dict(item.value["attempts"])
+    entry = None
+    if not episode["verified"] and episode.get("votes"):
+        entry = {"votes": episode["votes"], "created_at": episode["created_at"]}
+    if attempts.get(episode["id"]) == entry:
+        return None
+    attempts.pop(episode["id"], None)
+    if entry is not None:
+        attempts[episode["id"]] = entry
+    newest = sorted(attempts.items(), key=lambda kv: _created(kv[1]), reverse=True)[
+        :MAX_VOTED_ATTEMPTS
+    ]
+    return {"attempts": dict(newest)}
+
+
+def _created(entry: object) -> float:
+    created = entry.get("created_at") if isinstance(entry, dict) else None
+    return float(created) if isinstance(created, int | float) else 0.0
+
+
+def _votes_of(item: Item | None) -> list[str]:
+    """Every vote an item holds, oldest attempt first; malformed entries skipped."""
+    if item is None or not isinstance(item.value.get("attempts"), dict):
+        return []
+    votes: list[str] = []
+    for entry in sorted(item.value["attempts"].values(), key=_created):
+        listed = entry.get("votes") if isinstance(entry, dict) else None
+        if isinstance(listed, list):
+            votes += [v for v in listed if isinstance(v, str)][:MAX_VOTES]
+    return votes
 
 
 def _totals(item: Item | None) -> Outcomes:
@@ -371,12 +433,14 @@ class EpisodicMemory:
         stored = cast(Episode, {**checked, "id": key})
         tenant = stored["namespace"]
         reuse_at = (_reuse(tenant), _reuse_key(stored["question_key"]))
-        old, totals, newest = yield self._batch(
+        votes_at = (_votes(tenant), _reuse_key(stored["question_key"]))
+        old, totals, newest, voted = yield self._batch(
             "read",
             [
                 GetOp(_episodes(tenant), key),
                 GetOp(_outcomes(tenant), _OUTCOMES_KEY),
                 GetOp(*reuse_at),
+                GetOp(*votes_at),
             ],
         )
         ops: list[PutOp] = [
@@ -385,6 +449,9 @@ class EpisodicMemory:
         if stored["verified"] and _is_newer(stored, newest):
             pointer = {"episode_id": key, "created_at": stored["created_at"]}
             ops.append(PutOp(*reuse_at, pointer, False))
+        attempts = _voted(voted, stored)
+        if attempts is not None:
+            ops.append(PutOp(*votes_at, attempts, False))
         previous = _stored_episode(old, tenant)
         updated = _updated(_totals(totals), previous, stored)
         if updated is not None:
@@ -401,6 +468,28 @@ class EpisodicMemory:
         (pointer,) = yield self._batch(
             "read", [GetOp(_reuse(tenant), _reuse_key(question_key))]
         )
+        return (yield from self._pointed(tenant, pointer, question_key))
+
+    def recall_step(
+        self, namespace: str, question_key: str, *, reuse: bool = True
+    ) -> Generator[Call, Any, tuple[Episode | None, list[str]]]:
+        """`find` (when `reuse`) and `votes` of one question, in one read."""
+        tenant = _check_tenant(namespace)
+        at = _reuse_key(question_key)
+        ops = [
+            GetOp(_votes(tenant), at),
+            *([GetOp(_reuse(tenant), at)] if reuse else []),
+        ]
+        items = yield self._batch("read", ops)
+        episode = None
+        if reuse:
+            episode = yield from self._pointed(tenant, items[1], question_key)
+        return episode, _votes_of(items[0])
+
+    def _pointed(
+        self, tenant: str, pointer: Item | None, question_key: str
+    ) -> Generator[Call, Any, Episode | None]:
+        # The verified episode a reuse pointer names, checked again.
         episode_id = pointer.value.get("episode_id") if pointer is not None else None
         if not isinstance(episode_id, str):
             return None
@@ -542,6 +631,20 @@ class EpisodicMemory:
     async def afind(self, namespace: str, question_key: str) -> Episode | None:
         """Async form of `find`."""
         return await adrive(self.find_step(namespace, question_key))
+
+    def votes(self, namespace: str, question_key: str) -> list[str]:
+        """The final answers unverified attempts at this question stated.
+
+        Raises:
+            InvalidInputError: `namespace` is invalid.
+            MemoryStoreError: The store could not be read.
+        """
+        return drive(self.recall_step(namespace, question_key, reuse=False))[1]
+
+    async def avotes(self, namespace: str, question_key: str) -> list[str]:
+        """Async form of `votes`."""
+        recalled = await adrive(self.recall_step(namespace, question_key, reuse=False))
+        return recalled[1]
 
     def search(
         self, namespace: str, question: str, *, limit: int = 3

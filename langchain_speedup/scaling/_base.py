@@ -476,14 +476,22 @@ class ScalingEngine(ABC):
         )
 
     def _scores(
-        self, request: Score, config: RunnableConfig, ledger: Ledger
+        self,
+        request: Score,
+        config: RunnableConfig,
+        ledger: Ledger,
+        memory: MemoryContext | None,
     ) -> Generator[Call, Any, list[float]]:
         scorer, scores = self.scorer, []
         options: dict[str, Any] = {
             "precedents": request.precedents,
             "config": ledger.config(config, role="scorer"),
         }
-        for text, peers in zip(request.texts, request.peers, strict=True):
+        # Earlier unverified attempts' answers count as more peers' votes.
+        earlier = memory.get("votes", []) if memory else []
+        votes = [f"\\boxed{{{v}}}" for v in earlier]
+        for text, own_peers in zip(request.texts, request.peers, strict=True):
+            peers = [*own_peers, *votes]
             try:
                 score = yield Call(
                     partial(
@@ -525,7 +533,9 @@ class ScalingEngine(ABC):
                     if isinstance(request, Generate):
                         reply = yield self._generate(request, config, ledger)
                     else:
-                        reply = yield from self._scores(request, config, ledger)
+                        reply = yield from self._scores(
+                            request, config, ledger, state.get("memory")
+                        )
             except ModelError as e:  # what the run had spent, for the caller
                 e.usage = add_usage(state["usage"], ledger.usage())
                 raise
