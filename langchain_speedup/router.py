@@ -540,14 +540,6 @@ class BudgetRouter:
         )
         if unusable:  # nothing was read: scratch
             route["reason"] = unusable
-        elif votes and reuse is None:
-            # Earlier unverified attempts at this very question vote, so that
-            # a hard question converges over repeats instead of restarting.
-            memory = memory or MemoryContext(exemplars=[], precedents=[])
-            memory["votes"] = votes
-            route["reason"] += (
-                f"; {len(votes)} answer(s) of earlier unverified attempts vote"
-            )
         if self.memory is not None and memory is not None:
             ids = set(route["exemplar_ids"])
             gated = [m for m in matches if m["episode"]["id"] in ids]
@@ -573,6 +565,14 @@ class BudgetRouter:
             if "samples" in memory:
                 merged["samples"] = memory["samples"]
             memory, route["usage"] = merged, ledger.usage()
+        if votes and reuse is None and not unusable:
+            # Earlier unverified attempts at this very question vote, so that
+            # a hard question converges over repeats instead of restarting.
+            memory = memory or MemoryContext(exemplars=[], precedents=[])
+            memory["votes"] = votes
+            route["reason"] += (
+                f"; {len(votes)} answer(s) of earlier unverified attempts vote"
+            )
         return route, memory, reuse
 
     def route(

@@ -912,3 +912,30 @@ async def test_votes_belong_to_the_exact_question_and_tenant(world: World) -> No
         result = await world.solve(router, question)
         assert "earlier unverified attempts" not in result["route"]["reason"]
         assert not result["result"]["passed"]
+
+
+@SYNC_AND_ASYNC
+async def test_votes_alone_do_not_build_memory(world: World) -> None:
+    # A scratch decision stays scratch: the mechanism builds memory only from
+    # admitted episodes, never for earlier votes alone.
+    built: list[str] = []
+
+    class Recording:
+        def build(self, question: str, matches: Any, **_: Any) -> MemoryContext:
+            built.append(question)
+            return MemoryContext(exemplars=[], precedents=[], lessons="Be careful.")
+
+        async def abuild(self, question: str, matches: Any, **kw: Any) -> MemoryContext:
+            return self.build(question, matches, **kw)
+
+    world.model = FakeChatModel(responder=constant(boxed(42)))
+    quorum = ConsensusScorer(quorum=5)
+    router = world.router(
+        BestOfN(world.model, budget=4, scorer=quorum), memory=Recording()
+    )
+    await world.solve(router, MAYA)
+    again = await world.solve(router, MAYA)
+    assert again["route"]["decision"] == "scratch"
+    assert again["result"]["passed"]
+    assert built == []
+    assert not any("Be careful." in m.text for p in world.model.calls for m in p)
