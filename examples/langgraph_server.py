@@ -40,19 +40,6 @@ def make_graph(model: BaseChatModel, embeddings: Embeddings, **options: Any) -> 
     )
 
 
-def _served() -> Any:
-    from langchain_speedup.local import DEFAULT_MODEL, LocalChatOpenAI, MiniLMEmbeddings
-
-    model = LocalChatOpenAI(
-        model=os.environ.get("SPEEDUP_MODEL", DEFAULT_MODEL),
-        base_url=os.environ["OPENAI_BASE_URL"],
-        api_key=os.environ.get("OPENAI_API_KEY", "none"),
-        temperature=0.7,
-        max_tokens=256,
-    )
-    return make_graph(model, MiniLMEmbeddings())
-
-
 @functools.cache
 def _minilm() -> Embeddings:
     from langchain_speedup.local import MiniLMEmbeddings
@@ -63,6 +50,20 @@ def _minilm() -> Embeddings:
 def embed(texts: list[str]) -> list[list[float]]:
     """The deployment store's index embeddings (`langgraph.json`)."""
     return _minilm().embed_documents(texts)
+
+
+def _served() -> Any:
+    from langchain_speedup.local import DEFAULT_MODEL, LocalChatOpenAI
+
+    model = LocalChatOpenAI(
+        model=os.environ.get("SPEEDUP_MODEL", DEFAULT_MODEL),
+        base_url=os.environ["OPENAI_BASE_URL"],
+        api_key=os.environ.get("OPENAI_API_KEY", "none"),
+        temperature=0.7,
+        max_tokens=256,
+    )
+    # One MiniLM for the store's index and the graph's fallback store.
+    return make_graph(model, _minilm())
 
 
 # The served graph, built where a model server is configured (`langgraph dev`

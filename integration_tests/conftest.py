@@ -24,7 +24,7 @@ from langgraph.store.base import BaseStore
 from langgraph.store.memory import InMemoryStore
 from pydantic import SecretStr
 
-from langchain_speedup import Episode, EpisodicMemory, memory_index
+from langchain_speedup import memory_index
 from langchain_speedup.local import (
     DEFAULT_MODEL,
     LocalModelServer,
@@ -32,6 +32,7 @@ from langchain_speedup.local import (
     open_chat_model,
 )
 from langchain_speedup.memory.qdrant import QdrantStore
+from tests.fakes import episodes_in as episodes_in
 
 CHAT_OPTIONS: dict[str, Any] = {"temperature": 0.7, "max_tokens": 256}
 SERVER_THREADS = 1
@@ -133,11 +134,6 @@ STORES: dict[str, Callable[[Embeddings], BaseStore]] = {
 def new_store(embeddings: Embeddings) -> BaseStore:
     """An empty store of the first kind in `STORES`, indexed with `embeddings`."""
     return STORES[next(iter(STORES))](embeddings)
-
-
-def episodes_in(store: BaseStore, namespace: str) -> list[Episode]:
-    """Every episode a namespace holds in `store`, oldest first."""
-    return EpisodicMemory(store).episodes(namespace)
 
 
 def copy_of_store(store: BaseStore, embeddings: Embeddings) -> BaseStore:
