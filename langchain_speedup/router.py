@@ -64,13 +64,16 @@ from langchain_speedup.memory import (
     EpisodicMemory,
     GateVerdict,
     MemoryMechanism,
+    ProcedureMemory,
     SimilarityGate,
     default_store,
     episode_from_result,
     precedents_of,
     saving_of,
 )
+from langchain_speedup.memory.procedures import PROCEDURE_ERRORS, evidence_of
 from langchain_speedup.scaling import BestOfN, RunContext, ScalingEngine
+from langchain_speedup.scoring import ProgramVerifiedScorer
 from langchain_speedup.tokens import usage_metadata
 from langchain_speedup.types import (
     ChatRunnable,
@@ -79,6 +82,7 @@ from langchain_speedup.types import (
     EpisodeMatch,
     Exemplar,
     MemoryContext,
+    Procedure,
     Route,
     ScalingEvent,
     ScalingResult,
@@ -138,6 +142,7 @@ class RouterOptions(TypedDict, total=False):
     memory_samples: int
     enable_reuse: bool
     memory: MemoryMechanism | None
+    procedures: ProcedureMemory | None
 
 
 class SpeedupGraphOptions(RouterOptions, total=False):
@@ -270,6 +275,9 @@ class BudgetRouter:
             gate admitted (e.g. `InContextMemory()`, `ReflectUpdateMemory()`);
             by default they are the exemplars. Its model calls count in
             `Route.usage`.
+        procedures: Keeps verified programs as procedures and runs the
+            nearest similar episode's procedure on a new question, as
+            evidence for the scorer (`ProcedureMemory`); none when `None`.
 
     Raises:
         ConfigurationError: An option is out of range or of the wrong kind.
@@ -288,6 +296,7 @@ class BudgetRouter:
         memory_samples: int = 2,
         enable_reuse: bool = True,
         memory: MemoryMechanism | None = None,
+        procedures: ProcedureMemory | None = None,
     ) -> None:
         if isinstance(solver, ScalingEngine):
             self.engine = solver
@@ -313,6 +322,9 @@ class BudgetRouter:
                 f"`memory` must implement MemoryMechanism, got {type(memory).__name__}"
             )
             raise ConfigurationError(msg)
+        if procedures is not None and not isinstance(procedures, ProcedureMemory):
+            msg = f"`procedures` must be a ProcedureMemory, got {type(procedures).__name__}"
+            raise ConfigurationError(msg)
         self.store = store
         self.embeddings = embeddings
         self._namespace = check_namespace(namespace)
@@ -321,6 +333,7 @@ class BudgetRouter:
         self.memory_samples = check_count("memory_samples", memory_samples)
         self.enable_reuse = bool(enable_reuse)
         self.memory = memory
+        self.procedures = procedures
         self._replayed = False
         self._replay_lock = threading.Lock()
         self._default: BaseStore | None = None
@@ -565,6 +578,11 @@ class BudgetRouter:
             if "samples" in memory:
                 merged["samples"] = memory["samples"]
             memory, route["usage"] = merged, ledger.usage()
+        if self.procedures is not None and reuse is None and matches:
+            memory = memory or MemoryContext(exemplars=[], precedents=[])
+            yield from self._try_procedure(question, matches, route, memory, config)
+            if not memory["exemplars"] and "evidence" not in memory:
+                memory = None
         if votes and reuse is None and not unusable:
             # Earlier unverified attempts at this very question vote, so that
             # a hard question converges over repeats instead of restarting.
@@ -574,6 +592,37 @@ class BudgetRouter:
                 f"; {len(votes)} answer(s) of earlier unverified attempts vote"
             )
         return route, memory, reuse
+
+    def _try_procedure(
+        self,
+        question: str,
+        matches: Sequence[EpisodeMatch],
+        route: Route,
+        memory: MemoryContext,
+        config: RunnableConfig | None,
+    ) -> Generator[Call, Any, None]:
+        # The nearest stored procedure, run on this question, becomes evidence
+        # for the scorer; failing, it leaves the question as it was. Evidence
+        # never enters the prompt, so it needs no open band of the gate: a
+        # procedure only confirms a sample that states what it computes.
+        assert self.procedures is not None
+        ledger = Ledger()
+        try:
+            trial, why = yield from self.procedures.recall(
+                question,
+                matches,
+                model=self.engine.model,
+                config=ledger.config(config, role="memory"),
+            )
+        except PROCEDURE_ERRORS as e:
+            logger.warning("procedure not tried: %s", e)
+            trial, why = None, f"procedure not tried: {e}"
+        route["usage"] = add_usage(route["usage"], ledger.usage())
+        if why:
+            route["reason"] += f"; {why}"
+        if trial is not None:
+            route["procedure"] = trial
+            memory["evidence"] = [evidence_of(trial)]
 
     def route(
         self, question: str, *, config: RunnableConfig | None = None
@@ -634,7 +683,11 @@ class BudgetRouter:
         )
 
     def _learn(self, route: Route, episode: Episode, result: ScalingResult) -> None:
-        # The gate learns from every solved question what memory saved.
+        # The gate learns from every solved question what exemplars saved; a
+        # procedure's evidence saves too and would blur that, so those
+        # questions teach it nothing.
+        if "procedure" in route:
+            return
         self.gate.observe(
             similarity=route["similarity"],
             with_memory=route["decision"] == "exemplars",
@@ -644,6 +697,39 @@ class BudgetRouter:
                 budget=route["budget"],
             ),
         )
+
+    def _procedure_for(
+        self,
+        state: Mapping[str, Any],
+        result: ScalingResult,
+        config: RunnableConfig | None,
+    ) -> Generator[Call, Any, tuple[Procedure | None, Usage]]:
+        # The procedure stored with a verified answer, and what finding it
+        # cost; a failure costs the procedure, never the answer or its episode.
+        assert self.procedures is not None
+        assert result["final_answer"] is not None
+        scorer, ledger = self.engine.scorer, Ledger()
+        own = (
+            scorer.program_for(state["question"])
+            if isinstance(scorer, ProgramVerifiedScorer)
+            else None
+        )
+        try:
+            procedure = yield from self.procedures.learn(
+                state["question"],
+                result["final_answer"],
+                trial=state["route"].get("procedure"),
+                solutions=[c["text"] for c in result["candidates"]],
+                programs=[] if own is None else [own],
+                model=self.engine.model,
+                config=ledger.config(config, role="memory"),
+            )
+        except PROCEDURE_ERRORS as e:
+            logger.warning("no procedure kept: %s", e)
+            procedure = None
+        usage = ledger.usage()
+        usage["seconds"] = 0.0  # the answer's wall time is measured whole
+        return procedure, usage
 
     def as_graph(
         self, *, name: str = "speedup", **options: Unpack[GraphOptions]
@@ -754,11 +840,13 @@ class BudgetRouter:
             state: Mapping[str, Any], config: RunnableConfig
         ) -> Generator[Call, Any, dict[str, Any]]:
             try:
-                return (yield from store(state))
+                return (yield from store(state, config))
             finally:  # stored or not, calls waiting for this one go on
                 self._land(state)
 
-        def store(state: Mapping[str, Any]) -> Generator[Call, Any, dict[str, Any]]:
+        def store(
+            state: Mapping[str, Any], config: RunnableConfig
+        ) -> Generator[Call, Any, dict[str, Any]]:
             result: ScalingResult = state[method]
             route, episode_id = state["route"], state["new_episode_id"]
             episode = episode_from_result(
@@ -768,12 +856,22 @@ class BudgetRouter:
                 result=result,
                 decision=route["decision"],
                 similarity=route["similarity"],
-                budget=route["budget"],
+                # Without a budget the episode is no outcome for the gate:
+                # a procedure's evidence would blur what exemplars save.
+                budget=None if "procedure" in route else route["budget"],
                 key=state["key"],
             )
             self._learn(route, episode, result)
+            spent = result["usage"]
+            if self.procedures is not None and episode["verified"]:
+                procedure, learning = yield from self._procedure_for(
+                    state, result, config
+                )
+                spent = add_usage(spent, learning)
+                if procedure is not None:
+                    episode["procedure"] = procedure
             answer = self._answer(
-                state, result, result["usage"], result=result, episode_id=episode_id
+                state, result, spent, result=result, episode_id=episode_id
             )
             try:
                 # The store's index embeds the question as it writes.

@@ -557,6 +557,17 @@ class ProgramVerifiedScorer(Scorer):
         self._samples = _Lru(self.cache_size)
         self._runs = _Lru(_LRU_SIZE)
 
+    def program_for(self, question: str) -> str | None:
+        """The program the scorer wrote for `question`, if it wrote one and it ran.
+
+        Kept for the last `cache_size` questions; procedure memory
+        (`ProcedureMemory`) learns from it.
+        """
+        cached = self._samples.get_item((True, question_key(question)))
+        if cached is None or cached[0] is None:
+            return None
+        return cached[1]  # type: ignore[no-any-return]
+
     def _run(self, text: str) -> Generator[Call, Any, str | None]:
         """A step: the normalised executed answer of the program in `text`."""
         program = extract_program(text)
@@ -585,6 +596,7 @@ class ProgramVerifiedScorer(Scorer):
         cached = self._samples.get_item(key)
         if cached is not None:
             return cached[0]  # type: ignore[no-any-return]
+        program = None
         self.own_samples += 1
         if executed:
             found = yield from program_step(
@@ -595,7 +607,7 @@ class ProgramVerifiedScorer(Scorer):
                 config=query.config,
                 role="scorer",
             )
-            answer = found["answer"]
+            answer, program = found["answer"], found["program"]
         else:
             messages = [SystemMessage(self.prose_prompt), HumanMessage(query.question)]
             config = query.config
@@ -605,7 +617,7 @@ class ProgramVerifiedScorer(Scorer):
                 role="scorer",
             )
             answer = stated_answer_text(message.text)
-        self._samples.put(key, (answer,))
+        self._samples.put(key, (answer, program))
         return answer
 
     def _step(self, query: _Query) -> _Step:

@@ -26,6 +26,9 @@ __all__ = [
     "MemoryContext",
     "Method",
     "Mode",
+    "Procedure",
+    "ProcedureTrial",
+    "Quantity",
     "Role",
     "Route",
     "ScalingEvent",
@@ -57,8 +60,9 @@ METHODS: tuple[Method, ...] = (
 StopReason = Literal["threshold", "budget"]
 """Why a method stopped: a score reached the threshold, or the budget ran out."""
 
-Role = Literal["solver", "scorer", "reflection"]
-"""What a model call was for."""
+Role = Literal["solver", "scorer", "reflection", "memory"]
+"""What a model call was for; `memory` is memory's own work, such as reading a
+new question's quantities for a stored procedure."""
 
 Decision = Literal["reuse", "exemplars", "scratch"]
 """The router's decision for one question."""
@@ -139,6 +143,11 @@ class MemoryContext(TypedDict):
     stated, one per sample: the scorer counts each as a peer's vote, so a
     repeated hard question converges instead of restarting. A vote is never
     an answer on its own: only a new candidate can pass."""
+    evidence: NotRequired[list[str]]
+    """Solutions memory computed for this question, such as a stored
+    procedure run on its quantities (a program and the answer it gave): the
+    scorer reads each as a peer's solution. Like a vote, never an answer on
+    its own."""
 
 
 class Candidate(TypedDict):
@@ -206,6 +215,41 @@ class ScalingEvent(TypedDict):
     budget_unit: NotRequired[str]
 
 
+class Quantity(TypedDict):
+    """A number a question states, named by its place among the question's numbers."""
+
+    name: str
+    """`qty_1` for the question's first number, `qty_2` for the second, ..."""
+    value: str
+    """The number, normalised (`"1200"` for "$1,200")."""
+    context: str
+    """The words around it in the question, e.g. `"buys 3 pens"`."""
+
+
+class Procedure(TypedDict):
+    """A verified program, kept as a function of its question's quantities."""
+
+    program: str
+    """Python that reads the parameters as variables and states its answer
+    following `sandbox.PROGRAM_CONVENTION`."""
+    parameters: list[Quantity]
+    """The question's quantities the program uses, with this question's values."""
+    answer: str
+    """What the program computes on these values."""
+
+
+class ProcedureTrial(TypedDict):
+    """A stored procedure run on a new question's quantities."""
+
+    episode_id: str
+    """The verified episode whose procedure ran."""
+    procedure: Procedure
+    """The procedure with the new question's values and what it computed."""
+    read_by: Literal["position", "model"]
+    """How the values were read: by the place of each number, when both
+    questions state theirs in the same places, or by a model call."""
+
+
 class Episode(TypedDict):
     """One answered question, as stored in the episodic store."""
 
@@ -244,6 +288,9 @@ class Episode(TypedDict):
     votes: NotRequired[list[str]]
     """The final answers its candidates stated, one per candidate; counted as
     votes when the same question is asked again and was not verified."""
+    procedure: NotRequired[Procedure]
+    """The program that computed the verified answer, as a function of the
+    question's quantities (`memory.ProcedureMemory`)."""
 
 
 class EpisodeMatch(TypedDict):
@@ -281,7 +328,11 @@ class Route(TypedDict):
     """The method's budget unit, e.g. `"generations"` or `"rounds"`."""
     usage: Usage
     """What deciding cost: the memory mechanism's model calls (such as a
-    multi-case reflection), counted under `reflection`."""
+    multi-case reflection), counted under `reflection`, and procedure
+    memory's, under `memory`."""
+    procedure: NotRequired[ProcedureTrial]
+    """The stored procedure run on this question, whose answer the scorer
+    reads as evidence (`MemoryContext.evidence`)."""
 
 
 class SpeedupResult(TypedDict):

@@ -1,4 +1,4 @@
-"""Episodic memory: the store, the similarity gate, memory mechanisms, reflections, SFT."""
+"""Episodic memory: the store, the similarity gate, memory mechanisms, procedures, reflections, SFT."""
 
 from langchain_speedup.memory.episodes import episode_from_result, precedents_of
 from langchain_speedup.memory.gating import (
@@ -15,6 +15,7 @@ from langchain_speedup.memory.mechanisms import (
     ReflectUpdateMemory,
 )
 from langchain_speedup.memory.migrate import migrate_store
+from langchain_speedup.memory.procedures import ProcedureMemory
 from langchain_speedup.memory.qdrant import QdrantStore
 from langchain_speedup.memory.reflection import (
     ReflectionOptions,
@@ -46,6 +47,7 @@ __all__ = [
     "MemoryMechanism",
     "MultiCaseReflectMemory",
     "OpenAIFineTuner",
+    "ProcedureMemory",
     "QdrantStore",
     "ReflectMemory",
     "ReflectUpdateMemory",

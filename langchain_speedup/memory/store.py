@@ -176,6 +176,11 @@ def _check_episode(episode: object) -> Episode:
         raise InvalidInputError(msg)
     for vote in votes:
         _check_encodable(vote, "the episode's votes", MAX_TEXT_BYTES)
+    procedure = episode.get("procedure")
+    if procedure is not None:
+        texts = [procedure["program"], procedure["answer"]]
+        texts += [v for p in procedure["parameters"] for v in p.values()]
+        _check_encodable("\n".join(texts), "the episode's procedure", MAX_TEXT_BYTES)
     return cast(Episode, episode)
 
 

@@ -487,11 +487,13 @@ class ScalingEngine(ABC):
             "precedents": request.precedents,
             "config": ledger.config(config, role="scorer"),
         }
-        # Earlier unverified attempts' answers count as more peers' votes.
+        # Earlier unverified attempts' answers count as more peers' votes,
+        # and what memory computed for the question as more peers' solutions.
         earlier = memory.get("votes", []) if memory else []
         votes = [f"\\boxed{{{v}}}" for v in earlier]
+        evidence = memory.get("evidence", []) if memory else []
         for text, own_peers in zip(request.texts, request.peers, strict=True):
-            peers = [*own_peers, *votes]
+            peers = [*own_peers, *votes, *evidence]
             try:
                 score = yield Call(
                     partial(
