@@ -15,6 +15,12 @@ Arms (each starts every stream level with empty memory):
   reflection); the rewrite's tokens count.
 - `router-sft`: parametric memory needs a fine-tuning service; listed in the
   report as not run.
+- `adaptive-program`: `adaptive` with `ProgramVerifiedScorer` (an answer
+  passes when an executed program and a prose answer agree) instead of
+  consensus; not in the default grid.
+- `router-procedure`: `BudgetRouter` over `adaptive-program`'s method with
+  `ProcedureMemory`: verified programs kept as procedures and run on new
+  questions as evidence; not in the default grid.
 
 Every answered question is one JSON line in `results.jsonl`, keyed by
 `(arm, method, family/level, position)`; a rerun reads the file and computes
@@ -33,7 +39,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Literal, Protocol, cast
+from typing import Any, Literal, NotRequired, Protocol, cast
 
 from langchain_core.embeddings import Embeddings
 from typing_extensions import TypedDict
@@ -42,8 +48,13 @@ from langchain_speedup.budget import Ledger
 from langchain_speedup.errors import ConfigurationError
 from langchain_speedup.scaling import ScalingEngine
 from langchain_speedup.scaling.engines import check_method, create_engine
-from langchain_speedup.scoring import ConsensusScorer, FunctionScorer, Scorer
-from langchain_speedup.types import METHODS, ChatRunnable, Method, Mode
+from langchain_speedup.scoring import (
+    ConsensusScorer,
+    FunctionScorer,
+    ProgramVerifiedScorer,
+    Scorer,
+)
+from langchain_speedup.types import METHODS, ChatRunnable, Method, Mode, Usage
 
 from .code_runner import extract_program, passes_examples, passes_tests
 from .methods import DEFAULT_SETTINGS, MethodSetting
@@ -64,13 +75,24 @@ __all__ = [
     "run_study",
 ]
 
-Arm = Literal["static", "adaptive", "cache", "router", "router-reflect", "router-sft"]
+Arm = Literal[
+    "static",
+    "adaptive",
+    "cache",
+    "router",
+    "router-reflect",
+    "router-sft",
+    "adaptive-program",
+    "router-procedure",
+]
 ARMS: tuple[Arm, ...] = ("static", "adaptive", "cache", "router", "router-reflect")
+PROGRAM_ARMS: tuple[Arm, ...] = ("adaptive-program", "router-procedure")
+"""The arms whose math scorer is `ProgramVerifiedScorer`."""
 NOT_RUN_ARMS: dict[str, str] = {
     "router-sft": "SFT export needs a fine-tuning service (a `FineTuner`); none "
     "serves the local model, so parametric memory was not run"
 }
-_ALL_ARMS: tuple[str, ...] = (*ARMS, *NOT_RUN_ARMS)
+_ALL_ARMS: tuple[str, ...] = (*ARMS, *NOT_RUN_ARMS, *PROGRAM_ARMS)
 _CODE_SYSTEM_PROMPT = (
     "You write Python. Complete the function the user gives: reply with the "
     "whole function in one ```python block, nothing else."
@@ -148,6 +170,17 @@ PRESETS: dict[str, StudyConfig] = {
             templates=tuple(range(0, 100, 4)), length=6, levels=("S4",)
         ),
         arms=("static", "adaptive"),
+    ),
+    # Procedure memory on new-number variants (S3, one stream per template),
+    # against adaptive stopping with the same program-verified scorer and
+    # with consensus, no memory.
+    "procedures": StudyConfig(
+        streams=StreamConfig(
+            templates=tuple(range(0, 32, 4)), length=4, streams=8, levels=("S3",)
+        ),
+        methods=("best_of_n",),
+        arms=("adaptive", "adaptive-program", "router-procedure"),
+        model="qwen2.5-coder-1.5b-instruct",
     ),
     # The full grid: all methods, more templates and streams, code included.
     "large": StudyConfig(
@@ -234,12 +267,16 @@ class StudyRecord(TypedDict):
     it), so the cache's scorer precision is its hits' precision too."""
     decision: str
     """The router's decision, `hit`/`miss` for the cache, the mode otherwise."""
+    reason: NotRequired[str]
+    """Why the router decided so (router arms)."""
     similarity: float | None
     budget: int
     budget_used: int
     """In the method's unit; 0 for a reused or cached answer."""
     budget_unit: str
     generations: int
+    calls: NotRequired[int]
+    """Every model call: solver, scorer, router, reflection and memory."""
     tokens: int
     """Every model call's tokens: solver, scorer, router and reflection."""
     seconds: float
@@ -349,15 +386,25 @@ class _Solver(Protocol):
     def replay(self, record: StudyRecord) -> None: ...
 
 
-def _scorer(family: Family, setting: MethodSetting, quorum: int) -> Scorer:
+def _scorer(
+    family: Family, setting: MethodSetting, quorum: int, program: ChatRunnable | None
+) -> Scorer:
     if family == "code":
         # The docstring's own examples: part of the question, not the hidden tests.
         return FunctionScorer(passes_examples)
+    if program is not None:
+        return ProgramVerifiedScorer(program)
     return ConsensusScorer(quorum=setting.get("quorum", quorum))
 
 
 def _engine(
-    model: ChatRunnable, method: Method, family: Family, mode: Mode, config: StudyConfig
+    model: ChatRunnable,
+    method: Method,
+    family: Family,
+    mode: Mode,
+    config: StudyConfig,
+    *,
+    programs: bool = False,
 ) -> ScalingEngine:
     setting = config.settings.get(method, DEFAULT_SETTINGS[method])
     options = dict(setting["options"])
@@ -369,9 +416,13 @@ def _engine(
         method,
         budget=setting["budget"],
         mode=mode,
-        scorer=_scorer(family, setting, config.quorum),
+        scorer=_scorer(family, setting, config.quorum, model if programs else None),
         **options,
     )
+
+
+def _calls(usage: Usage) -> int:
+    return usage["generations"] + usage["scorer_calls"] + usage["other_calls"]
 
 
 def _record(arm: str, method: str, item: StreamItem, **found: Any) -> StudyRecord:
@@ -419,6 +470,7 @@ class _EngineSolver:
             budget_used=result["budget_used"],
             budget_unit=result["budget_unit"],
             generations=result["usage"]["generations"],
+            calls=_calls(result["usage"]),
             tokens=result["usage"]["total_tokens"],
             seconds=round(time.perf_counter() - started, 3),
         )
@@ -459,6 +511,7 @@ class _CacheSolver(_EngineSolver):
                 budget_used=0,
                 budget_unit=self.engine.unit,
                 generations=0,
+                calls=0,
                 tokens=0,
                 seconds=0.0,
             )
@@ -492,7 +545,7 @@ class _RouterSolver:
             if method
             else found["score"] is not None and found["score"] >= engine.threshold
         )
-        tokens = usage["total_tokens"]
+        tokens, reflection_calls = usage["total_tokens"], 0
         if self.reflection_model is not None and method is not None:
             ledger = Ledger()
             reflect_update(
@@ -507,6 +560,7 @@ class _RouterSolver:
                 ledger=ledger,
             )
             tokens += ledger.usage()["total_tokens"]
+            reflection_calls = _calls(ledger.usage())
         return _record(
             self.arm,
             self.method,
@@ -516,11 +570,13 @@ class _RouterSolver:
             correct=grade(item, found["answer"], found["final_answer"]),
             passed=passed,
             decision=route["decision"],
+            reason=route["reason"],
             similarity=route["similarity"],
             budget=engine.budget,
             budget_used=method["budget_used"] if method else 0,
             budget_unit=engine.unit,
             generations=usage["generations"],
+            calls=_calls(usage) + reflection_calls,
             tokens=tokens,
             seconds=round(time.perf_counter() - started, 3),
         )
@@ -549,15 +605,15 @@ def _solver_for(
     cell_dir: Path,
 ) -> Iterator[_Solver]:
     mode: Mode = "static" if arm == "static" else "adaptive"
-    engine = _engine(model, method, family, mode, config)
-    if arm in ("static", "adaptive"):
+    engine = _engine(model, method, family, mode, config, programs=arm in PROGRAM_ARMS)
+    if arm in ("static", "adaptive", "adaptive-program"):
         yield _EngineSolver(arm, method, engine)
         return
     if arm == "cache":
         cache = SemanticCache(embeddings, threshold=config.cache_threshold)
         yield _CacheSolver(method, engine, cache)
         return
-    from langchain_speedup.memory import ReflectUpdateMemory
+    from langchain_speedup.memory import ProcedureMemory, ReflectUpdateMemory
     from langchain_speedup.router import BudgetRouter
 
     reflect = arm == "router-reflect"
@@ -567,6 +623,7 @@ def _solver_for(
             store=store,
             namespace="study",
             memory=ReflectUpdateMemory() if reflect else None,
+            procedures=ProcedureMemory() if arm == "router-procedure" else None,
         )
         yield _RouterSolver(arm, method, router, model if reflect else None)
 

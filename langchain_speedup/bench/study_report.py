@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -34,6 +34,7 @@ __all__ = [
 
 BASELINE = "static"
 ROUTER = "router"
+PROCEDURE = "router-procedure"
 
 
 class CellSummary(TypedDict):
@@ -48,6 +49,8 @@ class CellSummary(TypedDict):
     accuracy: float
     budget_used: int
     budget_unit: str
+    calls: int
+    """Every model call: solver, scorer, router, reflection and memory."""
     tokens: int
     seconds: float
     passed: int
@@ -111,6 +114,7 @@ def summarize_study(records: Sequence[StudyRecord]) -> list[CellSummary]:
                 accuracy=round(sum(r["correct"] for r in rows) / len(rows), 4),
                 budget_used=budget,
                 budget_unit=rows[0]["budget_unit"],
+                calls=sum(r.get("calls", r["generations"]) for r in rows),
                 tokens=tokens,
                 seconds=round(sum(r["seconds"] for r in rows), 1),
                 passed=passed,
@@ -144,7 +148,7 @@ def check_targets(summaries: Sequence[CellSummary]) -> list[Target]:
     than adaptive-without-memory (compute and accuracy) anywhere.
     """
     index = {(s["method"], s["family"], s["level"], s["arm"]): s for s in summaries}
-    out: list[Target] = []
+    out: list[Target] = _procedure_targets(index)
     for (method, family, level, arm), s in index.items():
         if arm != ROUTER:
             continue
@@ -204,6 +208,50 @@ def check_targets(summaries: Sequence[CellSummary]) -> list[Target]:
     return out
 
 
+def _procedure_targets(
+    index: Mapping[tuple[str, str, str, str], CellSummary],
+) -> list[Target]:
+    # Procedure memory against adaptive stopping without memory, same scorer:
+    # at most 0.5x the budget and 0.4x the tokens, accuracy at least its; and
+    # a scorer precision of at least 0.9.
+    out: list[Target] = []
+    for (method, family, level, arm), s in index.items():
+        base = index.get((method, family, level, "adaptive-program"))
+        if arm != PROCEDURE or base is None:
+            continue
+        cell = {"method": method, "family": family, "level": level}
+        budget = s["budget_used"] / base["budget_used"] if base["budget_used"] else None
+        tokens = s["tokens"] / base["tokens"] if base["tokens"] else None
+        calls = s["calls"] / base["calls"] if base["calls"] else None
+        met = (
+            budget is not None
+            and tokens is not None
+            and budget <= 0.5
+            and tokens <= 0.4
+            and s["accuracy"] >= base["accuracy"]
+        )
+        detail = (
+            f"{_num(budget)}x the budget, {_num(tokens)}x the tokens, "
+            f"{_num(calls)}x the model calls; accuracy {s['correct']}/{s['questions']} "
+            f"vs {base['correct']}/{base['questions']}"
+        )
+        name = "<= 0.5x budget, <= 0.4x tokens of adaptive-program, accuracy >= its"
+        out.append(cast(Target, {**cell, "target": name, "met": met, "detail": detail}))
+        precision = s["scorer_precision"]
+        out.append(
+            cast(
+                Target,
+                {
+                    **cell,
+                    "target": "scorer precision >= 0.9",
+                    "met": None if precision is None else precision >= 0.9,
+                    "detail": f"{s['passed_correct']}/{s['passed']} passing answers right",
+                },
+            )
+        )
+    return out
+
+
 def _fmt_reduction(value: float | None) -> str:
     # A reduction of 0.4 reads "40% less"; a negative one is an increase.
     if value is None:
@@ -252,8 +300,11 @@ def format_study_report(
         f"{sum(r['seconds'] for r in records) / 60:.1f} min",
         "",
         "Compute is the method's budget unit; tokens count every model call "
-        "(solver, scorer, router, reflection). Reduction is against the static "
-        "arm on the same questions. Gold answers only grade.",
+        "(solver, scorer, router, reflection, memory), and calls counts them. "
+        "Reduction is against the static arm on the same questions. Gold "
+        "answers only grade. The `-program` and `-procedure` arms verify with "
+        "`ProgramVerifiedScorer` (an executed program and a prose answer must "
+        "agree), not consensus.",
     ]
     for method in config.methods:
         rows = [s for s in summaries if s["method"] == method]
@@ -263,9 +314,9 @@ def format_study_report(
             "",
             f"## {method} ({_setting_text(config, method, rows[0]['budget_unit'])})",
             "",
-            "| family | level | arm | accuracy | budget | tokens | budget reduction "
+            "| family | level | arm | accuracy | budget | calls | tokens | budget reduction "
             "| token reduction | scorer precision | r(compute, correct) | seconds |",
-            "|---|---|---|---|---|---|---|---|---|---|---|",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for s in rows:
             precision = (
@@ -275,7 +326,8 @@ def format_study_report(
             )
             lines.append(
                 f"| {s['family']} | {s['level']} | {s['arm']} | "
-                f"{s['correct']}/{s['questions']} | {s['budget_used']} | {s['tokens']} | "
+                f"{s['correct']}/{s['questions']} | {s['budget_used']} | {s['calls']} | "
+                f"{s['tokens']} | "
                 f"{_fmt_reduction(s['budget_reduction'])} | "
                 f"{_fmt_reduction(s['token_reduction'])} | {precision} | "
                 f"{_num(s['pearson'])} | {s['seconds']:.0f} |"
@@ -297,7 +349,8 @@ def format_study_report(
         f"accuracy, over {len(cells)} non-baseline cells: {_num(r_cells)} "
         "(the paper reports r = -0.41: less compute went with higher accuracy).",
         "",
-        "## Targets (router against the static baseline, same run)",
+        "## Targets (same run: the router against the static baseline; "
+        "procedure memory against adaptive-program)",
         "",
         "| method | family | level | target | met | detail |",
         "|---|---|---|---|---|---|",
