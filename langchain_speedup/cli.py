@@ -51,6 +51,21 @@ def _budget(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _model_names() -> list[str]:
+    from langchain_speedup.local.model import MODELS
+
+    return list(MODELS)
+
+
+def _streams(value: str) -> list[str]:
+    names = [s.strip() for s in value.split(",") if s.strip()]
+    unknown = sorted(set(names) - {"dissimilar", "similar"})
+    if not names or unknown or len(set(names)) != len(names):
+        msg = f"streams must be distinct names among dissimilar, similar, got {value!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return names
+
+
 def _methods(value: str) -> list[str]:
     from langchain_speedup.bench.methods import _check_methods
 
@@ -125,12 +140,25 @@ def _parser() -> argparse.ArgumentParser:
         "run dissimilar and similar streams with no, ungated and gated memory",
         "Run a stream of dissimilar questions and a stream of similar ones "
         "through adaptive Best-of-N with no memory, with every retrieved episode "
-        "in the prompt, and with the calibrated similarity gate, on the embedded "
-        "local model unless OPENAI_BASE_URL is set, and compare their compute "
-        "and accuracy.",
+        "in the prompt, and with the calibrated similarity gate, then with "
+        "execution-verified answers without memory and with procedure memory, "
+        "on the embedded local model unless OPENAI_BASE_URL is set, and compare "
+        "their compute and accuracy.",
         "report",
     )
     _budget(memory)
+    memory.add_argument(
+        "--streams",
+        type=_streams,
+        metavar="A,B",
+        default=["dissimilar", "similar"],
+        help="comma-separated streams: dissimilar, similar (default: both)",
+    )
+    memory.add_argument(
+        "--model",
+        choices=sorted(_model_names()),
+        help="the named local model (default: the 0.5B model)",
+    )
     _study_command(commands)
     _store_commands(commands)
     return parser
@@ -256,11 +284,14 @@ def _sizes(value: str) -> list[int]:
     return sizes
 
 
-def _open_model(max_tokens: int = 256) -> AbstractContextManager[ChatRunnable]:
+def _open_model(
+    max_tokens: int = 256, local_model: str | None = None
+) -> AbstractContextManager[ChatRunnable]:
     from langchain_speedup.local import open_chat_model
 
     sys.stderr.write("starting the model server...\n")
-    return open_chat_model(temperature=0.7, max_tokens=max_tokens)
+    named = {} if local_model is None else {"local_model": local_model}
+    return open_chat_model(temperature=0.7, max_tokens=max_tokens, **named)
 
 
 def _demo(args: argparse.Namespace) -> tuple[str, Mapping[str, Any]]:
@@ -304,13 +335,16 @@ def _bench_methods(
 
 def _bench_memory(args: argparse.Namespace) -> tuple[str, Mapping[str, Any]]:
     from langchain_speedup.bench.memory import format_memory_report, run_memory_bench
+    from langchain_speedup.bench.questions import dissimilar_stream, similar_stream
     from langchain_speedup.local import MiniLMEmbeddings
 
+    built = {"dissimilar": dissimilar_stream, "similar": similar_stream}
     # A fresh server per arm replays its sampling sequence: arms that send the
     # same prompts get the same samples.
     report = run_memory_bench(
-        open_model=_open_model,
+        open_model=lambda: _open_model(local_model=args.model),
         embeddings=MiniLMEmbeddings(),
+        streams={name: built[name]() for name in args.streams},
         n=args.n,
         quorum=args.quorum,
         progress=not args.quiet,

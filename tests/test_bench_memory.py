@@ -240,8 +240,8 @@ class TestCommand:
         target = tmp_path / "memory.json"
         code = main(["bench-memory", "--quiet", "--n", "4", "--json", str(target)])
         assert code == 0
-        # A fresh model for each of the 3 arms of the 2 streams.
-        assert opened == [{"temperature": 0.7, "max_tokens": 256}] * 6
+        # A fresh model for each of the 5 arms of the 2 streams.
+        assert opened == [{"temperature": 0.7, "max_tokens": 256}] * 2 * len(ARMS)
         out = capsys.readouterr().out
         assert "dissimilar stream (12 questions)" in out
         assert "similar stream (16 questions)" in out
@@ -249,3 +249,23 @@ class TestCommand:
         assert loaded["model"] == "fake-model"
         assert loaded["n"] == 4
         assert [s["stream"] for s in loaded["streams"]] == ["dissimilar", "similar"]
+
+
+def test_the_command_runs_the_chosen_streams_on_the_chosen_model(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    opened = serve_fakes(monkeypatch, gold_solver)
+    target = tmp_path / "memory.json"
+    argv = ["bench-memory", "--quiet", "--n", "2", "--streams", "similar"]
+    code = main(
+        [*argv, "--model", "qwen2.5-coder-1.5b-instruct", "--json", str(target)]
+    )
+    assert code == 0
+    assert {o["local_model"] for o in opened} == {"qwen2.5-coder-1.5b-instruct"}
+    report = json.loads(target.read_text())
+    assert [s["stream"] for s in report["streams"]] == ["similar"]
+
+
+def test_the_command_refuses_an_unknown_stream() -> None:
+    with pytest.raises(SystemExit):
+        main(["bench-memory", "--streams", "similar,other"])

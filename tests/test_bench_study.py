@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -341,6 +343,42 @@ class TestRunStudy:
         assert "![curve-best_of_n](curve-best_of_n.png)" in text
 
 
+PROGRAM_ARMS_CONFIG = replace(
+    SMALL,
+    streams=replace(SMALL.streams, levels=("S3",), length=3),
+    arms=("adaptive-program", "router-procedure"),
+)
+
+
+def _program_model(config: StudyConfig) -> FakeChatModel:
+    # Prose states the gold answer; a program computes it from the question's
+    # first number, so it is a procedure of that number.
+    answers = _gold_by_question(config)
+
+    def respond(messages: list[BaseMessage]) -> str:
+        question = last_human(messages)
+        gold = answers.get(question, "0")
+        if "Python program" in messages[0].text:
+            first = re.findall(r"\d+", question)[0]
+            return f"```python\nanswer = {first} - {first} + {gold}\n```"
+        return f"Working it out.\n{boxed(gold)}"
+
+    return FakeChatModel(responder=respond)
+
+
+def test_program_arms_verify_by_execution_and_count_every_call(tmp_path: Path) -> None:
+    records = _study(
+        _program_model(PROGRAM_ARMS_CONFIG), tmp_path, config=PROGRAM_ARMS_CONFIG
+    )
+    assert {r["arm"] for r in records} == {"adaptive-program", "router-procedure"}
+    adaptive = [r for r in records if r["arm"] == "adaptive-program"]
+    # One prose sample, confirmed by the scorer's own program.
+    assert all((r["generations"], r["calls"]) == (1, 2) for r in adaptive)
+    assert all(r["correct"] and r["passed"] for r in records)
+    routed = [r for r in records if r["arm"] == "router-procedure"]
+    assert all("reason" in r for r in routed)
+
+
 def _record(arm: str, level: str, position: int, **fields: Any) -> StudyRecord:
     base: dict[str, Any] = {
         "arm": arm,
@@ -399,6 +437,29 @@ class TestMetrics:
         assert s1["met"] is False
         assert "75%" in s1["detail"]
         assert targets["no worse than adaptive"]["met"] is True
+
+    def test_procedure_targets_against_adaptive_program(self) -> None:
+        records = [
+            _record("adaptive-program", "S3", 0, budget_used=4, tokens=1000),
+            _record("adaptive-program", "S3", 1, budget_used=4, tokens=1000),
+            _record("router-procedure", "S3", 0, budget_used=2, tokens=500),
+            _record("router-procedure", "S3", 1, budget_used=1, tokens=300, calls=3),
+        ]
+        targets = {t["target"]: t for t in check_targets(summarize_study(records))}
+        cost = targets[
+            "<= 0.5x budget, <= 0.4x tokens of adaptive-program, accuracy >= its"
+        ]
+        assert cost["met"] is True
+        assert "0.38x the budget, 0.40x the tokens" in cost["detail"]
+        assert targets["scorer precision >= 0.9"]["met"] is True
+        records[2]["tokens"] = 600  # 0.45x the tokens
+        targets = {t["target"]: t for t in check_targets(summarize_study(records))}
+        assert (
+            targets[
+                "<= 0.5x budget, <= 0.4x tokens of adaptive-program, accuracy >= its"
+            ]["met"]
+            is False
+        )
 
     def test_pearson(self) -> None:
         assert pearson([1, 2, 3], [2, 4, 6]) == pytest.approx(1.0)

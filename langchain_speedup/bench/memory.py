@@ -3,6 +3,9 @@
 Adaptive Best-of-N answers each stream with no memory (`none`), with every
 verified episode retrieved (`ungated`) and behind the `SimilarityGate` (`gated`),
 each arm from an empty store; no question repeats, so no answer is reused.
+Two more arms verify by execution (`ProgramVerifiedScorer`) instead of
+consensus: `none-program` without memory and `procedure` with the gated
+router and `ProcedureMemory`.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing_extensions import TypedDict, Unpack
 from langchain_speedup._internal import check_count
 from langchain_speedup.errors import ConfigurationError
 from langchain_speedup.scaling.best_of_n import BestOfN
-from langchain_speedup.scoring import ConsensusScorer
+from langchain_speedup.scoring import ConsensusScorer, ProgramVerifiedScorer, Scorer
 from langchain_speedup.types import ChatRunnable
 
 from ._report import Graded, Recorder, RunOptions, Summary, ask, ratios, summarize
@@ -41,8 +44,9 @@ __all__ = [
     "run_memory_bench",
 ]
 
-Arm = Literal["none", "ungated", "gated"]
-ARMS: tuple[Arm, ...] = ("none", "ungated", "gated")
+Arm = Literal["none", "ungated", "gated", "none-program", "procedure"]
+ARMS: tuple[Arm, ...] = ("none", "ungated", "gated", "none-program", "procedure")
+_PROGRAM_ARMS = ("none-program", "procedure")
 
 ModelOpener = Callable[[], AbstractContextManager[ChatRunnable]]
 """Opens a chat model for the length of a `with` block."""
@@ -100,17 +104,19 @@ def _run_arm(
     embeddings: Embeddings,
     run: Recorder[MemoryRecord],
 ) -> list[BandStats]:
-    from langchain_speedup.memory import SimilarityGate, default_store
+    from langchain_speedup.memory import ProcedureMemory, SimilarityGate, default_store
     from langchain_speedup.router import BudgetRouter
 
-    gate = SimilarityGate() if arm == "gated" else SimilarityGate.fixed(-1.0)
+    gated = arm in ("gated", "procedure")
+    gate = SimilarityGate() if gated else SimilarityGate.fixed(-1.0)
     solver: BestOfN | BudgetRouter = engine
-    if arm != "none":
+    if not arm.startswith("none"):
         solver = BudgetRouter(
             engine,
             store=default_store(embeddings),  # empty: each arm starts afresh
             namespace=f"{stream}-{arm}",
             similarity_gate=gate,
+            procedures=ProcedureMemory() if arm == "procedure" else None,
         )
     for index, item in enumerate(items):
         found, decision, route = ask(solver, index, item)
@@ -127,6 +133,12 @@ def _run_arm(
             )
         )
     return gate.stats() if arm == "gated" else []
+
+
+def _scorer(arm: Arm, model: ChatRunnable, quorum: int) -> Scorer:
+    if arm in _PROGRAM_ARMS:
+        return ProgramVerifiedScorer(model)
+    return ConsensusScorer(quorum=quorum)
 
 
 def run_memory_bench(
@@ -180,7 +192,7 @@ def run_memory_bench(
     # Options fail here, before any model is opened or called.
     check_count("n", n)
     quorum = options.get("quorum", 3)
-    scorer = ConsensusScorer(quorum=quorum)
+    check_count("quorum", quorum)
     if (model is None) == (open_model is None):
         msg = "give exactly one of `model` and `open_model`"
         raise ConfigurationError(msg)
@@ -202,7 +214,7 @@ def run_memory_bench(
                     engine = BestOfN(
                         arm_model,
                         budget=n,
-                        scorer=scorer,
+                        scorer=_scorer(arm, arm_model, quorum),
                         system_prompt=DEMO_SYSTEM_PROMPT,
                     )
                     gate = _run_arm(arm, stream, items, engine, embeddings, run) or gate
@@ -215,7 +227,10 @@ def run_memory_bench(
                     stream=stream,
                     questions=len(items),
                     arms=arms,
-                    ratios=ratios(arms, "none", ("generations", "tokens")),
+                    ratios={
+                        **ratios(arms, "none", ("generations", "tokens")),
+                        **_over(arms, "procedure", "none-program"),
+                    },
                     gate=gate,
                 )
             )
@@ -229,6 +244,15 @@ def run_memory_bench(
     )
 
 
+def _over(arms: Mapping[str, ArmSummary], arm: str, base: str) -> dict[str, float]:
+    # `arm`'s generations and tokens over `base`'s, keyed `<arm>/<base>_<what>`.
+    return {
+        f"{arm}/{base}_{key}": round(arms[arm][key] / arms[base][key], 4)
+        for key in ("generations", "tokens")
+        if arms[base][key]
+    }
+
+
 def _kept_saving(summary: StreamSummary, key: Literal["generations", "tokens"]) -> str:
     # The share of the ungated arm's saving that the gated arm keeps.
     arms = summary["arms"]
@@ -240,23 +264,28 @@ def _kept_saving(summary: StreamSummary, key: Literal["generations", "tokens"]) 
     return f"{gated / ungated:.0%}"
 
 
+def _ratio_text(ratio: Mapping[str, float], key: str) -> str:
+    return f"{ratio[key]:.2f}" if key in ratio else "n/a"
+
+
 def format_memory_report(report: MemoryBenchReport) -> str:
     """Each stream's arms, ratios and the gate's bands, as text."""
     lines = [
         f"model: {report['model'] or 'unnamed'}; adaptive Best-of-N, n={report['n']}, "
-        f"consensus quorum {report['quorum']}",
+        f"consensus quorum {report['quorum']}; the none-program and procedure arms "
+        "verify by execution (ProgramVerifiedScorer)",
     ]
     for summary in report["streams"]:
         lines += [
             "",
             f"{summary['stream']} stream ({summary['questions']} questions)",
-            f"{'arm':<8} {'accuracy':>9} {'passed':>7} {'generations':>12} "
+            f"{'arm':<12} {'accuracy':>9} {'passed':>7} {'generations':>12} "
             f"{'tokens':>8} {'with memory':>12} {'explored':>9}",
         ]
         for arm in ARMS:
             s = summary["arms"][arm]
             lines.append(
-                f"{arm:<8} {s['correct']:>4}/{s['questions']:<4} {s['passed']:>7} "
+                f"{arm:<12} {s['correct']:>4}/{s['questions']:<4} {s['passed']:>7} "
                 f"{s['generations']:>12} {s['tokens']:>8} {s['with_memory']:>12} "
                 f"{s['explored']:>9}"
             )
@@ -268,6 +297,9 @@ def format_memory_report(report: MemoryBenchReport) -> str:
                 f"tokens {ratio[f'{arm}_tokens']:.2f}"
                 for arm in ("ungated", "gated")
             ),
+            "procedure vs none-program: generations "
+            f"{_ratio_text(ratio, 'procedure/none-program_generations')}, tokens "
+            f"{_ratio_text(ratio, 'procedure/none-program_tokens')}",
             "gated keeps of ungated's saving: generations "
             f"{_kept_saving(summary, 'generations')}, tokens "
             f"{_kept_saving(summary, 'tokens')}",
