@@ -395,6 +395,68 @@ class TestProgramVerifiedScorer:
         assert verified["stop_reason"] == "budget"
 
 
+class TestProgramCandidates:
+    @pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
+    async def test_every_second_candidate_is_an_executed_program(
+        self, sandbox: Sandbox, is_async: bool
+    ) -> None:
+        model = both_kinds(RIGHT_PROGRAM, boxed(41))
+        engine = BestOfN(
+            model,
+            budget=4,
+            mode="static",
+            scorer=ConsensusScorer(quorum=2),
+            program_every=2,
+            sandbox=sandbox,
+        )
+        result = await engine.arun(QUESTION) if is_async else engine.run(QUESTION)
+        # Static mode sends the four calls at once, in no fixed order.
+        assert sum(asks_for_a_program(call) for call in model.calls) == 2
+        answers = [c["answer"] for c in result["candidates"]]
+        assert answers == ["41", "42", "41", "42"]
+        assert result["candidates"][1]["text"].endswith("\\boxed{42}.")
+        assert result["usage"]["generations"] == 4
+
+    def test_programs_and_prose_verify_each_other_without_scorer_samples(
+        self, sandbox: Sandbox
+    ) -> None:
+        model = both_kinds(RIGHT_PROGRAM, boxed(42))
+        scorer = ProgramVerifiedScorer(model, sandbox=sandbox)
+        engine = BestOfN(
+            model,
+            budget=4,
+            parallelism=2,
+            scorer=scorer,
+            program_every=2,
+            sandbox=sandbox,
+        )
+        result = engine.run(QUESTION)
+        assert result["passed"]
+        assert result["final_answer"] == "42"
+        assert result["usage"]["generations"] == 2
+        # The prose candidate drew the scorer's program; the program
+        # candidate was confirmed by the prose before it.
+        assert scorer.own_samples == 1
+
+    def test_a_program_that_computes_nothing_stays_as_written(
+        self, sandbox: Sandbox
+    ) -> None:
+        model = both_kinds(program("answer = 1 / 0"), boxed(42))
+        result = BestOfN(
+            model, budget=2, mode="static", program_every=1, sandbox=sandbox
+        ).run(QUESTION)
+        assert [c["answer"] for c in result["candidates"]] == [None, None]
+        assert not result["passed"]
+
+    def test_options_are_checked(self) -> None:
+        model = both_kinds(RIGHT_PROGRAM, boxed(42))
+        with pytest.raises(ConfigurationError, match="program_every"):
+            BestOfN(model, program_every=-1)
+        with pytest.raises(ConfigurationError, match="sandbox"):
+            BestOfN(model, program_every=2, sandbox="box")  # type: ignore[arg-type]
+        assert BestOfN(model).sandbox is None  # no worker unless programs are asked
+
+
 class TestAnswersEqual:
     @pytest.mark.parametrize(
         ("a", "b", "equal"),

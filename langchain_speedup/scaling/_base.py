@@ -57,6 +57,8 @@ from langchain_speedup.errors import (
     ScoringError,
     SpeedupError,
 )
+from langchain_speedup.programs import program_solution, run_reply
+from langchain_speedup.sandbox import Sandbox
 from langchain_speedup.scoring import (
     ConsensusScorer,
     Scorer,
@@ -151,7 +153,20 @@ class Score:
     precedents: Sequence[str]
 
 
-Step = Generator[Generate | Score, Any, dict[str, Any]]
+@dataclass(frozen=True)
+class Execute:
+    """Sandboxed runs of the program each text holds, in order.
+
+    Each text comes back as `programs.program_solution` writes it (the reply,
+    then the answer the program computed), or as `None` when it holds no
+    program that ran to an answer.
+    """
+
+    texts: Sequence[str]
+    sandbox: Sandbox
+
+
+Step = Generator[Generate | Score | Execute, Any, dict[str, Any]]
 """A graph step: yields calls, receives their replies, returns the update."""
 
 
@@ -475,6 +490,14 @@ class ScalingEngine(ABC):
             role=request.role,
         )
 
+    @staticmethod
+    def _executed(request: Execute) -> Generator[Call, Any, list[str | None]]:
+        solutions = []
+        for text in request.texts:
+            found = yield from run_reply(text, request.sandbox)
+            solutions.append(program_solution(found))
+        return solutions
+
     def _scores(
         self,
         request: Score,
@@ -534,6 +557,8 @@ class ScalingEngine(ABC):
                         }
                     if isinstance(request, Generate):
                         reply = yield self._generate(request, config, ledger)
+                    elif isinstance(request, Execute):
+                        reply = yield from self._executed(request)
                     else:
                         reply = yield from self._scores(
                             request, config, ledger, state.get("memory")

@@ -8,6 +8,12 @@ threshold; if none does, it keeps the best. Budget unit: generations.
 Memory's exemplars go into the prompt of the first `samples` candidates, after
 which sampling falls back to the plain prompt; its precedents count as votes
 for the consensus scorer.
+
+With `program_every=k`, every k-th candidate is a program-of-thought: the
+model is asked for a short Python program (`programs.PROGRAM_PROMPT`), the
+program runs in a `Sandbox`, and the candidate is the reply followed by the
+answer it computed. With `ProgramVerifiedScorer`, programs and prose answers
+then verify each other without the scorer's own samples.
 """
 
 from __future__ import annotations
@@ -20,10 +26,15 @@ from langgraph.graph.state import CompiledStateGraph
 
 from langchain_speedup._internal import (
     GraphOptions,
+    build_prompt,
     check_count,
     question_of,
 )
+from langchain_speedup.errors import ConfigurationError
+from langchain_speedup.programs import PROGRAM_PROMPT
+from langchain_speedup.sandbox import Sandbox
 from langchain_speedup.scaling._base import (
+    Execute,
     Generate,
     ScalingEngine,
     ScalingInput,
@@ -49,6 +60,8 @@ class BestOfNOptions(ScalingOptions, total=False):
     """The keyword options of `BestOfN`."""
 
     parallelism: int
+    program_every: int
+    sandbox: Sandbox | None
 
 
 class BestOfNGraphOptions(BestOfNOptions, GraphOptions, total=False):
@@ -65,6 +78,11 @@ class BestOfN(ScalingEngine):
         parallelism: Candidates generated per adaptive round (static mode
             generates all at once); calls go through `batch`, which honours
             `max_concurrency` in the config.
+        program_every: Every `program_every`-th candidate (the 2nd, 4th, ...
+            for 2; all for 1) is a program run in the sandbox; 0, the
+            default, samples prose only. Program candidates see no exemplars.
+        sandbox: Where program candidates run; a `Sandbox()` of the engine's
+            own when `None` and `program_every` is set.
         **options: The options every engine takes (see `ScalingEngine`):
             `budget` in generations, default 8; `mode`, `scorer`,
             `threshold` and `system_prompt`.
@@ -83,10 +101,20 @@ class BestOfN(ScalingEngine):
         /,
         *,
         parallelism: int = 1,
+        program_every: int = 0,
+        sandbox: Sandbox | None = None,
         **options: Unpack[ScalingOptions],
     ) -> None:
         super().__init__(model, **options)
         self.parallelism = check_count("parallelism", parallelism)
+        self.program_every = check_count("program_every", program_every, minimum=0)
+        if sandbox is not None and not isinstance(sandbox, Sandbox):
+            msg = f"`sandbox` must be a Sandbox, got {type(sandbox).__name__}"
+            raise ConfigurationError(msg)
+        self.sandbox = sandbox or (Sandbox() if self.program_every else None)
+
+    def _is_program(self, unit: int) -> bool:
+        return bool(self.program_every) and (unit + 1) % self.program_every == 0
 
     def _fresh(self) -> dict[str, Any]:
         return {}
@@ -97,11 +125,29 @@ class BestOfN(ScalingEngine):
         done = state["candidates"]
         size = self.budget if self.mode == "static" else self.parallelism
         units = range(len(done), min(len(done) + size, self.budget))
-        exemplars = [exemplars_at(memory, unit) for unit in units]
+        programs = [self._is_program(unit) for unit in units]
+        exemplars = [
+            [] if program else exemplars_at(memory, unit)
+            for unit, program in zip(units, programs, strict=True)
+        ]
         replies = yield Generate(
-            [self.prompt(conversation, memory, e) for e in exemplars]
+            [
+                build_prompt(conversation, system_prompt=PROGRAM_PROMPT)
+                if program
+                else self.prompt(conversation, memory, e)
+                for e, program in zip(exemplars, programs, strict=True)
+            ]
         )
         texts = [reply.text for reply in replies]
+        # A program that computed nothing keeps its reply, with no answer.
+        computed = [True] * len(texts)
+        if any(programs):
+            assert self.sandbox is not None
+            asked = [t for t, p in zip(texts, programs, strict=True) if p]
+            ran = iter((yield Execute(asked, self.sandbox)))
+            for i in (i for i, p in enumerate(programs) if p):
+                solution = next(ran)
+                texts[i], computed[i] = solution or texts[i], solution is not None
         earlier = [c["text"] for c in done]
         # Adaptive: a candidate is judged against those drawn before it.
         # Static: against all others, so selection is a plain vote.
@@ -112,12 +158,16 @@ class BestOfN(ScalingEngine):
         precedents = memory["precedents"] if memory else []
         scores = yield Score(question, texts, peers, precedents)
         new = [
-            self.candidate(text, score, with_memory=bool(e))
-            for text, score, e in zip(texts, scores, exemplars, strict=True)
+            self.candidate(text, score, with_memory=bool(e), complete=ok)
+            for text, score, e, ok in zip(
+                texts, scores, exemplars, computed, strict=True
+            )
         ]
-        for index, candidate in enumerate(new, start=len(done)):
+        for index, (candidate, ok) in enumerate(
+            zip(new, computed, strict=True), start=len(done)
+        ):
             self.candidate_event(index, candidate["text"])
-            self.score_event(index, candidate)
+            self.score_event(index, candidate, complete=ok)
         return {"candidates": [*done, *new]}
 
     def _after_sample(self, state: Mapping[str, Any]) -> Literal["sample", "select"]:
