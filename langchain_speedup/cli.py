@@ -57,6 +57,16 @@ def _model_names() -> list[str]:
     return list(MODELS)
 
 
+def _memory_arms(value: str) -> list[str]:
+    from langchain_speedup.bench.memory import ARMS
+
+    names = [a.strip() for a in value.split(",") if a.strip()]
+    if not names or not set(names) <= set(ARMS) or len(set(names)) != len(names):
+        msg = f"arms must be distinct names among {', '.join(ARMS)}, got {value!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return names
+
+
 def _streams(value: str) -> list[str]:
     names = [s.strip() for s in value.split(",") if s.strip()]
     unknown = sorted(set(names) - {"dissimilar", "similar"})
@@ -153,6 +163,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="A,B",
         default=["dissimilar", "similar"],
         help="comma-separated streams: dissimilar, similar (default: both)",
+    )
+    memory.add_argument(
+        "--arms",
+        type=_memory_arms,
+        metavar="A,B",
+        help="comma-separated arms: none, ungated, gated, none-program, procedure "
+        "(default: all)",
     )
     memory.add_argument(
         "--model",
@@ -334,7 +351,11 @@ def _bench_methods(
 
 
 def _bench_memory(args: argparse.Namespace) -> tuple[str, Mapping[str, Any]]:
-    from langchain_speedup.bench.memory import format_memory_report, run_memory_bench
+    from langchain_speedup.bench.memory import (
+        ARMS,
+        format_memory_report,
+        run_memory_bench,
+    )
     from langchain_speedup.bench.questions import dissimilar_stream, similar_stream
     from langchain_speedup.local import MiniLMEmbeddings
 
@@ -345,6 +366,7 @@ def _bench_memory(args: argparse.Namespace) -> tuple[str, Mapping[str, Any]]:
         open_model=lambda: _open_model(local_model=args.model),
         embeddings=MiniLMEmbeddings(),
         streams={name: built[name]() for name in args.streams},
+        arms=args.arms or ARMS,
         n=args.n,
         quorum=args.quorum,
         progress=not args.quiet,

@@ -257,6 +257,7 @@ def test_the_command_runs_the_chosen_streams_on_the_chosen_model(
     opened = serve_fakes(monkeypatch, gold_solver)
     target = tmp_path / "memory.json"
     argv = ["bench-memory", "--quiet", "--n", "2", "--streams", "similar"]
+    argv += ["--arms", "none-program,procedure"]
     code = main(
         [*argv, "--model", "qwen2.5-coder-1.5b-instruct", "--json", str(target)]
     )
@@ -264,8 +265,16 @@ def test_the_command_runs_the_chosen_streams_on_the_chosen_model(
     assert {o["local_model"] for o in opened} == {"qwen2.5-coder-1.5b-instruct"}
     report = json.loads(target.read_text())
     assert [s["stream"] for s in report["streams"]] == ["similar"]
+    [summary] = report["streams"]
+    assert list(summary["arms"]) == ["none-program", "procedure"]
+    assert len(opened) == 2
+    assert "procedure/none-program_generations" in summary["ratios"]
 
 
-def test_the_command_refuses_an_unknown_stream() -> None:
+@pytest.mark.parametrize(
+    "argv",
+    [["--streams", "similar,other"], ["--arms", "none,cache"], ["--arms", "none,none"]],
+)
+def test_the_command_refuses_unknown_streams_and_arms(argv: list[str]) -> None:
     with pytest.raises(SystemExit):
-        main(["bench-memory", "--streams", "similar,other"])
+        main(["bench-memory", *argv])

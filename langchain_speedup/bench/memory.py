@@ -148,6 +148,7 @@ def run_memory_bench(
     embeddings: Embeddings,
     streams: Mapping[str, Sequence[StreamQuestion]] | None = None,
     n: int = 8,
+    arms: Sequence[Arm] = ARMS,
     **options: Unpack[RunOptions[MemoryRecord]],
 ) -> MemoryBenchReport:
     """Run each stream through no memory, ungated memory and gated memory.
@@ -170,6 +171,7 @@ def run_memory_bench(
         streams: Named streams of questions; `dissimilar_stream()` and
             `similar_stream()` by default.
         n: The Best-of-N budget of every arm.
+        arms: The arms to run, in order (all by default).
         **options: `quorum`, `model_name`, `progress`, `on_record` (`RunOptions`).
 
     Returns:
@@ -191,6 +193,9 @@ def run_memory_bench(
         raise ConfigurationError(msg)
     # Options fail here, before any model is opened or called.
     check_count("n", n)
+    if not arms or len(set(arms)) != len(arms) or not set(arms) <= set(ARMS):
+        msg = f"`arms` must be distinct names among {ARMS}, got {arms!r}"
+        raise ConfigurationError(msg)
     quorum = options.get("quorum", 3)
     check_count("quorum", quorum)
     if (model is None) == (open_model is None):
@@ -201,12 +206,12 @@ def run_memory_bench(
         return open_model() if open_model else nullcontext(cast(ChatRunnable, model))
 
     summaries: list[StreamSummary] = []
-    total = sum(len(items) for items in chosen.values()) * len(ARMS)
+    total = sum(len(items) for items in chosen.values()) * len(arms)
     with Recorder(total, desc="memory", unit="q", options=options) as run:
         for stream, items in chosen.items():
-            arms: dict[str, ArmSummary] = {}
+            summaries_of: dict[str, ArmSummary] = {}
             gate: list[BandStats] = []
-            for arm in ARMS:
+            for arm in arms:
                 run.label(f"{stream} {arm}")
                 start = len(run.records)
                 with opened() as arm_model:
@@ -221,15 +226,21 @@ def run_memory_bench(
                 records = run.records[start:]
                 totals = summarize(records, sums=("explored",))
                 with_memory = sum(r["decision"] == "exemplars" for r in records)
-                arms[arm] = cast(ArmSummary, {**totals, "with_memory": with_memory})
+                summaries_of[arm] = cast(
+                    ArmSummary, {**totals, "with_memory": with_memory}
+                )
             summaries.append(
                 StreamSummary(
                     stream=stream,
                     questions=len(items),
-                    arms=arms,
+                    arms=summaries_of,
                     ratios={
-                        **ratios(arms, "none", ("generations", "tokens")),
-                        **_over(arms, "procedure", "none-program"),
+                        **(
+                            ratios(summaries_of, "none", ("generations", "tokens"))
+                            if "none" in summaries_of
+                            else {}
+                        ),
+                        **_over(summaries_of, "procedure", "none-program"),
                     },
                     gate=gate,
                 )
@@ -246,6 +257,8 @@ def run_memory_bench(
 
 def _over(arms: Mapping[str, ArmSummary], arm: str, base: str) -> dict[str, float]:
     # `arm`'s generations and tokens over `base`'s, keyed `<arm>/<base>_<what>`.
+    if arm not in arms or base not in arms:
+        return {}
     return {
         f"{arm}/{base}_{key}": round(arms[arm][key] / arms[base][key], 4)
         for key in ("generations", "tokens")
@@ -282,28 +295,35 @@ def format_memory_report(report: MemoryBenchReport) -> str:
             f"{'arm':<12} {'accuracy':>9} {'passed':>7} {'generations':>12} "
             f"{'tokens':>8} {'with memory':>12} {'explored':>9}",
         ]
-        for arm in ARMS:
-            s = summary["arms"][arm]
+        for arm, s in summary["arms"].items():
             lines.append(
                 f"{arm:<12} {s['correct']:>4}/{s['questions']:<4} {s['passed']:>7} "
                 f"{s['generations']:>12} {s['tokens']:>8} {s['with_memory']:>12} "
                 f"{s['explored']:>9}"
             )
-        ratio = summary["ratios"]
-        lines += [
-            "vs none: "
-            + ", ".join(
-                f"{arm} generations {ratio[f'{arm}_generations']:.2f} "
-                f"tokens {ratio[f'{arm}_tokens']:.2f}"
-                for arm in ("ungated", "gated")
-            ),
-            "procedure vs none-program: generations "
-            f"{_ratio_text(ratio, 'procedure/none-program_generations')}, tokens "
-            f"{_ratio_text(ratio, 'procedure/none-program_tokens')}",
-            "gated keeps of ungated's saving: generations "
-            f"{_kept_saving(summary, 'generations')}, tokens "
-            f"{_kept_saving(summary, 'tokens')}",
-        ]
+        ratio, ran = summary["ratios"], set(summary["arms"])
+        compared = [a for a in ("ungated", "gated") if a in ran]
+        if "none" in ran and compared:
+            lines.append(
+                "vs none: "
+                + ", ".join(
+                    f"{arm} generations {ratio[f'{arm}_generations']:.2f} "
+                    f"tokens {ratio[f'{arm}_tokens']:.2f}"
+                    for arm in compared
+                )
+            )
+        if {"procedure", "none-program"} <= ran:
+            lines.append(
+                "procedure vs none-program: generations "
+                f"{_ratio_text(ratio, 'procedure/none-program_generations')}, tokens "
+                f"{_ratio_text(ratio, 'procedure/none-program_tokens')}"
+            )
+        if {"none", "ungated", "gated"} <= ran:
+            lines.append(
+                "gated keeps of ungated's saving: generations "
+                f"{_kept_saving(summary, 'generations')}, tokens "
+                f"{_kept_saving(summary, 'tokens')}"
+            )
         if summary["gate"]:
             lines.append("gate at the end (band, state, outcomes with memory):")
             lines.append(
