@@ -83,6 +83,7 @@ from langchain_speedup.types import (
     Exemplar,
     MemoryContext,
     Procedure,
+    ProcedureTrial,
     Route,
     ScalingEvent,
     ScalingResult,
@@ -579,10 +580,9 @@ class BudgetRouter:
                 merged["samples"] = memory["samples"]
             memory, route["usage"] = merged, ledger.usage()
         if self.procedures is not None and reuse is None and matches:
-            memory = memory or MemoryContext(exemplars=[], precedents=[])
-            yield from self._try_procedure(question, matches, route, memory, config)
-            if not memory["exemplars"] and "evidence" not in memory:
-                memory = None
+            trial = yield from self._try_procedure(question, matches, route, config)
+            if trial is not None:
+                memory = self._with_procedure(route, memory, trial)
         if votes and reuse is None and not unusable:
             # Earlier unverified attempts at this very question vote, so that
             # a hard question converges over repeats instead of restarting.
@@ -598,11 +598,10 @@ class BudgetRouter:
         question: str,
         matches: Sequence[EpisodeMatch],
         route: Route,
-        memory: MemoryContext,
         config: RunnableConfig | None,
-    ) -> Generator[Call, Any, None]:
-        # The nearest stored procedure, run on this question, becomes evidence
-        # for the scorer; failing, it leaves the question as it was. Evidence
+    ) -> Generator[Call, Any, ProcedureTrial | None]:
+        # The nearest stored procedure run on this question; failing, it
+        # leaves the route as it was, its cost and reason added. Evidence
         # never enters the prompt, so it needs no open band of the gate: a
         # procedure only confirms a sample that states what it computes.
         assert self.procedures is not None
@@ -620,9 +619,28 @@ class BudgetRouter:
         route["usage"] = add_usage(route["usage"], ledger.usage())
         if why:
             route["reason"] += f"; {why}"
-        if trial is not None:
-            route["procedure"] = trial
-            memory["evidence"] = [evidence_of(trial)]
+        return trial
+
+    @staticmethod
+    def _with_procedure(
+        route: Route, memory: MemoryContext | None, trial: ProcedureTrial
+    ) -> MemoryContext:
+        # The samples see no exemplars: a sample that copied an exemplar's
+        # method would agree with the procedure drawn from that same method,
+        # right or wrong, and the agreement would prove nothing.
+        route["decision"], route["procedure"] = "procedure", trial
+        route["exemplar_ids"], route["memory_samples"] = [], 0
+        route["reason"] += (
+            ": solved without exemplars, the procedure's answer as evidence"
+        )
+        kept = MemoryContext(
+            exemplars=[],
+            precedents=memory["precedents"] if memory else [],
+            evidence=[evidence_of(trial)],
+        )
+        if memory and "lessons" in memory:
+            kept["lessons"] = memory["lessons"]
+        return kept
 
     def route(
         self, question: str, *, config: RunnableConfig | None = None
@@ -685,8 +703,8 @@ class BudgetRouter:
     def _learn(self, route: Route, episode: Episode, result: ScalingResult) -> None:
         # The gate learns from every solved question what exemplars saved; a
         # procedure's evidence saves too and would blur that, so those
-        # questions teach it nothing.
-        if "procedure" in route:
+        # questions teach it nothing (nor do their stored outcomes).
+        if route["decision"] == "procedure":
             return
         self.gate.observe(
             similarity=route["similarity"],
@@ -856,9 +874,7 @@ class BudgetRouter:
                 result=result,
                 decision=route["decision"],
                 similarity=route["similarity"],
-                # Without a budget the episode is no outcome for the gate:
-                # a procedure's evidence would blur what exemplars save.
-                budget=None if "procedure" in route else route["budget"],
+                budget=route["budget"],
                 key=state["key"],
             )
             self._learn(route, episode, result)

@@ -64,8 +64,10 @@ Role = Literal["solver", "scorer", "reflection", "memory"]
 """What a model call was for; `memory` is memory's own work, such as reading a
 new question's quantities for a stored procedure."""
 
-Decision = Literal["reuse", "exemplars", "scratch"]
-"""The router's decision for one question."""
+Decision = Literal["reuse", "exemplars", "scratch", "procedure"]
+"""The router's decision for one question: `procedure` solves it without
+exemplars, a stored procedure's answer on its numbers as the scorer's
+evidence."""
 
 
 class Usage(TypedDict):
@@ -331,8 +333,8 @@ class Route(TypedDict):
     multi-case reflection), counted under `reflection`, and procedure
     memory's, under `memory`."""
     procedure: NotRequired[ProcedureTrial]
-    """The stored procedure run on this question, whose answer the scorer
-    reads as evidence (`MemoryContext.evidence`)."""
+    """The stored procedure run on this question (`procedure` decisions),
+    whose answer the scorer reads as evidence (`MemoryContext.evidence`)."""
 
 
 class SpeedupResult(TypedDict):

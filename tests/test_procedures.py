@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from langchain_core.embeddings import Embeddings
-from langchain_core.messages import BaseMessage, SystemMessage
+from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langgraph.store.base import BaseStore
 
 from langchain_speedup import (
@@ -106,6 +106,15 @@ class TestQuantities:
         ]
         assert found[1]["context"] == "for 3 chairs"
 
+    def test_number_words_are_quantities(self) -> None:
+        found = question_quantities("Two thirds are red; Bo picks twice as many.")
+        assert [(q["value"], q["context"]) for q in found] == [
+            ("2", "Two thirds"),
+            ("3", "Two thirds are"),
+            ("2", "picks twice as"),
+        ]
+        assert question_quantities("Someone bought stones.") == []
+
     def test_no_numbers(self) -> None:
         assert question_quantities("How many legs does a spider have?") == []
 
@@ -124,6 +133,29 @@ class TestProcedureFromProgram:
         ]
         assert procedure["program"].startswith("pens = qty_1\nprice = qty_2\n")
         assert sandbox.run(instantiate(procedure))["answer"] == "22"
+
+    def test_a_repeated_value_names_its_places_in_order(self, sandbox: Sandbox) -> None:
+        question = (
+            "Lu picks 383 figs on Monday and 383 figs on Tuesday, then two times "
+            "Monday's figs. How many figs?"
+        )
+        program = "mon = 383\ntue = 383\nlater = 2 * mon\nanswer = mon + tue + later"
+        procedure = procedure_of(program, question, "1532", sandbox)
+        assert procedure is not None
+        assert procedure["program"].startswith("mon = qty_1\ntue = qty_2\n")
+        assert "later = qty_3 * mon" in procedure["program"]
+        variant = question.replace("383", "140", 1).replace("383", "258")
+        variant = variant.replace("two times", "four times")
+        memory = ProcedureMemory(sandbox=sandbox)
+        model = FakeChatModel(responder=Solver())
+        trial, _ = drive(
+            memory.recall(
+                variant, [match_of(question, procedure)], model=model, config=None
+            )
+        )
+        assert trial is not None
+        assert trial["read_by"] == "position"
+        assert trial["procedure"]["answer"] == str(140 + 258 + 4 * 140)
 
     def test_constants_that_are_not_quantities_stay(self, sandbox: Sandbox) -> None:
         program = "answer = 3 * 4 + 2 * 5 + 0 * 7"
@@ -353,6 +385,28 @@ async def test_a_verified_answer_keeps_the_scorers_program_as_a_procedure(
     assert len(episode["procedure"]["parameters"]) == 4
 
 
+class SeesExemplars(Solver):
+    """Fails the test if a sample is shown an exemplar alongside a procedure."""
+
+    def __call__(self, messages: list[BaseMessage]) -> str:
+        assert sum(isinstance(m, HumanMessage) for m in messages) <= 1 or (
+            "Problem B" in last_human(messages)
+        ), "a sample saw an exemplar"
+        return super().__call__(messages)
+
+
+async def test_samples_checked_against_a_procedure_see_no_exemplar(
+    pens_store: BaseStore, is_async: bool
+) -> None:
+    # An exemplar's method and the procedure drawn from it agree, right or
+    # wrong: a sample that saw the one proves nothing about the other.
+    bench = Bench(pens_store, Solver(), is_async=is_async)
+    await bench.solve(PENS)
+    bench.model.responder = SeesExemplars()
+    second = await bench.solve(NEW_PENS)
+    assert second["route"]["decision"] == "procedure"
+
+
 async def test_a_new_number_variant_passes_on_one_generation(
     pens_store: BaseStore, is_async: bool
 ) -> None:
@@ -360,7 +414,13 @@ async def test_a_new_number_variant_passes_on_one_generation(
     await bench.solve(PENS)
     second = await bench.solve(NEW_PENS)
     assert second["final_answer"] == str(pens_total(NEW_PENS))
-    assert second["route"]["procedure"]["read_by"] == "position"
+    route = second["route"]
+    assert route["procedure"]["read_by"] == "position"
+    assert (route["decision"], route["exemplar_ids"], route["memory_samples"]) == (
+        "procedure",
+        [],
+        0,
+    )
     assert "procedure computes 32" in second["route"]["reason"]
     usage = second["usage"]
     assert (usage["generations"], usage["scorer_calls"], usage["other_calls"]) == (
@@ -386,6 +446,7 @@ async def test_a_disagreeing_sample_leaves_the_method_to_go_on(
     bench.model.responder = Solver(wrong_prose=True)
     second = await bench.solve(NEW_PENS)
     # Every prose sample is off by one: nothing verifies, the budget is spent.
+    assert second["route"]["decision"] == "procedure"
     assert second["result"]["passed"] is False
     assert second["usage"]["generations"] == 4
     assert second["final_answer"] != "32"

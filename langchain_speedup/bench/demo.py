@@ -157,7 +157,7 @@ def format_report(report: DemoReport) -> str:
         + " | ".join(f"{'answer ok gen tokens':<22}" for _ in PHASES),
     ]
     by_phase = {p: [r for r in report["records"] if r["phase"] == p] for p in PHASES}
-    tags = {"reuse": "R", "exemplars": "M", "scratch": "S"}
+    tags = {"reuse": "R", "exemplars": "M", "scratch": "S", "procedure": "P"}
     for i, first in enumerate(by_phase["baseline"]):
         cells = []
         for p in PHASES:

@@ -58,10 +58,31 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# A number as a question states it: "3", "1,200", "4.50"; not a part of a
-# word or an ordinal ("3rd", "COVID19"), not a list marker's dot.
+
+# Number words a template varies ("two times", "one fifth", "a dozen"),
+# with the value a program writes for them: a fraction's word is its
+# denominator, as in `x * 2 / 3` for "two thirds".
+def _counted(words: str, start: int, step: int = 1) -> dict[str, int]:
+    return {word: start + step * i for i, word in enumerate(words.split())}
+
+
+_WORD_VALUES = {
+    **_counted("one two three four five six seven eight nine ten eleven twelve", 1),
+    **_counted("twenty thirty forty fifty", 20, 10),
+    **_counted("third fourth fifth sixth seventh eighth ninth tenth", 3),
+    **_counted("thirds fourths fifths sixths sevenths eighths ninths tenths", 3),
+    **_counted("twice double half halves", 2, 0),
+    **_counted("triple thrice", 3, 0),
+    **_counted("quarter quarters", 4, 0),
+    "dozen": 12,
+    "hundred": 100,
+}
+# A number as a question states it: "3", "1,200", "4.50", not part of a word
+# or an ordinal ("3rd", "COVID19") nor a list marker's dot; or a number word.
 _NUMBER = re.compile(
     r"(?<![\w.,])(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?![\w]|\.\d|,\d{3})"
+    rf"|\b(?:{'|'.join(sorted(_WORD_VALUES, key=len, reverse=True))})\b",
+    re.IGNORECASE,
 )
 _WORD = re.compile(r"[A-Za-z]+")
 _QUANTITY_LINE = re.compile(r"(qty_\d+)\s*[=:]\s*\$?\s*(-?\d[\d,]*(?:\.\d+)?)")
@@ -79,6 +100,9 @@ def _value(text: str) -> Fraction:
 
 
 def _normal(text: str) -> str:
+    word = _WORD_VALUES.get(text.lower())
+    if word is not None:
+        return str(word)
     value = _value(text)
     return str(value.numerator) if value.denominator == 1 else text.replace(",", "")
 
@@ -102,7 +126,9 @@ def _stated(question: str) -> list[tuple[Quantity, str, str]]:
 def question_quantities(question: str) -> list[Quantity]:
     """The numbers `question` states, in order, named `qty_1`, `qty_2`, ...
 
-    Each with the words around it, which show a reader which quantity it is.
+    Numerals and number words ("two times", "one fifth": 2 and 5, a
+    fraction's word being its denominator), each with the words around it,
+    which show a reader which quantity it is.
 
     Example:
         ```python
@@ -114,14 +140,20 @@ def question_quantities(question: str) -> list[Quantity]:
 
 
 class _Parameterise(ast.NodeTransformer):
-    """Replaces number literals that are question quantities by their names."""
+    """Replaces number literals that are question quantities by their names.
+
+    A value the question states more than once ("383 on Saturday, 383 on
+    Sunday") is a guess: the program's k-th literal of it names the
+    question's k-th place, later ones the first place. A wrong guess
+    computes another answer on a new question, which its sample then
+    contradicts.
+    """
 
     def __init__(self, quantities: Sequence[Quantity]) -> None:
-        # The first place a value is stated names it: with a value stated
-        # twice the mapping is a guess, which the evidence check catches.
-        self.names: dict[Fraction, str] = {}
+        self.places: dict[Fraction, list[str]] = {}
         for q in quantities:
-            self.names.setdefault(_value(q["value"]), q["name"])
+            self.places.setdefault(_value(q["value"]), []).append(q["name"])
+        self.seen: dict[Fraction, int] = {}
         self.used: list[str] = []
 
     def visit_Constant(self, node: ast.Constant) -> ast.AST:
@@ -129,11 +161,14 @@ class _Parameterise(ast.NodeTransformer):
         if isinstance(value, bool) or not isinstance(value, int | float) or value == 0:
             return node
         try:
-            name = self.names.get(Fraction(value))
+            number = Fraction(value)
         except (OverflowError, ValueError):  # inf, nan
             return node
-        if name is None:
+        places = self.places.get(number)
+        if places is None:
             return node
+        seen = self.seen[number] = self.seen.get(number, 0) + 1
+        name = places[seen - 1] if seen <= len(places) else places[0]
         if name not in self.used:
             self.used.append(name)
         return ast.copy_location(ast.Name(id=name, ctx=ast.Load()), node)
