@@ -241,8 +241,13 @@ class EdgeEngine:
             quantization_config=qe.ScalarQuantizationConfig(
                 type=qe.ScalarType.Int8, quantile=0.99, memory=in_ram
             ),
+            # Two segments: the indexed one and the one being filled. Left
+            # to the engine, the count follows the CPUs, and every further
+            # segment is one more graph each search walks.
             optimizers=qe.EdgeOptimizersConfig(
-                indexing_threshold=kib, max_segment_size=merged
+                indexing_threshold=kib,
+                max_segment_size=merged,
+                default_segment_number=2,
             ),
             payload_memory=qe.Memory.Cached,
         )
