@@ -315,7 +315,7 @@ class EdgeEngine:
                 self._pending = 0
                 # Indexes only a segment that crossed the threshold (seconds,
                 # once per `index_after` points); otherwise returns at once.
-                self._shard.optimize()
+                self._optimized()
 
         return _threaded(write, self._lock)
 
@@ -430,8 +430,15 @@ class EdgeEngine:
         """Build the HNSW index of every segment over the threshold."""
         with self._lock:
             if self._shard is not None:
-                self._shard.optimize()
+                self._optimized()
                 self._pending = 0
+
+    def _optimized(self) -> None:
+        # The engine drops the segments a build or merge replaced only when
+        # it flushes: until then each stays on disk and mapped in memory, so
+        # a writer that never closed would grow by one segment per merge.
+        if self._shard.optimize():
+            self._shard.flush()
 
     def close(self) -> None:
         """Flush and close the shard; a temporary shard's files are removed."""
