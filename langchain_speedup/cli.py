@@ -245,11 +245,13 @@ def _store_commands(commands: Any) -> None:
         commands,
         "bench-store",
         "time the episodic store at 1k, 10k and 100k episodes",
-        "Fill QdrantStore on disk with synthetic episodes and report the router's "
-        "store traffic (p50/p95, embedding excluded and included), exact-key "
-        "reuse, the first question after a reopen, insert rate, reopen time, RSS "
-        "and disk, against one MiniLM embedding and exact numpy search measured "
-        "in the same run, and agreement of the top 8 with exact search.",
+        "Fill QdrantStore on disk with synthetic episodes, one put each, and "
+        "report the router's decision time (p50/p95, embedding excluded and "
+        "included), exact-key reuse, the first question after a reopen, put "
+        "latency during the fill (p50/p99/max), reopen time, RSS and disk, "
+        "against one MiniLM embedding and exact numpy search measured in the "
+        "same run, and how often the router's decisions and exemplars, and a "
+        "search's top 8, equal those from exact search.",
         "report",
     )
     store.add_argument(

@@ -23,8 +23,16 @@ def test_small_run_reports_every_figure(tmp_path: Path) -> None:
     (entry,) = report["sizes"]
     assert entry["episodes"] == 300
     assert entry["engine"] == "edge"
-    for key in ("route", "route_with_embedding", "exact_reuse", "exact_numpy"):
-        assert 0 < entry[key]["p50_ms"] <= entry[key]["p95_ms"]
+    for key in (
+        "route",
+        "route_with_embedding",
+        "search_k",
+        "exact_reuse",
+        "put",
+        "exact_numpy",
+    ):
+        assert 0 < entry[key]["p50_ms"] <= entry[key]["p95_ms"] <= entry[key]["p99_ms"]
+    assert entry["put"]["p99_ms"] <= entry["put"]["max_ms"]
     # Below the indexing threshold the engine scans exactly: full agreement.
     assert set(entry["agreement"].values()) == {1.0}
     assert entry["fill_per_s"] > 0
@@ -37,6 +45,7 @@ def test_small_run_reports_every_figure(tmp_path: Path) -> None:
     table = format_store_report(report)
     assert "| episodes | 300 |" in table
     assert "top-8 set = exact | 100%" in table
+    assert "decision + exemplars = exact | 100%" in table
 
 
 def test_command_rejects_tiny_sizes(capsys: pytest.CaptureFixture[str]) -> None:

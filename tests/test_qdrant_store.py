@@ -8,6 +8,7 @@ InMemoryStore is the oracle, both stores get the same operations.
 from __future__ import annotations
 
 import json
+import random
 import shutil
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from langgraph.store.base import BaseStore
+from langgraph.store.base import BaseStore, PutOp
 from langgraph.store.memory import InMemoryStore
 from qdrant_client import QdrantClient, models
 
@@ -346,6 +347,38 @@ def test_engine_auto_is_the_qdrant_engine() -> None:
         assert store.engine_name == "edge"
     with QdrantStore(engine="client") as store:
         assert store.engine_name == "client"
+
+
+def test_indexed_segments_search_as_exact(tmp_path: Path) -> None:
+    # Past `index_after` the engine searches HNSW graphs on int8 vectors and
+    # rescores: each stored question still finds itself first, filters hold,
+    # and a reopened store gives the same answers.
+    rng = random.Random(7)
+    lookup = {f"q{i}": [rng.gauss(0, 1) for _ in range(DIMS)] for i in range(600)}
+
+    def embed(texts: list[str]) -> list[list[float]]:
+        return [lookup[t] for t in texts]
+
+    config: Any = {"dims": DIMS, "embed": embed, "fields": ["question"]}
+    items = [
+        PutOp(EPISODES, f"e{i}", {"question": f"q{i}", "verified": i % 3 != 0})
+        for i in range(600)
+    ]
+
+    def nearest(store: QdrantStore, i: int) -> list[str]:
+        found = store.search(EPISODES, query=f"q{i}", filter={"verified": True})
+        return [item.key for item in found[:2]]
+
+    with QdrantStore(path=tmp_path, index=config, index_after=128) as store:
+        store.batch(items)
+        store.optimize()
+        assert store._engine._shard.info().indexed_vectors_count >= 512  # type: ignore[attr-defined]
+        found = {i: nearest(store, i) for i in range(0, 600, 7)}
+    for i, keys in found.items():
+        assert (keys[0] == f"e{i}") == (i % 3 != 0)
+        assert all(int(key[1:]) % 3 != 0 for key in keys)
+    with QdrantStore(path=tmp_path, index=config) as store:
+        assert {i: nearest(store, i) for i in found} == found
 
 
 @pytest.mark.parametrize("engine", ["edge", "client"])

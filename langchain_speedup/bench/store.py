@@ -1,10 +1,14 @@
 """`bench-store`: the episodic store's costs at 1k, 10k and 100k episodes.
 
-Fills a `QdrantStore` with synthetic verified and unverified episodes whose
-vectors come from a cheap deterministic generator (clusters of near
-paraphrases), so filling needs no embedding model; then times the router's
-store traffic and compares it with floors measured in the same run: one
-embedding of a question, and exact search in numpy over the same vectors.
+Fills a `QdrantStore` with synthetic verified and unverified episodes, one
+`EpisodicMemory.put` each (as the router writes them), whose vectors come
+from a cheap deterministic generator (clusters of near paraphrases), so
+filling needs no embedding model; then times the router's decision
+(`BudgetRouter.route`, which reads the store and calls no model) and
+compares it with floors measured in the same run: one embedding of a
+question, and exact search in numpy over the same vectors. The router's
+decisions and exemplars are compared with the ones it makes from exact
+search.
 """
 
 from __future__ import annotations
@@ -19,18 +23,17 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
-from langgraph.store.base import PutOp
+from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
 from langchain_speedup.bench._report import ratio
 from langchain_speedup.memory.qdrant import QdrantStore
-
-# `_reuse_key` is the layout's key of a reuse pointer: the fill writes episodes
-# and pointers in batches, as `EpisodicMemory.put` would one at a time.
-from langchain_speedup.memory.store import EpisodicMemory, _reuse_key
+from langchain_speedup.memory.store import EpisodicMemory
+from langchain_speedup.router import BudgetRouter
+from langchain_speedup.types import Episode, EpisodeMatch
 
 __all__ = ["DEFAULT_SIZES", "QUICK_SIZES", "format_store_report", "run_store_bench"]
 
@@ -38,11 +41,11 @@ DEFAULT_SIZES = (1_000, 10_000, 100_000)
 QUICK_SIZES = (1_000, 10_000)
 
 TENANT = "bench"
-EPISODES = ("speedup", TENANT, "episodes")
-REUSE = ("speedup", TENANT, "reuse")
 _IDS = uuid.UUID("6f1c9a52-0d4e-4b7a-8e3f-2a9d5c7b1e40")
 K = 8
-_FILL_BATCH = 512
+GATE = 0.7
+"""The bench router's fixed similarity gate (the default gate's prior), so
+that its decisions on the store and on exact search compare exactly."""
 _SEED = 20_261_127
 
 
@@ -102,37 +105,28 @@ def _episode_id(i: int) -> str:
     return str(uuid.uuid5(_IDS, str(i)))
 
 
-def _episode(i: int) -> dict[str, Any]:
+def _episode(i: int) -> Episode:
     """Episode `i`, complete as the router writes it; every fifth unverified."""
-    return {
-        "id": _episode_id(i),
-        "namespace": TENANT,
-        "question": f"#{i} synthetic question {i}",
-        "question_key": f"key-{i}",
-        "answer": f"The answer is {i % 97}.",
-        "final_answer": str(i % 97),
-        "score": 1.0,
-        "verified": i % 5 != 4,
-        "method": "best_of_n",
-        "mode": "adaptive",
-        "budget_used": 3,
-        "budget_unit": "generations",
-        "stop_reason": "threshold",
-        "decision": "scratch",
-        "generations": 3,
-        "total_tokens": 300,
-        "seconds": 1.0,
-        "created_at": float(i),
-    }
-
-
-def _writes(i: int) -> list[PutOp]:
-    episode = _episode(i)
-    ops = [PutOp(EPISODES, episode["id"], episode, index=["question"])]
-    if episode["verified"]:
-        pointer = {"episode_id": episode["id"], "created_at": episode["created_at"]}
-        ops.append(PutOp(REUSE, _reuse_key(episode["question_key"]), pointer, False))
-    return ops
+    return Episode(
+        id=_episode_id(i),
+        namespace=TENANT,
+        question=f"#{i} synthetic question {i}",
+        question_key=f"key-{i}",
+        answer=f"The answer is {i % 97}.",
+        final_answer=str(i % 97),
+        score=1.0,
+        verified=i % 5 != 4,
+        method="best_of_n",
+        mode="adaptive",
+        budget_used=3,
+        budget_unit="generations",
+        stop_reason="threshold",
+        decision="scratch",
+        generations=3,
+        total_tokens=300,
+        seconds=1.0,
+        created_at=float(i),
+    )
 
 
 def _percentiles(samples: Sequence[float]) -> dict[str, float]:
@@ -141,13 +135,13 @@ def _percentiles(samples: Sequence[float]) -> dict[str, float]:
     def at(share: float) -> float:
         return ordered[min(len(ordered) - 1, int(share * len(ordered)))] * 1e3
 
-    return {"p50_ms": at(0.5), "p95_ms": at(0.95)}
+    return {"p50_ms": at(0.5), "p95_ms": at(0.95), "p99_ms": at(0.99)}
 
 
-def _extra(n: int) -> Any:
+def _extra(n: int) -> Episode:
     # A question the fill did not write: the generator's vectors end at `n`.
     extra = {**_episode(0), "id": str(uuid.uuid4()), "question_key": f"extra-{n}"}
-    return {**extra, "verified": False}  # kept out of the searches timed later
+    return cast(Episode, {**extra, "verified": False})  # kept out of the searches
 
 
 def _timed(fn: Callable[[int], object], repeat: int) -> list[float]:
@@ -173,7 +167,7 @@ def _rss_mb() -> float:
 
 _REOPENED = """
 import sys
-from langchain_speedup.bench.store import TENANT, _rss_mb
+from langchain_speedup.bench.store import TENANT, _router, _rss_mb
 from langchain_speedup.memory.qdrant import QdrantStore
 from langchain_speedup.memory.store import EpisodicMemory
 
@@ -181,10 +175,9 @@ dims = int(sys.argv[2])
 unit = [1.0] + [0.0] * (dims - 1)
 index = {"dims": dims, "embed": lambda texts: [unit for _ in texts]}
 with QdrantStore(path=sys.argv[1], index=index) as store:
-    memory = EpisodicMemory(store)
-    memory.outcomes(TENANT)
+    memory, router = EpisodicMemory(store), _router(store)
     for n in range(100):
-        memory.search(TENANT, f"question {n}", limit=8)
+        router.route(f"question {n}")
         memory.find(TENANT, f"key-{n}")
     print(_rss_mb())
 """
@@ -214,19 +207,60 @@ def _disk_mb(path: Path) -> float:
     return sum(f.stat().st_blocks * 512 for f in path.rglob("*") if f.is_file()) / 1e6
 
 
-def _route(memory: EpisodicMemory, query: str, key: str) -> None:
-    """The router's memory reads for one question: similar episodes, exact key."""
-    memory.search(TENANT, query, limit=K)
-    memory.find(TENANT, key)
+def _router(store: QdrantStore) -> BudgetRouter:
+    """A new router on `store`: `route` reads the store and decides, calling no model."""
+    model = FakeListChatModel(responses=["The answer is 1."])
+    return BudgetRouter(model, store=store, namespace=TENANT, similarity_gate=GATE)
 
 
 def _exact_top(
     matrix: np.ndarray, verified: np.ndarray, query: np.ndarray
-) -> list[int]:
+) -> tuple[list[int], list[float]]:
+    """The `K` verified episodes nearest `query` by exact search, and their scores."""
     scores = matrix @ query
     scores[~verified] = -np.inf
     top = np.argpartition(-scores, K)[:K]
-    return [int(i) for i in top[np.argsort(-scores[top])]]
+    ranked = top[np.argsort(-scores[top])]
+    return [int(i) for i in ranked], [float(scores[i]) for i in ranked]
+
+
+def _decision(route: Any) -> tuple[str, list[str]]:
+    return route["decision"], list(route["exemplar_ids"])
+
+
+def _agreement(
+    router: BudgetRouter,
+    memory: EpisodicMemory,
+    texts: Sequence[str],
+    exact: Sequence[tuple[list[int], list[float]]],
+) -> dict[str, float]:
+    """How often the store gives what exact search gives.
+
+    `decision`: the router's decision and exemplars (the nearest similarity
+    decides; the `max_exemplars` most similar admitted episodes are shown)
+    equal those it decides from exact search. The rest compare a search for
+    the `K` nearest.
+    """
+    same_decision = same_top1 = same_set = 0
+    recall = 0.0
+    for text, (want, scores) in zip(texts, exact, strict=True):
+        matches = [
+            EpisodeMatch(episode=_episode(i), similarity=score)
+            for i, score in zip(want, scores, strict=True)
+        ]
+        from_exact = router.decide(text, None, matches)[0]
+        same_decision += _decision(router.route(text)[0]) == _decision(from_exact)
+        hits = memory.search(TENANT, text, limit=K)
+        got = [int(h["episode"]["question_key"].split("-")[1]) for h in hits]
+        same_top1 += bool(got) and got[0] == want[0]
+        same_set += set(got) == set(want)
+        recall += len(set(got) & set(want)) / K
+    return {
+        "decision": same_decision / len(texts),
+        "top1": same_top1 / len(texts),
+        "top8_set": same_set / len(texts),
+        "recall_at_8": recall / len(texts),
+    }
 
 
 def bench_size(
@@ -251,16 +285,20 @@ def bench_size(
 
     store = QdrantStore(path=path, index=index, engine=engine)  # type: ignore[arg-type]
     result["engine"] = store.engine_name
+    memory = EpisodicMemory(store)
+    puts: list[float] = []
     started = time.perf_counter()
-    for start in range(0, count, _FILL_BATCH):
-        stop = min(count, start + _FILL_BATCH)
-        store.batch([op for i in range(start, stop) for op in _writes(i)])
-        progress(f"{count}: filled {min(count, start + _FILL_BATCH)}")
+    for i in range(count):
+        # One episode per write, as the router writes them: a write that
+        # crosses a segment threshold waits for that segment's index.
+        began = time.perf_counter()
+        memory.put(_episode(i))
+        puts.append(time.perf_counter() - began)
+        if i % 1000 == 999:
+            progress(f"{count}: filled {i + 1}")
     store.optimize()
     result["fill_per_s"] = count / (time.perf_counter() - started)
-    # One episode at a time through the package's memory, as the router
-    # writes them (a read, then the episode, pointer and outcome totals).
-    memory = EpisodicMemory(store)
+    result["put"] = {**_percentiles(puts), "max_ms": max(puts) * 1e3}
     singles = _timed(lambda n: memory.put(_extra(count + n)), 50)
     result["put_one_per_s"] = 1 / statistics.median(singles)
     store.close()
@@ -269,50 +307,29 @@ def bench_size(
     store = QdrantStore(path=path, index=index, engine=engine)  # type: ignore[arg-type]
     result["reopen_s"] = time.perf_counter() - started
     memory = EpisodicMemory(store)
-    started = time.perf_counter()
-    memory.outcomes(TENANT)  # a new router's gate calibrates from these
-    _route(memory, f"?0 {0}", "key-0")
-    result["first_question_s"] = time.perf_counter() - started
-
     texts = [f"?{q} question {int(picks[q])}" for q in range(queries)]
     keys = [f"key-{int(picks[q])}" for q in range(queries)]
+    router = _router(store)
+    started = time.perf_counter()
+    router.route(texts[0])  # a new router calibrates its gate, then routes
+    result["first_question_s"] = time.perf_counter() - started
+
     for q in range(min(10, queries)):  # warm caches
-        _route(memory, texts[q], keys[q])
-    route = _timed(
-        lambda n: _route(memory, texts[n], keys[n]),
-        queries,
+        router.route(texts[q])
+    result["route"] = _percentiles(_timed(lambda n: router.route(texts[n]), queries))
+    result["search_k"] = _percentiles(
+        _timed(lambda n: memory.search(TENANT, texts[n], limit=K), queries)
     )
-    result["route"] = _percentiles(route)
-    reuse = _timed(
-        lambda n: memory.find(TENANT, keys[n]),
-        queries,
-    )
+    reuse = _timed(lambda n: memory.find(TENANT, keys[n]), queries)
     result["exact_reuse"] = _percentiles(reuse)
 
     verified = np.array([i % 5 != 4 for i in range(count)])
-    same_top1 = same_set = same_top3 = 0
-    recall = 0.0
-    for q in range(queries):
-        hits = memory.search(TENANT, texts[q], limit=K)
-        got = [int(h["episode"]["question_key"].split("-")[1]) for h in hits]
-        want = _exact_top(vectors.matrix, verified, query_vectors[q])
-        same_top1 += bool(got) and got[0] == want[0]
-        same_set += set(got) == set(want)
-        same_top3 += set(got[:3]) == set(want[:3])
-        recall += len(set(got) & set(want)) / K
-    result["agreement"] = {
-        "top1": same_top1 / queries,
-        "top8_set": same_set / queries,
-        "top3_set": same_top3 / queries,
-        "recall_at_8": recall / queries,
-    }
+    exact = [_exact_top(vectors.matrix, verified, v) for v in query_vectors]
+    result["agreement"] = _agreement(router, memory, texts, exact)
 
     if real is not None:
         store.embeddings = _SyntheticEmbeddings(vectors, query_vectors, real)
-        with_embedding = _timed(
-            lambda n: _route(memory, texts[n], keys[n]),
-            queries,
-        )
+        with_embedding = _timed(lambda n: router.route(texts[n]), queries)
         result["route_with_embedding"] = _percentiles(with_embedding)
     store.close()
 
@@ -414,8 +431,11 @@ def format_store_report(report: dict[str, Any]) -> str:
         "| episodes | " + " | ".join(f"{s['episodes']:,}" for s in sizes) + " |",
         "|---|" + "---|" * len(sizes),
         row("engine", lambda s: str(s["engine"])),
-        row("route p50 / p95 ms (embedding excluded)", lat("route")),
-        row("route p50 / p95 ms (embedding included)", lat("route_with_embedding")),
+        row("route decision p50 / p95 ms (embedding excluded)", lat("route")),
+        row(
+            "route decision p50 / p95 ms (embedding included)",
+            lat("route_with_embedding"),
+        ),
         row(
             "route p50 x one embedding",
             lambda s: f"{s.get('route_x_one_embedding', float('nan')):.2f}",
@@ -425,15 +445,31 @@ def format_store_report(report: dict[str, Any]) -> str:
             lambda s: f"{s['exact_numpy']['p50_ms']:.2f}",
         ),
         row("route p50 x exact numpy", lambda s: f"{s['route_x_exact_numpy']:.2f}"),
+        row(f"search of {report['k']} p50 / p95 ms", lat("search_k")),
         row("exact-key reuse p50 / p95 ms", lat("exact_reuse")),
         row("first question after reopen s", lambda s: f"{s['first_question_s']:.3f}"),
         row("cold reopen s", lambda s: f"{s['reopen_s']:.3f}"),
-        row("fill episodes/s (batches of 512)", lambda s: f"{s['fill_per_s']:,.0f}"),
-        row("put one episode /s", lambda s: f"{s['put_one_per_s']:,.0f}"),
-        row("top-1 = exact", lambda s: f"{s['agreement']['top1']:.0%}"),
-        row("top-3 set = exact", lambda s: f"{s['agreement']['top3_set']:.0%}"),
-        row("top-8 set = exact", lambda s: f"{s['agreement']['top8_set']:.0%}"),
-        row("recall@8", lambda s: f"{s['agreement']['recall_at_8']:.3f}"),
+        row("fill episodes/s (one put each)", lambda s: f"{s['fill_per_s']:,.0f}"),
+        row(
+            "put during fill p50 / p99 / max ms",
+            lambda s: (
+                f"{s['put']['p50_ms']:.2f} / {s['put']['p99_ms']:.2f} / "
+                f"{s['put']['max_ms']:,.0f}"
+            ),
+        ),
+        row("put one episode /s (after fill)", lambda s: f"{s['put_one_per_s']:,.0f}"),
+        row(
+            "decision + exemplars = exact",
+            lambda s: f"{s['agreement']['decision']:.0%}",
+        ),
+        row(
+            f"top-1 of {report['k']} = exact", lambda s: f"{s['agreement']['top1']:.0%}"
+        ),
+        row(
+            f"top-{report['k']} set = exact",
+            lambda s: f"{s['agreement']['top8_set']:.0%}",
+        ),
+        row(f"recall@{report['k']}", lambda s: f"{s['agreement']['recall_at_8']:.3f}"),
         row(
             "RSS MB, app process (reopen + 100 routes)",
             lambda s: f"{s['store_rss_mb']:.0f}",

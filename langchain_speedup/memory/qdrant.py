@@ -290,8 +290,9 @@ class QdrantStore(BaseStore):
             `"integer"`, `"float"` or `"bool"`.
         collection: The collection name on a server or in local mode.
         index_after: Vectors a new segment takes before it gets its own
-            HNSW index (embedded engine; indexed segments merge up to 4x
-            that); below it a plain scan is used.
+            HNSW index (embedded engine; indexed segments merge up to 128k
+            vectors); below it a plain scan is used. Fixed when the store
+            is created.
         search_ef: HNSW candidates kept per search (embedded engine): more
             is closer to exact search, and slower.
 
@@ -317,8 +318,8 @@ class QdrantStore(BaseStore):
         indexed_fields: Sequence[str]
         | Mapping[str, FieldType] = DEFAULT_INDEXED_FIELDS,
         collection: str = STORE_COLLECTION,
-        index_after: int = 16_384,
-        search_ef: int = 256,
+        index_after: int = 4_096,
+        search_ef: int = 512,
     ) -> None:
         if path is not None and url is not None:
             msg = "give at most one of `path` and `url`"
