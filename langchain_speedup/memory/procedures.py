@@ -4,21 +4,21 @@ In-context memory makes the model re-derive a solved problem with a longer
 prompt; a new-number variant of it needs the same computation on other
 numbers. When a question is verified and a program computed its answer, that
 program becomes a *procedure*: every number literal of the program that is
-one of the question's quantities becomes a parameter named after the
-quantity's place in the question (`qty_1` for its first number), and the
-procedure is kept only if running it on the question's own quantities gives
-the verified answer again.
+one of the question's quantities (a numeral or a number word) becomes a
+parameter named after the quantity's place in the question (`qty_1` for its
+first), and the procedure is kept only if running it on the question's own
+quantities gives the verified answer again.
 
 For a new question with a similar verified episode that has a procedure,
 the procedure runs on the new question's quantities. They are read by
-position when both questions state the same number of quantities with the
-same word beside one side of each (a template with new numbers and names),
-else by one short model call. What the procedure computes is *evidence*, never an answer: the
-method's scorer reads it as a peer's executed solution
-(`MemoryContext.evidence`), so with `ProgramVerifiedScorer` the first prose
-sample that states the same answer passes (one generation); a sample that
-disagrees leaves the method to go on as it would without it, with the units
-it spent counted.
+position when both questions state as many quantities with the same word
+beside one side of each (a template with new numbers and names), else by
+one short model call. What the procedure computes is *evidence*, never an
+answer: the router decides `procedure`, the method solves the question
+without exemplars, and its scorer reads the procedure's solution as an
+executed peer's (`MemoryContext.evidence`). With `ProgramVerifiedScorer` the
+first prose sample that states the same answer passes; a sample that
+disagrees leaves the method to go on, the units it spent counted.
 """
 
 from __future__ import annotations
@@ -290,9 +290,9 @@ class ProcedureMemory:
     verified answer; else from the scorer's own program
     (`ProgramVerifiedScorer.program_for`); else, with `write_programs`, from
     one program the model writes for the question, kept only if it computes
-    the verified answer. When a question's nearest admitted episode has a
-    procedure, the router asks it to run the procedure on the question
-    (`recall`), and hands the result to the method as evidence. Model calls
+    the verified answer. When a similar episode has a procedure, the router
+    asks it to run the procedure on the question (`recall`) and, when it
+    computes an answer, hands that to the method as evidence. Model calls
     count under the `memory` role, in `Route.usage` for `recall` and in the
     answer's usage for `learn`. See the module's docstring for the rules.
 
