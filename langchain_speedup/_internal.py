@@ -144,6 +144,23 @@ def check_count(name: str, value: object, *, minimum: int = 1) -> int:
     return value
 
 
+def check_number(
+    name: str, value: object, *, low: float, high: float, above_low: bool = False
+) -> float:
+    """`value` as a float if it is a finite number in `[low, high]` (`(low, high]`)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not low <= value <= high
+        or (above_low and value == low)
+    ):
+        bounds = f"{'(' if above_low else '['}{low}, {high}]"
+        msg = f"`{name}` must be a number in {bounds}, got {value!r}"
+        raise ConfigurationError(msg)
+    return float(value)
+
+
 def check_prompt(name: str, value: object) -> str:
     """Return `value` if it is a non-empty string, else raise."""
     if not isinstance(value, str) or not value.strip():

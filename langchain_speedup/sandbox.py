@@ -277,6 +277,14 @@ class Sandbox:
         ConfigurationError: An option is invalid.
     """
 
+    @staticmethod
+    def checked(sandbox: object) -> Sandbox | None:
+        """`sandbox` if it is a `Sandbox` or `None`, else `ConfigurationError`."""
+        if sandbox is not None and not isinstance(sandbox, Sandbox):
+            msg = f"`sandbox` must be a Sandbox, got {type(sandbox).__name__}"
+            raise ConfigurationError(msg)
+        return sandbox
+
     def __init__(
         self,
         *,

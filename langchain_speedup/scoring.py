@@ -544,11 +544,8 @@ class ProgramVerifiedScorer(Scorer):
         cache_size: int = _LRU_SIZE,
     ) -> None:
         check_model(model)
-        if sandbox is not None and not isinstance(sandbox, Sandbox):
-            msg = f"`sandbox` must be a Sandbox, got {type(sandbox).__name__}"
-            raise ConfigurationError(msg)
         self.model = model
-        self.sandbox = Sandbox() if sandbox is None else sandbox
+        self.sandbox = Sandbox.checked(sandbox) or Sandbox()
         self.program_prompt = check_prompt("program_prompt", program_prompt)
         self.prose_prompt = check_prompt("prose_prompt", prose_prompt)
         self.cache_size = check_count("cache_size", cache_size, minimum=0)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import math
 import random
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -12,6 +11,7 @@ from typing import Any
 
 from typing_extensions import TypedDict
 
+from langchain_speedup._internal import check_number
 from langchain_speedup.errors import ConfigurationError
 
 __all__ = ["BandStats", "GateVerdict", "SimilarityGate", "saving_of"]
@@ -60,28 +60,11 @@ def saving_of(*, passed: bool, budget_used: int, budget: int) -> float:
     return min(1.0, max(0.0, 1.0 - budget_used / budget))
 
 
-def _check_number(
-    name: str, value: object, *, low: float, high: float, above_low: bool = False
-) -> float:
-    """`value` as a float if it is a finite number in `[low, high]` (`(low, high]`)."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or not low <= value <= high
-        or (above_low and value == low)
-    ):
-        bounds = f"{'(' if above_low else '['}{low}, {high}]"
-        msg = f"`{name}` must be a number in {bounds}, got {value!r}"
-        raise ConfigurationError(msg)
-    return float(value)
-
-
 def _check_bands(bands: object) -> tuple[float, ...]:
     if isinstance(bands, str) or not isinstance(bands, Sequence) or not bands:
         msg = f"`bands` must be a non-empty sequence of similarities, got {bands!r}"
         raise ConfigurationError(msg)
-    edges = tuple(_check_number("bands", edge, low=-1.0, high=1.0) for edge in bands)
+    edges = tuple(check_number("bands", edge, low=-1.0, high=1.0) for edge in bands)
     if any(b <= a for a, b in itertools.pairwise(edges)):
         msg = f"`bands` must be strictly increasing, got {list(bands)!r}"
         raise ConfigurationError(msg)
@@ -162,21 +145,21 @@ class SimilarityGate:
         calibrate: bool = True,
     ) -> None:
         self.bands = _check_bands(bands)
-        self.prior_gate = _check_number("prior_gate", prior_gate, low=-1.0, high=1.0)
+        self.prior_gate = check_number("prior_gate", prior_gate, low=-1.0, high=1.0)
         if self.prior_gate != -1.0 and self.prior_gate not in self.bands:
             msg = (
                 f"`prior_gate` ({prior_gate}) must be one of `bands` "
                 f"{list(self.bands)}, or -1 to open every band"
             )
             raise ConfigurationError(msg)
-        self.prior_weight = _check_number(
+        self.prior_weight = check_number(
             "prior_weight", prior_weight, low=0.0, high=1e6, above_low=True
         )
         # The prior must lean one way, open or closed.
-        self.prior_margin = _check_number(
+        self.prior_margin = check_number(
             "prior_margin", prior_margin, low=0.0, high=1.0, above_low=True
         )
-        self.explore = _check_number("explore", explore, low=0.0, high=1.0)
+        self.explore = check_number("explore", explore, low=0.0, high=1.0)
         if isinstance(seed, bool) or not isinstance(seed, int):
             msg = f"`seed` must be an integer, got {seed!r}"
             raise ConfigurationError(msg)
@@ -291,7 +274,7 @@ class SimilarityGate:
             ConfigurationError: `saving` is not in [0, 1], or memory was
                 used without a similarity.
         """
-        saving = _check_number("saving", saving, low=0.0, high=1.0)
+        saving = check_number("saving", saving, low=0.0, high=1.0)
         if with_memory and similarity is None:
             msg = "an outcome with memory needs the similarity it was admitted at"
             raise ConfigurationError(msg)

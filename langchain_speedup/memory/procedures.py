@@ -33,7 +33,7 @@ from typing import Any, Literal
 from langchain_core.messages import HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig
 
-from langchain_speedup._internal import Call, check_prompt, model_call
+from langchain_speedup._internal import Call, check_number, check_prompt, model_call
 from langchain_speedup.answers import answers_equal, stated_answer_text
 from langchain_speedup.errors import ConfigurationError, ModelError, SandboxError
 from langchain_speedup.programs import PROGRAM_PROMPT, extract_program, program_step
@@ -335,26 +335,16 @@ class ProcedureMemory:
         program_prompt: str = PROGRAM_PROMPT,
         min_similarity: float = 0.6,
     ) -> None:
-        if sandbox is not None and not isinstance(sandbox, Sandbox):
-            msg = f"`sandbox` must be a Sandbox, got {type(sandbox).__name__}"
-            raise ConfigurationError(msg)
         if not isinstance(write_programs, bool):
             msg = f"`write_programs` must be a bool, got {write_programs!r}"
             raise ConfigurationError(msg)
         self.model = model
-        self.sandbox = Sandbox() if sandbox is None else sandbox
+        self.sandbox = Sandbox.checked(sandbox) or Sandbox()
         self.write_programs = write_programs
         self.program_prompt = check_prompt("program_prompt", program_prompt)
-        if (
-            isinstance(min_similarity, bool)
-            or not isinstance(min_similarity, int | float)
-            or not -1.0 <= min_similarity <= 1.0
-        ):
-            msg = (
-                f"`min_similarity` must be a number in [-1, 1], got {min_similarity!r}"
-            )
-            raise ConfigurationError(msg)
-        self.min_similarity = float(min_similarity)
+        self.min_similarity = check_number(
+            "min_similarity", min_similarity, low=-1.0, high=1.0
+        )
 
     def recall(
         self,

@@ -30,7 +30,6 @@ from langchain_speedup._internal import (
     check_count,
     question_of,
 )
-from langchain_speedup.errors import ConfigurationError
 from langchain_speedup.programs import PROGRAM_PROMPT
 from langchain_speedup.sandbox import Sandbox
 from langchain_speedup.scaling._base import (
@@ -108,10 +107,9 @@ class BestOfN(ScalingEngine):
         super().__init__(model, **options)
         self.parallelism = check_count("parallelism", parallelism)
         self.program_every = check_count("program_every", program_every, minimum=0)
-        if sandbox is not None and not isinstance(sandbox, Sandbox):
-            msg = f"`sandbox` must be a Sandbox, got {type(sandbox).__name__}"
-            raise ConfigurationError(msg)
-        self.sandbox = sandbox or (Sandbox() if self.program_every else None)
+        self.sandbox = Sandbox.checked(sandbox) or (
+            Sandbox() if self.program_every else None
+        )
 
     def _is_program(self, unit: int) -> bool:
         return bool(self.program_every) and (unit + 1) % self.program_every == 0
