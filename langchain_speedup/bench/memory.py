@@ -23,7 +23,16 @@ from langchain_speedup.scaling.best_of_n import BestOfN
 from langchain_speedup.scoring import ConsensusScorer, ProgramVerifiedScorer, Scorer
 from langchain_speedup.types import ChatRunnable
 
-from ._report import Graded, Recorder, RunOptions, Summary, ask, ratios, summarize
+from ._report import (
+    Graded,
+    Recorder,
+    RunOptions,
+    Summary,
+    ask,
+    ratio,
+    ratios,
+    summarize,
+)
 from .questions import (
     DEMO_SYSTEM_PROMPT,
     StreamQuestion,
@@ -260,7 +269,7 @@ def _over(arms: Mapping[str, ArmSummary], arm: str, base: str) -> dict[str, floa
     if arm not in arms or base not in arms:
         return {}
     return {
-        f"{arm}/{base}_{key}": round(arms[arm][key] / arms[base][key], 4)
+        f"{arm}/{base}_{key}": ratio(arms[arm][key], arms[base][key])
         for key in ("generations", "tokens")
         if arms[base][key]
     }

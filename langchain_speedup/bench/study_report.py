@@ -161,9 +161,7 @@ def check_targets(summaries: Sequence[CellSummary]) -> list[Target]:
         def add(
             target: str, met: bool | None, detail: str, cell: dict[str, str] = cell
         ) -> None:
-            out.append(
-                cast(Target, {**cell, "target": target, "met": met, "detail": detail})
-            )
+            out.append(_target(cell, target, met, detail))
 
         if level in _TARGETS:
             goal = _TARGETS[level]
@@ -208,6 +206,12 @@ def check_targets(summaries: Sequence[CellSummary]) -> list[Target]:
     return out
 
 
+def _target(
+    cell: Mapping[str, str], target: str, met: bool | None, detail: str
+) -> Target:
+    return cast(Target, {**cell, "target": target, "met": met, "detail": detail})
+
+
 def _procedure_targets(
     index: Mapping[tuple[str, str, str, str], CellSummary],
 ) -> list[Target]:
@@ -220,9 +224,10 @@ def _procedure_targets(
         if arm != PROCEDURE or base is None:
             continue
         cell = {"method": method, "family": family, "level": level}
-        budget = s["budget_used"] / base["budget_used"] if base["budget_used"] else None
-        tokens = s["tokens"] / base["tokens"] if base["tokens"] else None
-        calls = s["calls"] / base["calls"] if base["calls"] else None
+        budget, tokens, calls = (
+            s[key] / base[key] if base[key] else None
+            for key in ("budget_used", "tokens", "calls")
+        )
         met = (
             budget is not None
             and tokens is not None
@@ -236,19 +241,16 @@ def _procedure_targets(
             f"vs {base['correct']}/{base['questions']}"
         )
         name = "<= 0.5x budget, <= 0.4x tokens of adaptive-program, accuracy >= its"
-        out.append(cast(Target, {**cell, "target": name, "met": met, "detail": detail}))
         precision = s["scorer_precision"]
-        out.append(
-            cast(
-                Target,
-                {
-                    **cell,
-                    "target": "scorer precision >= 0.9",
-                    "met": None if precision is None else precision >= 0.9,
-                    "detail": f"{s['passed_correct']}/{s['passed']} passing answers right",
-                },
-            )
-        )
+        out += [
+            _target(cell, name, met, detail),
+            _target(
+                cell,
+                "scorer precision >= 0.9",
+                None if precision is None else precision >= 0.9,
+                f"{s['passed_correct']}/{s['passed']} passing answers right",
+            ),
+        ]
     return out
 
 
