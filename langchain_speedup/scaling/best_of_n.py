@@ -13,7 +13,8 @@ With `program_every=k`, every k-th candidate is a program-of-thought: the
 model is asked for a short Python program (`programs.PROGRAM_PROMPT`), the
 program runs in a `Sandbox`, and the candidate is the reply followed by the
 answer it computed. With `ProgramVerifiedScorer`, programs and prose answers
-then verify each other without the scorer's own samples.
+then verify each other, and the scorer samples only what no earlier
+candidate supplies.
 """
 
 from __future__ import annotations
