@@ -130,8 +130,9 @@ class MemoryContext(TypedDict):
     exemplars: list[Exemplar]
     """Solved examples, most similar last."""
     precedents: list[str]
-    """Verified final answers held for the same problem (reworded at most);
-    only the scorer reads them."""
+    """Answers memory holds for this problem, which only the scorer reads:
+    verified final answers of the same problem (reworded at most), and what
+    a stored procedure computed on its numbers (`procedure` decisions)."""
     samples: NotRequired[int]
     """How many budget units see the exemplars before the run escalates to the
     plain prompt, since memory makes wrong answers agree too. All units see
@@ -334,7 +335,8 @@ class Route(TypedDict):
     memory's, under `memory`."""
     procedure: NotRequired[ProcedureTrial]
     """The stored procedure run on this question (`procedure` decisions),
-    whose answer the scorer reads as evidence (`MemoryContext.evidence`)."""
+    whose solution the scorer reads as evidence (`MemoryContext.evidence`)
+    and whose answer is one of the `precedents`."""
 
 
 class SpeedupResult(TypedDict):

@@ -335,6 +335,7 @@ class Bench:
         is_async: bool,
         write_programs: bool = True,
         model: FakeChatModel | None = None,
+        program_every: int = 0,
     ) -> None:
         self.model = model or FakeChatModel(responder=solver)
         self.sandbox = Sandbox()
@@ -343,7 +344,14 @@ class Bench:
             if scorer == "program"
             else ConsensusScorer(quorum=2)
         )
-        engine = BestOfN(self.model, mode="adaptive", budget=4, scorer=chosen)
+        engine = BestOfN(
+            self.model,
+            mode="adaptive",
+            budget=4,
+            scorer=chosen,
+            program_every=program_every,
+            sandbox=self.sandbox,
+        )
         self.router = BudgetRouter(
             engine,
             store=store,
@@ -436,6 +444,37 @@ async def test_a_new_number_variant_passes_on_one_generation(
         "3",
         "6",
     ]
+
+
+async def test_a_program_sample_that_computes_the_procedures_answer_passes(
+    pens_store: BaseStore, is_async: bool
+) -> None:
+    # The sample saw no exemplar: it computed the answer on its own.
+    bench = Bench(pens_store, Solver(), is_async=is_async, program_every=1)
+    await bench.solve(PENS)
+    second = await bench.solve(NEW_PENS)
+    assert (second["route"]["decision"], second["final_answer"]) == (
+        "procedure",
+        "32",
+    )
+    assert second["route"]["precedents"] == ["32"]
+    usage = second["usage"]
+    assert (usage["generations"], usage["scorer_calls"]) == (1, 0)
+
+
+async def test_a_program_sample_computing_another_answer_does_not_pass(
+    pens_store: BaseStore, is_async: bool
+) -> None:
+    bench = Bench(pens_store, Solver(), is_async=is_async, program_every=1)
+    await bench.solve(PENS)
+    # Programs now add one; prose from the scorer's own sample disagrees too.
+    bench.model.responder = lambda messages: (
+        "```python\nanswer = 33\n```" if asks_program(messages) else boxed(31)
+    )
+    second = await bench.solve(NEW_PENS)
+    assert second["route"]["decision"] == "procedure"
+    assert second["result"]["passed"] is False
+    assert second["usage"]["generations"] == 4
 
 
 async def test_a_disagreeing_sample_leaves_the_method_to_go_on(
