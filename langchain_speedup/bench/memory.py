@@ -3,9 +3,10 @@
 Adaptive Best-of-N answers each stream with no memory (`none`), with every
 verified episode retrieved (`ungated`) and behind the `SimilarityGate` (`gated`),
 each arm from an empty store; no question repeats, so no answer is reused.
-Two more arms verify by execution (`ProgramVerifiedScorer`) instead of
-consensus: `none-program` without memory and `procedure` with the gated
-router and `ProcedureMemory`.
+Two more arms verify by execution (`methods.program_verified`: prose and
+program candidates, `ProgramVerifiedScorer`) instead of consensus:
+`none-program` without memory and `procedure` with the gated router and
+`ProcedureMemory`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing_extensions import TypedDict, Unpack
 from langchain_speedup._internal import check_count
 from langchain_speedup.errors import ConfigurationError
 from langchain_speedup.scaling.best_of_n import BestOfN
-from langchain_speedup.scoring import ConsensusScorer, ProgramVerifiedScorer, Scorer
+from langchain_speedup.scoring import ConsensusScorer
 from langchain_speedup.types import ChatRunnable
 
 from ._report import (
@@ -33,6 +34,7 @@ from ._report import (
     ratios,
     summarize,
 )
+from .methods import program_verified
 from .questions import (
     DEMO_SYSTEM_PROMPT,
     StreamQuestion,
@@ -144,12 +146,6 @@ def _run_arm(
     return gate.stats() if arm == "gated" else []
 
 
-def _scorer(arm: Arm, model: ChatRunnable, quorum: int) -> Scorer:
-    if arm in _PROGRAM_ARMS:
-        return ProgramVerifiedScorer(model)
-    return ConsensusScorer(quorum=quorum)
-
-
 def run_memory_bench(
     model: ChatRunnable | None = None,
     *,
@@ -225,11 +221,13 @@ def run_memory_bench(
                 start = len(run.records)
                 with opened() as arm_model:
                     run.name(arm_model)
+                    verify = (
+                        program_verified(arm_model, "best_of_n", DEMO_SYSTEM_PROMPT)
+                        if arm in _PROGRAM_ARMS
+                        else {"scorer": ConsensusScorer(quorum=quorum)}
+                    )
                     engine = BestOfN(
-                        arm_model,
-                        budget=n,
-                        scorer=_scorer(arm, arm_model, quorum),
-                        system_prompt=DEMO_SYSTEM_PROMPT,
+                        arm_model, budget=n, system_prompt=DEMO_SYSTEM_PROMPT, **verify
                     )
                     gate = _run_arm(arm, stream, items, engine, embeddings, run) or gate
                 records = run.records[start:]

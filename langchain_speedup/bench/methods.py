@@ -13,10 +13,12 @@ from typing import Any, NotRequired
 
 from typing_extensions import TypedDict, Unpack
 
+from langchain_speedup._internal import DEFAULT_SYSTEM_PROMPT
 from langchain_speedup.errors import ConfigurationError
+from langchain_speedup.sandbox import Sandbox
 from langchain_speedup.scaling import ScalingEngine
 from langchain_speedup.scaling.engines import check_method, create_engine
-from langchain_speedup.scoring import ConsensusScorer
+from langchain_speedup.scoring import ConsensusScorer, ProgramVerifiedScorer
 from langchain_speedup.types import METHODS, ChatRunnable, Method, Mode
 
 from ._report import Graded, Recorder, RunOptions, Summary, graded, ratio, summarize
@@ -34,6 +36,7 @@ __all__ = [
     "MethodSummary",
     "ModeSummary",
     "format_method_report",
+    "program_verified",
     "run_method_bench",
 ]
 
@@ -158,6 +161,27 @@ def _check_methods(methods: Sequence[str]) -> list[Method]:
         msg = f"`methods` names a method twice: {list(methods)!r}"
         raise ConfigurationError(msg)
     return chosen
+
+
+def program_verified(
+    model: ChatRunnable, method: Method, system_prompt: str | None
+) -> dict[str, Any]:
+    """The engine options of the arms that verify by execution.
+
+    `ProgramVerifiedScorer`, whose own prose samples use the method's system
+    prompt (a long default solution is cut off by a short token cap before
+    its answer). Best-of-N alternates prose and program candidates: on the
+    local code models a program is right about 2.5x as often as a prose
+    sample, so the programs that confirm prose, and the procedures that
+    programs confirm, come from the method's own samples.
+    """
+    sandbox = Sandbox()
+    scorer = ProgramVerifiedScorer(
+        model, sandbox=sandbox, prose_prompt=system_prompt or DEFAULT_SYSTEM_PROMPT
+    )
+    if method != "best_of_n":
+        return {"scorer": scorer}
+    return {"scorer": scorer, "program_every": 2, "sandbox": sandbox}
 
 
 def _settings(
