@@ -438,6 +438,29 @@ class TestMetrics:
         assert "75%" in s1["detail"]
         assert targets["no worse than adaptive"]["met"] is True
 
+    def test_every_router_arm_is_checked_against_its_own_no_memory_arm(
+        self,
+    ) -> None:
+        records = [
+            *self.RECORDS,
+            _record("adaptive-program", "S1", 0, budget_used=2),
+            _record("adaptive-program", "S1", 1, budget_used=2),
+            _record("router-procedure", "S1", 0, budget_used=1),
+            _record("router-procedure", "S1", 1, budget_used=0),
+        ]
+        targets = {
+            (t["arm"], t["target"]): t for t in check_targets(summarize_study(records))
+        }
+        s1 = "90% less compute than static, accuracy >= static"
+        assert targets[("router-procedure", s1)]["met"] is True  # 1 of 16 units
+        assert targets[("router", s1)]["met"] is False
+        own = targets[("router-procedure", "no worse than adaptive-program")]
+        assert (own["met"], own["detail"]) == (
+            True,
+            "budget 1 vs 4, accuracy 100% vs 100%",
+        )
+        assert ("router-procedure", "no worse than adaptive") not in targets
+
     def test_procedure_targets_against_adaptive_program(self) -> None:
         records = [
             _record("adaptive-program", "S3", 0, budget_used=4, tokens=1000),

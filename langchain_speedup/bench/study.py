@@ -17,7 +17,8 @@ Arms (each starts every stream level with empty memory):
   report as not run.
 - `adaptive-program`: `adaptive` with `ProgramVerifiedScorer` (an answer
   passes when an executed program and a prose answer agree) instead of
-  consensus; not in the default grid.
+  consensus, and Best-of-N alternating prose and program candidates
+  (`methods.program_verified`); not in the default grid.
 - `router-procedure`: `BudgetRouter` over `adaptive-program`'s method with
   `ProcedureMemory`: verified programs kept as procedures and run on new
   questions as evidence; not in the default grid.
@@ -51,13 +52,12 @@ from langchain_speedup.scaling.engines import check_method, create_engine
 from langchain_speedup.scoring import (
     ConsensusScorer,
     FunctionScorer,
-    ProgramVerifiedScorer,
     Scorer,
 )
 from langchain_speedup.types import METHODS, ChatRunnable, Method, Mode, Usage
 
 from .code_runner import extract_program, passes_examples, passes_tests
-from .methods import DEFAULT_SETTINGS, MethodSetting
+from .methods import DEFAULT_SETTINGS, MethodSetting, program_verified
 from .streams import Family, StreamConfig, StreamItem, build_streams
 
 __all__ = [
@@ -87,7 +87,7 @@ Arm = Literal[
 ]
 ARMS: tuple[Arm, ...] = ("static", "adaptive", "cache", "router", "router-reflect")
 PROGRAM_ARMS: tuple[Arm, ...] = ("adaptive-program", "router-procedure")
-"""The arms whose math scorer is `ProgramVerifiedScorer`."""
+"""The arms that verify math by execution (`methods.program_verified`)."""
 NOT_RUN_ARMS: dict[str, str] = {
     "router-sft": "SFT export needs a fine-tuning service (a `FineTuner`); none "
     "serves the local model, so parametric memory was not run"
@@ -180,6 +180,19 @@ PRESETS: dict[str, StudyConfig] = {
         ),
         methods=("best_of_n",),
         arms=("adaptive", "adaptive-program", "router-procedure"),
+        model="qwen2.5-coder-1.5b-instruct",
+    ),
+    # The default streams verified by execution: the router with procedure
+    # memory against static, adaptive-program and the cache, 1.5B model.
+    "programs": StudyConfig(
+        streams=StreamConfig(
+            templates=(0, 4, 8, 12),
+            length=3,
+            streams=3,
+            levels=("S1", "S2", "S3", "S4"),
+        ),
+        methods=("best_of_n",),
+        arms=("static", "adaptive-program", "cache", "router-procedure"),
         model="qwen2.5-coder-1.5b-instruct",
     ),
     # The full grid: all methods, more templates and streams, code included.
@@ -386,14 +399,10 @@ class _Solver(Protocol):
     def replay(self, record: StudyRecord) -> None: ...
 
 
-def _scorer(
-    family: Family, setting: MethodSetting, quorum: int, program: ChatRunnable | None
-) -> Scorer:
+def _scorer(family: Family, setting: MethodSetting, quorum: int) -> Scorer:
     if family == "code":
         # The docstring's own examples: part of the question, not the hidden tests.
         return FunctionScorer(passes_examples)
-    if program is not None:
-        return ProgramVerifiedScorer(program)
     return ConsensusScorer(quorum=setting.get("quorum", quorum))
 
 
@@ -411,14 +420,11 @@ def _engine(
     prompt = _CODE_SYSTEM_PROMPT if family == "code" else setting["system_prompt"]
     if prompt is not None:
         options["system_prompt"] = prompt
-    return create_engine(
-        model,
-        method,
-        budget=setting["budget"],
-        mode=mode,
-        scorer=_scorer(family, setting, config.quorum, model if programs else None),
-        **options,
-    )
+    if programs and family == "math":
+        options |= program_verified(model, method, prompt)
+    else:
+        options["scorer"] = _scorer(family, setting, config.quorum)
+    return create_engine(model, method, budget=setting["budget"], mode=mode, **options)
 
 
 def _calls(usage: Usage) -> int:
