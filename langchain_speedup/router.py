@@ -633,16 +633,9 @@ class BudgetRouter:
         route["reason"] += (
             ": solved without exemplars, the procedure's answer as evidence"
         )
-        # Its answer is also a precedent: with no exemplar to copy, a program
-        # sample that computes it is as independent as a prose one.
-        answer = trial["procedure"]["answer"]
-        precedents = memory["precedents"] if memory else []
-        if answer not in precedents:
-            precedents = [*precedents, answer]
-        route["precedents"] = precedents
         kept = MemoryContext(
             exemplars=[],
-            precedents=precedents,
+            precedents=memory["precedents"] if memory else [],
             evidence=[evidence_of(trial)],
         )
         if memory and "lessons" in memory:

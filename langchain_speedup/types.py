@@ -130,9 +130,8 @@ class MemoryContext(TypedDict):
     exemplars: list[Exemplar]
     """Solved examples, most similar last."""
     precedents: list[str]
-    """Answers memory holds for this problem, which only the scorer reads:
-    verified final answers of the same problem (reworded at most), and what
-    a stored procedure computed on its numbers (`procedure` decisions)."""
+    """Verified final answers held for the same problem (reworded at most);
+    only the scorer reads them."""
     samples: NotRequired[int]
     """How many budget units see the exemplars before the run escalates to the
     plain prompt, since memory makes wrong answers agree too. All units see
@@ -335,8 +334,7 @@ class Route(TypedDict):
     memory's, under `memory`."""
     procedure: NotRequired[ProcedureTrial]
     """The stored procedure run on this question (`procedure` decisions),
-    whose solution the scorer reads as evidence (`MemoryContext.evidence`)
-    and whose answer is one of the `precedents`."""
+    whose answer the scorer reads as evidence (`MemoryContext.evidence`)."""
 
 
 class SpeedupResult(TypedDict):

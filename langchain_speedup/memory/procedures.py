@@ -16,11 +16,9 @@ beside one side of each (a template with new numbers and names), else by
 one short model call. What the procedure computes is *evidence*, never an
 answer: the router decides `procedure`, the method solves the question
 without exemplars, and its scorer reads the procedure's solution as an
-executed peer's (`MemoryContext.evidence`) and its answer as a precedent.
-With `ProgramVerifiedScorer` the first sample, prose or program, that
-states the same answer passes: it saw no exemplar, so it is independent of
-the episode the procedure came from. A sample that disagrees leaves the
-method to go on, the units it spent counted.
+executed peer's (`MemoryContext.evidence`). With `ProgramVerifiedScorer` the
+first prose sample that states the same answer passes; a sample that
+disagrees leaves the method to go on, the units it spent counted.
 """
 
 from __future__ import annotations
@@ -298,12 +296,10 @@ class ProcedureMemory:
     count under the `memory` role, in `Route.usage` for `recall` and in the
     answer's usage for `learn`. See the module's docstring for the rules.
 
-    With `ProgramVerifiedScorer` a sample that states the procedure's answer
-    is verified by it, a prose sample (the procedure is an executed peer) or
-    a program sample (the answer is a precedent), so a new-number variant of
-    a solved question costs one generation when the procedure holds. With
-    `ConsensusScorer` the precedent's weight makes one agreeing sample a
-    quorum.
+    With `ProgramVerifiedScorer` a prose sample that states the procedure's
+    answer is verified by it, so a new-number variant of a solved question
+    costs one generation when the procedure holds. With `ConsensusScorer`
+    the evidence is one more vote.
 
     Example:
         ```python
