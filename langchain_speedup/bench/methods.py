@@ -170,10 +170,11 @@ def program_verified(
 
     `ProgramVerifiedScorer`, whose own prose samples use the method's system
     prompt (a long default solution is cut off by a short token cap before
-    its answer). Best-of-N alternates prose and program candidates: on the
-    local code models a program is right about 2.5x as often as a prose
-    sample, so the programs that confirm prose, and the procedures that
-    programs confirm, come from the method's own samples.
+    its answer). Best-of-N alternates prose and program candidates: on
+    GSM-Symbolic the local 1.5B code model's programs were right 2.6x as
+    often as its prose (29 of 64 against 11 of 64), so the programs that
+    confirm prose come from the method's own samples, not from one program
+    of the scorer's.
     """
     sandbox = Sandbox()
     scorer = ProgramVerifiedScorer(
