@@ -13,7 +13,7 @@ import argparse
 import logging
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -57,23 +57,28 @@ def _model_names() -> list[str]:
     return list(MODELS)
 
 
-def _memory_arms(value: str) -> list[str]:
+def _names(
+    what: str, allowed: Callable[[], Sequence[str]]
+) -> Callable[[str], list[str]]:
+    """An argparse type: comma-separated distinct names among `allowed()`."""
+
+    def parse(value: str) -> list[str]:
+        known = allowed()
+        names = [n.strip() for n in value.split(",") if n.strip()]
+        if not names or not set(names) <= set(known) or len(set(names)) != len(names):
+            msg = (
+                f"{what} must be distinct names among {', '.join(known)}, got {value!r}"
+            )
+            raise argparse.ArgumentTypeError(msg)
+        return names
+
+    return parse
+
+
+def _memory_arms() -> Sequence[str]:
     from langchain_speedup.bench.memory import ARMS
 
-    names = [a.strip() for a in value.split(",") if a.strip()]
-    if not names or not set(names) <= set(ARMS) or len(set(names)) != len(names):
-        msg = f"arms must be distinct names among {', '.join(ARMS)}, got {value!r}"
-        raise argparse.ArgumentTypeError(msg)
-    return names
-
-
-def _streams(value: str) -> list[str]:
-    names = [s.strip() for s in value.split(",") if s.strip()]
-    unknown = sorted(set(names) - {"dissimilar", "similar"})
-    if not names or unknown or len(set(names)) != len(names):
-        msg = f"streams must be distinct names among dissimilar, similar, got {value!r}"
-        raise argparse.ArgumentTypeError(msg)
-    return names
+    return ARMS
 
 
 def _methods(value: str) -> list[str]:
@@ -159,14 +164,14 @@ def _parser() -> argparse.ArgumentParser:
     _budget(memory)
     memory.add_argument(
         "--streams",
-        type=_streams,
+        type=_names("streams", lambda: ("dissimilar", "similar")),
         metavar="A,B",
         default=["dissimilar", "similar"],
         help="comma-separated streams: dissimilar, similar (default: both)",
     )
     memory.add_argument(
         "--arms",
-        type=_memory_arms,
+        type=_names("arms", _memory_arms),
         metavar="A,B",
         help="comma-separated arms: none, ungated, gated, none-program, procedure "
         "(default: all)",
