@@ -229,7 +229,7 @@ def _procedure_targets(
     # a scorer precision of at least 0.9.
     out: list[Target] = []
     for (method, family, level, arm), s in index.items():
-        base = index.get((method, family, level, "adaptive-program"))
+        base = index.get((method, family, level, ROUTERS[PROCEDURE]))
         if arm != PROCEDURE or base is None:
             continue
         cell = {"arm": arm, "method": method, "family": family, "level": level}
